@@ -1,0 +1,169 @@
+"""Wiring: `build_server(settings)` returns the MCP server; its lifespan opens and closes every client.
+
+`ContactsServer` is the one seam between the SDK and the tools' results: every failure becomes a
+tool result `[kind] message` (the SDK's own argument validation included), and every success gets a
+compact text copy of its structured content with empty fields left out, since a model's context is
+the scarcest resource.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncGenerator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from pydantic import ValidationError
+
+from server.budgets import Budgets, check_overrides
+from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from server.providers import PROVIDERS, Provider
+from server.settings import Rate, Settings
+from server.state import AppState
+from tools.contacts import register_contact_tools
+
+logger = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+INSTRUCTIONS = (
+    "Tools over the company's contacts. Find contacts with list_contacts (by creation date) or "
+    "filter_by_custom_field (by custom-field values), then read one in full with get_contact. Failed calls "
+    "start with an error class in brackets, e.g. [rate_limited], followed by what to do next."
+)
+SANDBOX_NOTE = "SANDBOX DATA: generated contacts from the built-in sandbox, not real customers."
+
+TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+
+
+def configured_providers(settings: Settings) -> list[type[Provider]]:
+    """The providers whose credentials are set, in the order of `PROVIDERS`."""
+    return [provider for provider in PROVIDERS.values() if provider.configured(settings)]
+
+
+def missing_provider_message() -> str:
+    """What to tell a person who started the server with no provider configured."""
+    return (
+        "contacts-mcp: no contact provider is configured. Set COMETLY_API_KEY (Cometly) in the environment "
+        "or in a .env file, or run `contacts-mcp serve --sandbox` to try it with generated data."
+    )
+
+
+def _without_empty(value: Any) -> Any:
+    """Drop `None` values from objects, recursively: an absent key costs a model nothing."""
+    if isinstance(value, dict):
+        return {k: _without_empty(v) for k, v in value.items() if v is not None}  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, list):
+        return [_without_empty(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems: list[str] = []
+    for error in exc.errors(include_url=False)[:6]:
+        where = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{where}: {message}" if where else message)
+    more = f" (and {exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
+    return f"Invalid arguments: {'; '.join(problems)}{more}. Fix them and call again; nothing was sent."
+
+
+def classify(exc: BaseException) -> ContactsError:
+    """The `ContactsError` that a failed tool call stands for."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ContactsError):
+            return seen
+        if isinstance(seen, ValidationError):
+            return ValidationFailed(_validation_message(seen))
+        seen = seen.__cause__
+    return InternalError("The server failed unexpectedly; the details are in its log. Try again later.")
+
+
+class ContactsServer(MCPServer[AppState]):
+    """`MCPServer` whose tool results are `[kind] message` on failure and compact on success."""
+
+    def __init__(self, *, sandbox: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sandbox = sandbox
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        if self._tool_manager.get_tool(name) is None:
+            listed = ", ".join(tool.name for tool in self._tool_manager.list_tools())
+            return self._failure(name, NotSupported(f"There is no tool {name!r} on this server; it offers: {listed}."))
+        try:
+            result = await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            error = classify(exc)
+            if isinstance(error, InternalError) and not isinstance(exc.__cause__, InternalError):
+                logger.error("tool %s crashed", name, exc_info=exc.__cause__ or exc)
+            return self._failure(name, error)
+        if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
+            return result
+        structured = _without_empty(result.structured_content)
+        text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        if self.sandbox:
+            text = f"{SANDBOX_NOTE}\n{text}"
+        return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+    def _failure(self, name: str, error: ContactsError) -> CallToolResult:
+        logger.info("tool %s failed: %s %s (%s)", name, error.kind, error.request or "", error.status or "-")
+        text = error.render()
+        if self.sandbox:
+            text = f"{text}\n({SANDBOX_NOTE})"
+        return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
+
+
+def _lifespan(
+    settings: Settings, providers: Sequence[type[Provider]], transport: TransportFactory | None
+) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
+    defaults: dict[str, tuple[Rate, ...]] = {}
+    for provider in providers:
+        defaults.update(provider.default_budgets)
+    check_overrides(defaults, settings.rate_limits)  # at build time, so a typo stops the server at start
+
+    @asynccontextmanager
+    async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
+        budgets = Budgets(defaults, settings.rate_limits)
+        async with AsyncExitStack() as stack:
+            opened: dict[str, Provider] = {}
+            for provider in providers:
+                instance = provider.from_settings(settings, budgets=budgets, transport=transport and transport())
+                stack.push_async_callback(instance.aclose)
+                opened[provider.name] = instance
+            yield AppState(providers=opened, budgets=budgets)
+
+    return lifespan
+
+
+def build_server(
+    settings: Settings, *, transport: TransportFactory | None = None, sandbox: bool = False
+) -> ContactsServer:
+    """The MCP server for `settings`: tools for every configured provider.
+
+    Args:
+        settings: The loaded settings.
+        transport: Makes the HTTP transport of each provider's client (the sandbox, tests); default: network.
+        sandbox: Mark every result as sandbox data.
+
+    Raises:
+        ConfigurationError: If no provider is configured or a budget override names an unknown budget.
+    """
+    providers = configured_providers(settings)
+    if not providers:
+        raise ConfigurationError(missing_provider_message())
+    server = ContactsServer(
+        name="contacts-mcp",
+        version=VERSION,
+        instructions=INSTRUCTIONS,
+        lifespan=_lifespan(settings, providers, transport),
+        sandbox=sandbox,
+    )
+    register_contact_tools(server, providers, read_only=settings.read_only)
+    return server

@@ -1,0 +1,85 @@
+"""The provider interface: what a contact API can do, and typed calls that return the tools' models.
+
+A provider turns tool arguments into upstream requests through its `Upstream` client and turns the
+answers into `Contact` / `ContactPage`. Adding a provider is one module implementing this class,
+its entry in `server.providers.PROVIDERS`, and its tests; no tool changes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal
+
+import httpx
+
+from server.budgets import Budgets
+from server.errors import NotSupported, UpstreamUnavailable
+from server.settings import Rate, Settings
+from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact
+
+Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact"]
+
+
+class Provider(ABC):
+    """One upstream contact API behind the server's tools."""
+
+    name: ClassVar[str]
+    """The value of the tools' `provider` argument."""
+    label: ClassVar[str]
+    """The vendor's name as people write it, for messages."""
+    capabilities: ClassVar[frozenset[Capability]]
+    """The tools this provider serves; the others answer `[not_supported]`."""
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]]
+    """Rate budgets by name (`provider.tool`), as the vendor documents its limits."""
+
+    @classmethod
+    @abstractmethod
+    def configured(cls, settings: Settings) -> bool:
+        """Whether `settings` hold what this provider needs to run."""
+
+    @classmethod
+    @abstractmethod
+    def from_settings(
+        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Provider:
+        """Build the provider and its HTTP client; `transport` replaces the network (sandbox, tests)."""
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Close the provider's HTTP client."""
+
+    def _unsupported(self, tool: str) -> NotSupported:
+        return NotSupported(f"{self.label} does not support {tool}.")
+
+    async def get_contact(self, query: GetContactQuery) -> Contact:
+        """Fetch one contact by id.
+
+        Raises:
+            ContactsError: Classified failures (`NotFound` for an unknown id, ...).
+        """
+        raise self._unsupported("get_contact")
+
+    async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
+        """List contacts created in a date range, one page at a time, optionally filtered.
+
+        Raises:
+            ContactsError: Classified failures.
+        """
+        raise self._unsupported("list_contacts")
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        """Create one contact; never sent twice.
+
+        Raises:
+            ContactsError: Classified failures.
+        """
+        raise self._unsupported("create_contact")
+
+
+def unexpected_shape(label: str, what: str, detail: Any = None) -> UpstreamUnavailable:
+    """The error for an upstream answer that does not have the documented shape."""
+    extra = f" ({detail})" if detail else ""
+    return UpstreamUnavailable(
+        f"{label} sent {what} of an unexpected shape{extra}. Try again; if it persists, its API may have changed."
+    )

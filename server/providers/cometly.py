@@ -1,0 +1,231 @@
+"""Cometly's Public API v1: get, list (cursor pages, custom-field filters) and create contacts.
+
+The seeds leave the element shape of `emails`, `phones`, `names` and `locations` open (the create
+response shows `[{}]`), so both plain strings and objects are read, taking the `email` / `phone` /
+`name` / `location` / `value` key; anything else is skipped rather than crashing the call.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
+from zoneinfo import ZoneInfo
+
+import httpx
+from pydantic import JsonValue
+
+from server.budgets import Budgets
+from server.errors import ValidationFailed
+from server.http import QueryParams, Upstream, path
+from server.providers.base import Capability, Provider, unexpected_shape
+from server.settings import CometlySettings, Rate, Settings
+from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, parse_range
+
+_CONTACT_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+_LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
+"""Keys of a list item that are not custom fields (labelled custom fields arrive as top-level keys)."""
+_ELEMENT_KEYS = {
+    "emails": ("email", "value", "address"),
+    "phones": ("phone", "number", "value"),
+    "names": ("name", "full_name", "value"),
+    "locations": ("location", "value"),
+}
+
+
+def _flag(value: bool) -> str:
+    return "1" if value else "0"
+
+
+def _read_error(body: Any) -> str | None:
+    """Cometly errors are `{"message": ...}`, with Laravel's `errors` on some 422s."""
+    if not isinstance(body, dict):
+        return None
+    body = cast(dict[str, Any], body)
+    message = body.get("message")
+    text = str(message) if message else None
+    errors = body.get("errors")
+    if isinstance(errors, dict):
+        details = [
+            f"{field}: {' '.join(str(m) for m in cast(list[Any], msgs)) if isinstance(msgs, list) else msgs}"
+            for field, msgs in cast(dict[str, Any], errors).items()
+        ]
+        if details:
+            text = f"{text or 'Invalid parameters'} ({'; '.join(details)})"
+    return text
+
+
+def _texts(items: Any, keys: tuple[str, ...]) -> list[str]:
+    """Strings out of a list whose elements are strings or objects; unknown shapes are skipped."""
+    if not isinstance(items, list):
+        return []
+    texts: list[str] = []
+    for item in cast(list[Any], items):
+        if isinstance(item, dict):
+            fields = cast(dict[str, Any], item)
+            item = next((fields[k] for k in keys if isinstance(fields.get(k), str | int | float)), None)
+        if isinstance(item, str | int | float) and not isinstance(item, bool):
+            text = str(item).strip()
+            if text and text not in texts:
+                texts.append(text)
+    return texts
+
+
+def _objects(items: Any) -> list[dict[str, JsonValue]] | None:
+    if not isinstance(items, list):
+        return None
+    return [cast(dict[str, JsonValue], item) for item in cast(list[Any], items) if isinstance(item, dict)]
+
+
+def _set_fields(fields: Mapping[str, Any]) -> dict[str, JsonValue]:
+    return {str(key): cast(JsonValue, value) for key, value in fields.items() if value is not None and value != ""}
+
+
+class Cometly(Provider):
+    """Cometly contacts, with the rate limits its API pages document (per Space, per minute)."""
+
+    name = "cometly"
+    label = "Cometly"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact"}
+    )
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
+        "cometly.get_contact": (Rate(30, 60.0),),
+        "cometly.list_contacts": (Rate(15, 60.0),),
+        "cometly.create_contact": (Rate(60, 60.0),),
+    }
+
+    def __init__(self, settings: CometlySettings, upstream: Upstream) -> None:
+        self._zone = ZoneInfo(settings.timezone)
+        self._upstream = upstream
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        return settings.cometly.configured
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Cometly:
+        key = settings.cometly.api_key.get_secret_value().strip() if settings.cometly.api_key else ""
+        upstream = Upstream(
+            label=cls.label,
+            base_url=settings.cometly.base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            budgets=budgets,
+            max_wait_seconds=settings.max_wait_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            read_error=_read_error,
+            transport=transport,
+        )
+        return cls(settings.cometly, upstream)
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+
+    async def get_contact(self, query: GetContactQuery) -> Contact:
+        contact_id = query.contact_id.strip()
+        if not _CONTACT_ID.match(contact_id):
+            raise ValidationFailed(
+                f"contact_id {query.contact_id[:40]!r} is not a Cometly contact id; ids are whole numbers "
+                "such as 4821 and come from list_contacts or filter_by_custom_field."
+            )
+        params = [
+            ("include_comet_tokens", _flag(query.include_comet_tokens)),
+            ("include_events", _flag(query.include_events)),
+            ("hide_direct_touchpoints", _flag(not query.include_direct_touchpoints)),
+            ("use_custom_field_labels", _flag(query.use_custom_field_labels)),
+            ("include_browsing_session_data", _flag(query.include_browsing_hits)),
+        ]
+        body = await self._upstream.request(
+            "cometly.get_contact",
+            "GET",
+            path("contacts", contact_id),
+            params=params,
+            not_found=f"Cometly has no contact {contact_id}; ids come from list_contacts or filter_by_custom_field.",
+        )
+        return self._detail(body)
+
+    async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
+        start, end = parse_range(query.start_date, query.end_date, zone=self._zone)
+        params: list[tuple[str, str]] = [
+            ("start_date", f"{start:%Y-%m-%d %H:%M:%S}"),
+            ("end_date", f"{end:%Y-%m-%d %H:%M:%S}"),
+            ("per_page", str(query.per_page)),
+        ]
+        if query.cursor:
+            params.append(("cursor", query.cursor))
+        params += [
+            ("include_all_emails", _flag(query.include_all_emails)),
+            ("include_comet_tokens", _flag(query.include_comet_tokens)),
+            ("include_custom_fields", _flag(query.include_custom_fields)),
+            ("use_custom_field_labels", _flag(query.use_custom_field_labels)),
+        ]
+        for index, condition in enumerate(query.conditions):
+            params += condition.query(index)
+        return await self._list(params)
+
+    async def _list(self, params: QueryParams) -> ContactPage:
+        body = await self._upstream.request("cometly.list_contacts", "GET", path("contacts"), params=params)
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):  # pyright: ignore[reportUnknownMemberType]
+            raise unexpected_shape(self.label, "a contact list", "no `data` array")
+        page = cast(dict[str, Any], body)
+        contacts = [
+            self._list_item(cast(dict[str, Any], item))
+            for item in cast(list[Any], page["data"])
+            if isinstance(item, dict)
+        ]
+        cursor = page.get("next_cursor")
+        next_cursor = str(cursor) if isinstance(cursor, str | int) and cursor != "" else None
+        return ContactPage(contacts=contacts, next_cursor=next_cursor, has_more=next_cursor is not None)
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        payload: dict[str, Any] = {"emails": contact.emails}
+        for key in ("phones", "names", "locations", "custom_fields"):
+            value = getattr(contact, key)
+            if value:
+                payload[key] = value
+        body = await self._upstream.request("cometly.create_contact", "POST", path("contacts"), json=payload)
+        return self._detail(body)
+
+    def _detail(self, body: Any) -> Contact:
+        """A contact from the get/create endpoints (`ContactDetail`)."""
+        if not isinstance(body, dict) or "id" not in body:
+            raise unexpected_shape(self.label, "a contact", "no `id`")
+        raw = cast(dict[str, Any], body)
+        custom = raw.get("custom_fields")
+        return Contact(
+            id=str(raw["id"]),
+            provider=self.name,
+            created_at=str(raw["created_at"]) if raw.get("created_at") else None,
+            **{key: _texts(raw.get(key), keys) for key, keys in _ELEMENT_KEYS.items()},
+            custom_fields=_set_fields(cast(dict[str, Any], custom)) if isinstance(custom, dict) else {},
+            comet_tokens=cast(list[JsonValue], raw["comet_tokens"])
+            if isinstance(raw.get("comet_tokens"), list)
+            else None,
+            events=_objects(raw.get("events")),
+            browsing_hits=_objects(raw.get("browsing_hits")),
+        )
+
+    def _list_item(self, raw: dict[str, Any]) -> Contact:
+        """A contact from the list endpoint: primary values, plus custom fields as top-level keys."""
+        if "id" not in raw:
+            raise unexpected_shape(self.label, "a contact list", "an item without `id`")
+        emails = _texts([raw.get("email"), *(raw.get("emails") or [])], _ELEMENT_KEYS["emails"])
+        custom = {key: value for key, value in raw.items() if key not in _LIST_KEYS and key != "custom_fields"}
+        nested = raw.get("custom_fields")
+        if isinstance(nested, dict):
+            custom.update(cast(dict[str, Any], nested))
+        return Contact(
+            id=str(raw["id"]),
+            provider=self.name,
+            created_at=str(raw["created_at"]) if raw.get("created_at") else None,
+            emails=emails,
+            phones=_texts([raw.get("phone")], _ELEMENT_KEYS["phones"]),
+            names=_texts([raw.get("name")], _ELEMENT_KEYS["names"]),
+            locations=_texts([raw.get("location")], _ELEMENT_KEYS["locations"]),
+            custom_fields=_set_fields(custom),
+            comet_tokens=cast(list[JsonValue], raw["comet_tokens"])
+            if isinstance(raw.get("comet_tokens"), list)
+            else None,
+        )

@@ -1,0 +1,133 @@
+"""Settings from the environment and an optional `.env` file, one model per provider.
+
+Nothing here runs at import: `load_settings()` is called from `main()`, and tests build the models
+directly, so a developer's `.env` never leaks into a test run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from server.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class Rate:
+    """At most `count` requests in any window of `seconds` seconds."""
+
+    count: int
+    seconds: float
+
+    def __str__(self) -> str:
+        return f"{self.count}/{self.seconds:g}"
+
+
+def _check_base_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise ValueError("must start with http:// or https://")
+    return value.rstrip("/")
+
+
+class CometlySettings(BaseSettings):
+    """Cometly: `COMETLY_API_KEY`, `COMETLY_BASE_URL`, `COMETLY_TIMEZONE`."""
+
+    model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://app.cometly.com/public-api/v1"
+    timezone: str = "UTC"
+    """The Space's timezone: list date ranges are interpreted in it, so offsets are converted to it."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA timezone {value!r} (e.g. UTC, Europe/Berlin)") from None
+        return value
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+
+def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
+    """Parse `name=count/seconds,...`; a name given twice gets both rules.
+
+    Raises:
+        ValueError: If an entry is not `provider.tool=count/seconds` with positive numbers.
+    """
+    rules: dict[str, list[Rate]] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        name, sep, rate = entry.partition("=")
+        count, slash, seconds = rate.partition("/")
+        try:
+            parsed = Rate(int(count), float(seconds))
+        except ValueError:
+            parsed = None
+        if not sep or not slash or "." not in name or parsed is None or parsed.count < 1 or parsed.seconds <= 0:
+            raise ValueError(f"{entry!r} is not provider.tool=count/seconds (e.g. cometly.list_contacts=15/60)")
+        rules.setdefault(name.strip(), []).append(parsed)
+    return {name: tuple(rates) for name, rates in rules.items()}
+
+
+class Settings(BaseSettings):
+    """The server's own settings (`CONTACTS_MCP_*`) and one nested model per provider."""
+
+    model_config = SettingsConfigDict(env_prefix="CONTACTS_MCP_", extra="ignore")
+
+    cometly: CometlySettings = Field(default_factory=CometlySettings)
+    read_only: bool = False
+    """When true, tools that change upstream data are not listed at all."""
+    max_wait_seconds: float = Field(default=30.0, ge=0)
+    """The longest a call waits for its rate budget before it returns `[rate_limited]`."""
+    timeout_seconds: float = Field(default=20.0, gt=0)
+    """Timeout of one upstream request."""
+    rate_limits: Annotated[dict[str, tuple[Rate, ...]], NoDecode] = Field(default_factory=dict[str, tuple[Rate, ...]])
+    """Budget overrides by name, e.g. `cometly.list_contacts=15/60`; they replace that budget's defaults."""
+
+    @field_validator("rate_limits", mode="before")
+    @classmethod
+    def _rate_limits(cls, value: Any) -> Any:
+        return parse_rate_limits(value) if isinstance(value, str) else value
+
+
+_ENV_PREFIXES: dict[type[BaseSettings], str] = {CometlySettings: "COMETLY_", Settings: "CONTACTS_MCP_"}
+
+
+def _configuration_error(model: type[BaseSettings], exc: ValidationError) -> ConfigurationError:
+    prefix = _ENV_PREFIXES[model]
+    problems = [f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
+    return ConfigurationError("invalid configuration: " + "; ".join(problems))
+
+
+def load_settings(env_file: Path | None = Path(".env")) -> Settings:
+    """Read the settings from the environment and, when it exists, `env_file`.
+
+    Raises:
+        ConfigurationError: If a variable has an invalid value; the message names it.
+    """
+    source = env_file if env_file is not None and env_file.is_file() else None
+    try:
+        cometly = CometlySettings(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
+    except ValidationError as exc:
+        raise _configuration_error(CometlySettings, exc) from None
+    try:
+        return Settings(cometly=cometly, _env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
+    except ValidationError as exc:
+        raise _configuration_error(Settings, exc) from None

@@ -1,0 +1,58 @@
+"""Shared fixtures: settings built in code (never from a developer's .env), a mocked Cometly, a client."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import respx
+from mcp import Client
+from mcp_types import CallToolResult, TextContent
+from pydantic import SecretStr
+
+from server.app import build_server
+from server.settings import CometlySettings, Settings
+
+COMETLY_KEY = "cm-test-key-0123456789abcdef"
+COMETLY_URL = "https://cometly.test/public-api/v1"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep the machine's own provider settings out of every test."""
+    for name in list(os.environ):
+        if name.startswith(("COMETLY_", "HIGHLEVEL_", "CLEMTA_", "CONTACTS_MCP_")):
+            monkeypatch.delenv(name)
+
+
+def text_of(result: CallToolResult) -> str:
+    """The text of a tool result's single text block."""
+    [block] = result.content
+    assert isinstance(block, TextContent)
+    return block.text
+
+
+def make_settings(**overrides: Any) -> Settings:
+    """Settings with Cometly configured against the mocked base URL; `overrides` are Settings fields."""
+    cometly = CometlySettings(api_key=SecretStr(COMETLY_KEY), base_url=COMETLY_URL)
+    return Settings.model_validate({"cometly": cometly, **overrides})
+
+
+@pytest.fixture
+def cometly() -> Iterator[respx.MockRouter]:
+    """A mocked Cometly API; a test adds its routes, and unmatched requests fail the test."""
+    with respx.mock(base_url=COMETLY_URL, assert_all_called=False) as router:
+        yield router
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with Client(build_server(make_settings())) as connected:
+        yield connected

@@ -1,0 +1,85 @@
+"""The shipped entry point: `contacts-mcp` spawned over stdio, calling a real (local) HTTP upstream."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.conftest import COMETLY_KEY, text_of
+
+pytestmark = pytest.mark.anyio
+
+ENTRY_POINT = Path(sys.executable).parent / "contacts-mcp"
+
+
+class _Cometly(BaseHTTPRequestHandler):
+    """A stand-in for Cometly's get endpoint, answering over real loopback HTTP."""
+
+    def do_GET(self) -> None:
+        authorized = self.headers.get("Authorization") == f"Bearer {COMETLY_KEY}"
+        status, body = (200, {"id": 4821, "emails": [{"email": "jane@example.com"}]}) if authorized else (401, {})
+        if authorized and not self.path.startswith("/public-api/v1/contacts/4821?"):
+            status, body = 404, {"message": "Contact not found."}
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Cometly)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/public-api/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str) -> None:
+    params = StdioServerParameters(
+        command=str(ENTRY_POINT),
+        env={"COMETLY_API_KEY": COMETLY_KEY, "COMETLY_BASE_URL": upstream, "CONTACTS_MCP_LOG_LEVEL": "WARNING"},
+    )
+
+    with anyio.fail_after(60):
+        async with Client(params) as client:
+            tools = await client.list_tools()
+            found = await client.call_tool("get_contact", {"contact_id": "4821"})
+            missing = await client.call_tool("get_contact", {"contact_id": "1"})
+
+    assert len(tools.tools) == 4
+    assert found.structured_content == {
+        "id": "4821",
+        "provider": "cometly",
+        "emails": ["jane@example.com"],
+        "phones": [],
+        "names": [],
+        "locations": [],
+        "custom_fields": {},
+    }
+    assert text_of(missing).startswith("[not_found]")
+
+
+async def test_the_entry_point_exits_2_naming_the_variables_when_no_provider_is_configured(tmp_path: Path) -> None:
+    result = await anyio.run_process([str(ENTRY_POINT)], cwd=tmp_path, check=False, env={"PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 2
+    assert b"COMETLY_API_KEY" in result.stderr
+    assert result.stdout == b""

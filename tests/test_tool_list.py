@@ -1,0 +1,73 @@
+"""The public contract: tools/list is snapshotted, annotations are asserted, read-only mode hides writes."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import Client
+
+from server.app import build_server
+from tests.conftest import make_settings, text_of
+
+pytestmark = pytest.mark.anyio
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
+
+
+async def listed_tools(**settings: Any) -> list[dict[str, Any]]:
+    async with Client(build_server(make_settings(**settings))) as client:
+        result = await client.list_tools()
+    return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in result.tools]
+
+
+async def test_tools_list_matches_the_snapshot_of_the_public_contract() -> None:
+    """On purpose changes: `UPDATE_SNAPSHOTS=1 uv run pytest tests/test_tool_list.py`, then review the diff."""
+    tools = await listed_tools()
+
+    if os.environ.get("UPDATE_SNAPSHOTS") == "1":
+        SNAPSHOT.write_text(json.dumps(tools, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    assert tools == json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+
+
+async def test_every_tool_sets_its_annotations_deliberately() -> None:
+    hints = {tool["name"]: tool["annotations"] for tool in await listed_tools()}
+
+    read = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": True}
+    assert hints["get_contact"] == read
+    assert hints["list_contacts"] == read
+    assert hints["filter_by_custom_field"] == read
+    assert hints["create_contact"] == {
+        "readOnlyHint": False,
+        "destructiveHint": False,
+        "idempotentHint": False,
+        "openWorldHint": True,
+    }
+
+
+async def test_every_tool_has_a_valid_name_a_description_and_structured_output() -> None:
+    for tool in await listed_tools():
+        assert tool["name"].isidentifier()
+        assert tool["name"] == tool["name"].lower()
+        assert len(tool["description"]) > 200
+        assert tool["outputSchema"]["type"] == "object"
+        assert "anyOf" not in tool["inputSchema"]
+        assert "oneOf" not in tool["inputSchema"]
+        assert tool["inputSchema"]["properties"]["provider"]["enum"] == ["cometly"]
+
+
+async def test_read_only_mode_does_not_list_create_contact_at_all() -> None:
+    names = [tool["name"] for tool in await listed_tools(read_only=True)]
+
+    assert names == ["get_contact", "list_contacts", "filter_by_custom_field"]
+
+
+async def test_read_only_mode_refuses_a_create_call_as_not_supported() -> None:
+    async with Client(build_server(make_settings(read_only=True))) as client:
+        result = await client.call_tool("create_contact", {"emails": ["a@example.com"]})
+
+    assert result.is_error
+    assert text_of(result).startswith("[not_supported]")

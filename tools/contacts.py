@@ -1,0 +1,272 @@
+"""The contact tools. Each is thin: arguments in, one provider call, a model out.
+
+The tools are registered per server because the `provider` argument is an enum of the providers
+configured on it. This module must not use `from __future__ import annotations`: the SDK reads the
+signatures at registration, and the `provider` annotation is a local of `register_contact_tools`.
+"""
+
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import ToolAnnotations
+from pydantic import AfterValidator, BeforeValidator, Field
+
+from server.providers.base import Capability, Provider
+from server.state import AppState
+from tools.models import (
+    DATE_FORMATS_HELP,
+    Contact,
+    ContactPage,
+    FilterCondition,
+    GetContactQuery,
+    ListContactsQuery,
+    NewContact,
+    Scalar,
+    SlotName,
+)
+
+ToolContext = Context[AppState, Any]
+
+READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
+CREATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+
+
+def _id_text(value: Any) -> Any:
+    # Models often send a numeric id as a JSON number; the schema says string, and both mean the same.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+ContactId = Annotated[
+    str,
+    BeforeValidator(_id_text),
+    Field(
+        min_length=1,
+        max_length=200,
+        description="The contact's id, e.g. 4821 for Cometly; ids come from list_contacts or filter_by_custom_field.",
+    ),
+]
+StartDate = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description=f"First moment of the creation-date range, in the Space's timezone: {DATE_FORMATS_HELP} "
+        "(a bare date starts at 00:00:00).",
+    ),
+]
+EndDate = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=40,
+        description=f"Last moment of the range, after start_date: {DATE_FORMATS_HELP} (a bare date ends at 23:59:59).",
+    ),
+]
+PerPage = Annotated[int, Field(ge=1, le=5000, description="Contacts per page, 1-5000.")]
+Cursor = Annotated[
+    str | None,
+    Field(max_length=2000, description="next_cursor of the previous page; omit for the first page."),
+]
+Texts = Annotated[list[str], Field(max_length=25)]
+
+
+def _provider_argument(names: Sequence[str]) -> Any:
+    """The `provider` argument's annotation: a string enum of the providers that serve the tool.
+
+    The tool functions declare `provider: str` for the type checker; registration swaps in this
+    annotation, so the schema lists exactly the configured providers and validation enforces it.
+    """
+
+    def configured(name: str) -> str:
+        if name not in names:
+            raise ValueError(f"provider must be one of: {', '.join(names)}")
+        return name
+
+    return Annotated[
+        str,
+        Field(
+            description="Which contact API to use; defaults to the first configured one.",
+            json_schema_extra={"enum": list(names)},
+        ),
+        AfterValidator(configured),
+    ]
+
+
+def register_contact_tools(
+    server: MCPServer[AppState], providers: Sequence[type[Provider]], *, read_only: bool
+) -> None:
+    """Add the contact tools that at least one of `providers` serves (no writes when `read_only`)."""
+
+    def serving(tool: Capability) -> list[str]:
+        return [provider.name for provider in providers if tool in provider.capabilities]
+
+    def add(tool: Capability, annotations: ToolAnnotations, build: Callable[[str], Callable[..., Any]]) -> None:
+        names = serving(tool)
+        if names:
+            fn = build(names[0])
+            fn.__annotations__["provider"] = _provider_argument(names)
+            title, description = _DESCRIPTIONS[tool]
+            server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
+
+    add("get_contact", READ, _get_contact)
+    add("list_contacts", READ, _list_contacts)
+    add("filter_by_custom_field", READ, _filter_by_custom_field)
+    if not read_only:
+        add("create_contact", CREATE, _create_contact)
+
+
+def _get_contact(default: str) -> Callable[..., Any]:
+    async def get_contact(
+        ctx: ToolContext,
+        contact_id: ContactId,
+        include_comet_tokens: Annotated[bool, Field(description="Add the last 5 comet tokens.")] = False,
+        include_events: Annotated[
+            bool,
+            Field(description="Add the ad journey: conversions and touchpoints with ad, ad set, campaign, account."),
+        ] = False,
+        include_direct_touchpoints: Annotated[
+            bool, Field(description="With include_events, also list direct (non-ad) touchpoints.")
+        ] = False,
+        include_browsing_hits: Annotated[bool, Field(description="Add up to 1,000 raw page views.")] = False,
+        use_custom_field_labels: Annotated[
+            bool, Field(description="Key custom fields by their label (e.g. 'Customer Plan') instead of slot.")
+        ] = True,
+        provider: str = default,
+    ) -> Contact:
+        query = GetContactQuery(
+            contact_id=contact_id,
+            include_comet_tokens=include_comet_tokens,
+            include_events=include_events,
+            include_direct_touchpoints=include_direct_touchpoints,
+            include_browsing_hits=include_browsing_hits,
+            use_custom_field_labels=use_custom_field_labels,
+        )
+        return await ctx.request_context.lifespan_context.provider(provider).get_contact(query)
+
+    return get_contact
+
+
+def _list_contacts(default: str) -> Callable[..., Any]:
+    async def list_contacts(
+        ctx: ToolContext,
+        start_date: StartDate,
+        end_date: EndDate,
+        per_page: PerPage = 50,
+        cursor: Cursor = None,
+        include_all_emails: Annotated[bool, Field(description="List every email, not just the primary one.")] = False,
+        include_comet_tokens: Annotated[bool, Field(description="Add the last 5 comet tokens.")] = False,
+        include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = False,
+        use_custom_field_labels: Annotated[
+            bool, Field(description="Key custom fields by their label instead of slot.")
+        ] = True,
+        provider: str = default,
+    ) -> ContactPage:
+        query = ListContactsQuery(
+            start_date=start_date,
+            end_date=end_date,
+            per_page=per_page,
+            cursor=cursor,
+            include_all_emails=include_all_emails,
+            include_comet_tokens=include_comet_tokens,
+            include_custom_fields=include_custom_fields,
+            use_custom_field_labels=use_custom_field_labels,
+        )
+        return await ctx.request_context.lifespan_context.provider(provider).list_contacts(query)
+
+    return list_contacts
+
+
+def _filter_by_custom_field(default: str) -> Callable[..., Any]:
+    async def filter_by_custom_field(
+        ctx: ToolContext,
+        start_date: StartDate,
+        end_date: EndDate,
+        conditions: Annotated[
+            list[FilterCondition],
+            Field(min_length=1, max_length=10, description="1-10 conditions, all of which must hold."),
+        ],
+        per_page: PerPage = 50,
+        cursor: Cursor = None,
+        include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = True,
+        use_custom_field_labels: Annotated[
+            bool, Field(description="Key custom fields by their label instead of slot.")
+        ] = True,
+        provider: str = default,
+    ) -> ContactPage:
+        query = ListContactsQuery(
+            start_date=start_date,
+            end_date=end_date,
+            per_page=per_page,
+            cursor=cursor,
+            include_custom_fields=include_custom_fields,
+            use_custom_field_labels=use_custom_field_labels,
+            conditions=conditions,
+        )
+        return await ctx.request_context.lifespan_context.provider(provider).list_contacts(query)
+
+    return filter_by_custom_field
+
+
+def _create_contact(default: str) -> Callable[..., Any]:
+    async def create_contact(
+        ctx: ToolContext,
+        emails: Annotated[
+            list[str],
+            Field(min_length=1, max_length=25, description="Email addresses, at least one; the first is primary."),
+        ],
+        phones: Annotated[Texts, Field(description="Phone numbers, e.g. +14155550100; the first is primary.")] = [],  # noqa: B006 - pydantic copies defaults
+        names: Annotated[Texts, Field(description="Names, e.g. 'Jane Doe'; the first is primary.")] = [],  # noqa: B006
+        locations: Annotated[Texts, Field(description="Locations, e.g. 'Austin, TX'; the first is primary.")] = [],  # noqa: B006
+        custom_fields: Annotated[
+            dict[SlotName, Scalar],
+            Field(
+                description="Custom field values by slot: profile_field_1..15 text (max 10,240 chars), "
+                "16..25 numbers, 26..30 dates (YYYY-MM-DD)."
+            ),
+        ] = {},  # noqa: B006
+        provider: str = default,
+    ) -> Contact:
+        contact = NewContact(
+            emails=emails, phones=phones, names=names, locations=locations, custom_fields=custom_fields
+        )
+        return await ctx.request_context.lifespan_context.provider(provider).create_contact(contact)
+
+    return create_contact
+
+
+_DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
+    "get_contact": (
+        "Get contact",
+        "Look up one contact by id and return its full record: every email, phone, name and location "
+        "(merged profiles included) and the custom fields that have a value. Ask for more only when needed: "
+        "include_events adds its ad journey (conversions and touchpoints with ad, ad set, campaign and account), "
+        "include_comet_tokens its latest comet tokens, include_browsing_hits its raw page views. "
+        "Ids come from list_contacts or filter_by_custom_field, or from the user. Returns one Contact.",
+    ),
+    "list_contacts": (
+        "List contacts",
+        "List the contacts created in a date range, newest first, one page at a time: use it for questions "
+        "like 'who signed up last week?'. Dates are in the Space's timezone; a bare YYYY-MM-DD covers the whole "
+        "day. Each contact carries its primary email, name, phone and location; call get_contact for one "
+        "contact's full record or journey, and filter_by_custom_field to narrow by custom fields. Returns "
+        "`contacts`, `has_more` and `next_cursor`: to read on, call again with the same arguments and "
+        "cursor=next_cursor.",
+    ),
+    "filter_by_custom_field": (
+        "Filter contacts by custom field",
+        "Find the contacts created in a date range whose custom fields match all of 1-10 conditions, e.g. "
+        "leads whose Customer Plan (say profile_field_5) is Premium: "
+        '{"field": "profile_field_5", "operator": "equal_to", "value": "Premium"}. Slots 1-15 are text, '
+        "16-25 numbers, 26-30 dates; each type has its own operators (see `operator`), `between` takes "
+        "`start` and `end`, `any`/`unknown` take no value. Only slots that have a label in the Space can be "
+        "filtered; get_contact or list_contacts with include_custom_fields shows which slots hold what. "
+        "Returns a page like list_contacts, custom fields included.",
+    ),
+    "create_contact": (
+        "Create contact",
+        "Create a new contact (a lead) with at least one email; the first item of each list becomes the "
+        "primary value. Not idempotent: every call creates a contact, so when unsure whether it exists, look "
+        "first with list_contacts or filter_by_custom_field. Returns the created Contact with its new id.",
+    ),
+}
