@@ -143,7 +143,11 @@ def _lifespan(
 
 
 def build_server(
-    settings: Settings, *, transport: TransportFactory | None = None, sandbox: bool = False
+    settings: Settings,
+    *,
+    transport: TransportFactory | None = None,
+    sandbox: bool = False,
+    providers: Sequence[type[Provider]] | None = None,
 ) -> ContactsServer:
     """The MCP server for `settings`: tools for every configured provider.
 
@@ -151,11 +155,12 @@ def build_server(
         settings: The loaded settings.
         transport: Makes the HTTP transport of each provider's client (the sandbox, tests); default: network.
         sandbox: Mark every result as sandbox data.
+        providers: Serve these instead of the configured ones (to describe the tools without credentials).
 
     Raises:
         ConfigurationError: If no provider is configured or a budget override names an unknown budget.
     """
-    providers = configured_providers(settings)
+    providers = configured_providers(settings) if providers is None else providers
     if not providers:
         raise ConfigurationError(missing_provider_message())
     server = ContactsServer(

@@ -77,9 +77,16 @@ def _serve(settings: Settings) -> int:
 async def _print_tools(settings: Settings, as_json: bool) -> int:
     from mcp import Client
 
-    from server.app import build_server
+    from server.app import build_server, configured_providers
+    from server.providers import PROVIDERS
 
-    async with Client(build_server(settings)) as client:
+    providers = configured_providers(settings)
+    if not providers:
+        print(
+            "contacts-mcp: no provider is configured; these are the tools every provider would serve.", file=sys.stderr
+        )
+        providers = list(PROVIDERS.values())
+    async with Client(build_server(settings, providers=providers)) as client:
         listed = await client.list_tools()
     if as_json:
         print(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)["tools"], indent=2))
