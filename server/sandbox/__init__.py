@@ -1,0 +1,12 @@
+"""The embedded sandbox: a local, SQLite-backed stand-in for the Cometly, HighLevel and Clemta contact APIs.
+
+```python
+app = create_app(contacts=500, seed=1)  # an ASGI app; serve it with uvicorn or call it via httpx.ASGITransport
+```
+"""
+
+from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_of
+from server.sandbox.highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
+from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS
+
+__all__ = ["DEFAULT_RATE_LIMITS", "HIGHLEVEL_LOCATION_ID", "SANDBOX_KEYS", "create_app", "sandbox_of"]

@@ -1,0 +1,129 @@
+"""The embedded sandbox as one Starlette app: all three vendors on one port, by path prefix.
+
+`create_app` opens (or creates and seeds) the SQLite database and mounts each vendor's routes:
+`/cometly/public-api/v1/...`, `/highlevel/...` and `/clemta/...`. Point a provider's base URL at
+`<sandbox>/cometly/public-api/v1`, `<sandbox>/highlevel` or `<sandbox>/clemta` and use the key
+from `SANDBOX_KEYS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator, Callable, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from types import MappingProxyType
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.sandbox import clemta, cometly, highlevel
+from server.sandbox.generator import LABELS, generate
+from server.sandbox.model import aware_utc
+from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS, SlidingWindowLimiter
+from server.sandbox.routing import Sandbox, Vendor
+from server.sandbox.store import Store
+
+SANDBOX_KEYS: Mapping[str, str] = MappingProxyType(
+    {"cometly": "sandbox-cometly-key", "highlevel": "sandbox-highlevel-token", "clemta": "sandbox-clemta-key"}
+)
+"""The one API key each vendor accepts, by vendor name."""
+
+
+def create_app(
+    *,
+    db_path: str = ":memory:",
+    contacts: int = 500,
+    seed: int = 1,
+    now: datetime | None = None,
+    rate_limits: Mapping[str, tuple[int, float]] | None = None,
+) -> Starlette:
+    """Build the sandbox app.
+
+    Args:
+        db_path: A SQLite file, or `:memory:`. A file that already holds a sandbox database is used
+            as it is; a new file (or memory) is created and seeded.
+        contacts: How many contacts to generate when seeding.
+        seed: Seeds the generator; the same (seed, now, contacts) gives the same data.
+        now: The aware time the sandbox treats as now: seed data spreads over the 90 days before it,
+            and the clock runs on from it (creation times, "today" for age filters). Default: the
+            current time.
+        rate_limits: Budgets that replace entries of `DEFAULT_RATE_LIMITS` by endpoint name, as
+            (requests, window seconds).
+
+    Returns:
+        The app; its lifespan closes the database on shutdown (or call `sandbox_of(app).store.close()`).
+
+    Raises:
+        ValueError: `now` is naive, a rate limit names an unknown endpoint or allows nothing, or
+            `db_path` holds a database that is not a sandbox.
+    """
+    start = aware_utc(now)
+    limits = dict(DEFAULT_RATE_LIMITS)
+    for name, budget in (rate_limits or {}).items():
+        if name not in limits:
+            raise ValueError(f"unknown rate limit {name!r}; known: {', '.join(limits)}")
+        limits[name] = budget
+    limiter = SlidingWindowLimiter(limits)
+    store, is_new = Store.open(db_path)
+    try:
+        if is_new:
+            store.seed(LABELS, generate(count=contacts, seed=seed, now=start))
+    except BaseException:
+        store.close()
+        raise
+    sandbox = Sandbox(store=store, limiter=limiter, clock=_clock(start, pinned=now is not None))
+    vendors = [
+        cometly.build(sandbox, SANDBOX_KEYS["cometly"]),
+        highlevel.build(sandbox, SANDBOX_KEYS["highlevel"]),
+        clemta.build(sandbox, SANDBOX_KEYS["clemta"]),
+    ]
+
+    async def route_error(request: Request, exc: Exception) -> Response:
+        status_code = exc.status_code if isinstance(exc, HTTPException) else 404
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        vendor = _vendor_for(vendors, request.url.path)
+        response = (
+            vendor.rules.route_error(request, status_code)
+            if vendor is not None
+            else JSONResponse({"message": "Not Found"}, status_code=status_code)
+        )
+        response.headers.update(headers or {})
+        return response
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncGenerator[None]:
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = Starlette(
+        routes=[route for vendor in vendors for route in vendor.routes],
+        exception_handlers={404: route_error, 405: route_error},
+        lifespan=lifespan,
+    )
+    app.state.sandbox = sandbox
+    return app
+
+
+def sandbox_of(app: Starlette) -> Sandbox:
+    """The state behind an app from `create_app`: its store, limiter and clock."""
+    sandbox = app.state.sandbox
+    if not isinstance(sandbox, Sandbox):
+        raise TypeError("not an app made by create_app")
+    return sandbox
+
+
+def _clock(start: datetime, *, pinned: bool) -> Callable[[], datetime]:
+    if not pinned:
+        return lambda: aware_utc(None)
+    # A pinned start still moves forward, so creation times stay in order within a run.
+    origin = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - origin)
+
+
+def _vendor_for(vendors: list[Vendor], path: str) -> Vendor | None:
+    return next((vendor for vendor in vendors if path == vendor.prefix or path.startswith(vendor.prefix + "/")), None)

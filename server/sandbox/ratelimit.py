@@ -1,0 +1,87 @@
+"""Sliding-window rate limits: at most N requests in any T seconds, per client and per endpoint."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+
+DEFAULT_RATE_LIMITS: Mapping[str, tuple[int, float]] = MappingProxyType(
+    {
+        "cometly.get_contact": (30, 60.0),
+        "cometly.list_contacts": (15, 60.0),
+        "cometly.create_contact": (60, 60.0),
+        "highlevel.get_contact": (100, 10.0),
+        "clemta.get_contact": (100, 60.0),
+    }
+)
+"""The documented budgets, by endpoint name: (requests, window in seconds)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The limiter's answer for one request, with what the rate-limit headers report."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    window: float
+    reset_after: float
+    """Seconds until the oldest counted request leaves the window (0 when none is counted)."""
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds to wait before a refused request can succeed (rounded up, at least 1)."""
+        return max(1, math.ceil(self.reset_after))
+
+
+class SlidingWindowLimiter:
+    """Counts requests per (endpoint, client) in a sliding window.
+
+    A refused request is not counted, so a client that keeps retrying too early is not locked out
+    for longer than the window.
+    """
+
+    def __init__(
+        self,
+        limits: Mapping[str, tuple[int, float]],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Set the budgets.
+
+        Args:
+            limits: (requests, window seconds) per endpoint name.
+            clock: Monotonic seconds; tests pass a fake one.
+
+        Raises:
+            ValueError: A budget allows no request or has no window.
+        """
+        for name, (count, window) in limits.items():
+            if count < 1 or window <= 0:
+                raise ValueError(f"rate limit {name} must allow at least 1 request in a positive window")
+        self._limits = dict(limits)
+        self._clock = clock
+        self._hits: dict[tuple[str, str], deque[float]] = {}
+
+    def hit(self, endpoint: str, client: str) -> Decision:
+        """Count one request of `client` to `endpoint`, unless that would exceed the budget.
+
+        Raises:
+            KeyError: The endpoint has no budget.
+        """
+        count, window = self._limits[endpoint]
+        now = self._clock()
+        hits = self._hits.setdefault((endpoint, client), deque())
+        while hits and hits[0] <= now - window:
+            hits.popleft()
+        allowed = len(hits) < count
+        if allowed:
+            hits.append(now)
+        reset_after = hits[0] + window - now if hits else 0.0
+        return Decision(
+            allowed=allowed, limit=count, remaining=count - len(hits), window=window, reset_after=reset_after
+        )
