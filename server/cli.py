@@ -1,8 +1,12 @@
 """The `contacts-mcp` command: parse, build, run. stdout belongs to the MCP protocol under stdio.
 
-contacts-mcp [serve]              the MCP server over stdio (what MCP clients start)
-contacts-mcp tools [--json]       the tools this configuration serves
-contacts-mcp call TOOL [JSON]     one tool call through the real MCP path, for debugging a setup
+    contacts-mcp [serve] [--sandbox]          the MCP server over stdio (what MCP clients start)
+    contacts-mcp tools [--json] [--sandbox]   the tools this configuration serves
+    contacts-mcp call TOOL [JSON] [--sandbox] one tool call through the real MCP path, for debugging a setup
+    contacts-mcp sandbox [--port 8765]        the sandbox contact APIs alone, on 127.0.0.1
+    contacts-mcp demo                         a tour of the tools against the sandbox, over stdio
+
+Everything about the sandbox is imported only when asked for, so the stdio server starts lean.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ import os
 import sys
 import textwrap
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import SecretStr
 
 from server.errors import ConfigurationError
-from server.settings import Settings, load_settings
+from server.settings import Rate, Settings, load_settings, parse_rate_limits
+
+if TYPE_CHECKING:
+    from server.app import ContactsServer
 
 logger = logging.getLogger("contacts_mcp")
 
@@ -32,13 +40,35 @@ def _parser() -> argparse.ArgumentParser:
         description="An MCP server that gives AI agents typed tools over a company's contacts.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("serve", help="run the MCP server over stdio (the default)")
+    serve = commands.add_parser("serve", help="run the MCP server over stdio (the default)")
     tools = commands.add_parser("tools", help="print the tools this configuration serves")
     tools.add_argument("--json", action="store_true", help="print the full tools/list result as JSON")
     call = commands.add_parser("call", help="run one tool through the MCP path and print its result")
     call.add_argument("tool", help="tool name, e.g. get_contact")
     call.add_argument("arguments", nargs="?", default="{}", help='arguments as JSON, e.g. \'{"contact_id": "4821"}\'')
+    for command in (serve, tools, call):
+        command.add_argument(
+            "--sandbox", action="store_true", help="use the built-in sandbox (generated contacts) instead of real APIs"
+        )
+        _sandbox_data_arguments(command)
+    sandbox = commands.add_parser("sandbox", help="run the sandbox contact APIs alone on 127.0.0.1")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    _sandbox_data_arguments(sandbox)
+    sandbox.add_argument(
+        "--rate-limit",
+        action="append",
+        default=[],
+        metavar="NAME=COUNT/SECONDS",
+        help="replace a sandbox endpoint's limit, e.g. cometly.get_contact=10/2 (repeatable)",
+    )
+    commands.add_parser("demo", help="tour the tools against the sandbox over stdio; exits 0 if all steps work")
     return parser
+
+
+def _sandbox_data_arguments(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--db", default=":memory:", help="sandbox SQLite file, kept between runs (default: memory)")
+    command.add_argument("--contacts", type=int, default=500, help="contacts to generate in a new sandbox (500)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,14 +80,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise, not news
+        match args.command:
+            case "sandbox":
+                return _run_sandbox(args)
+            case "demo":
+                from server.demo import run_demo
+
+                return anyio.run(run_demo, [sys.executable, "-m", "server", "serve", "--sandbox"])
+            case _:
+                pass
         settings = load_settings()
+        sandbox = getattr(args, "sandbox", False)
         match args.command:
             case "tools":
-                return anyio.run(_print_tools, settings, args.json)
+                return anyio.run(_print_tools, settings, args.json, _sandboxed(settings, args) if sandbox else None)
             case "call":
-                return anyio.run(_call, settings, args.tool, args.arguments)
+                server = _sandboxed(settings, args) if sandbox else None
+                return anyio.run(_call, settings, args.tool, args.arguments, server)
             case _:
-                return _serve(settings)
+                return _serve(_sandboxed(settings, args) if sandbox else None, settings)
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIGURATION
@@ -65,28 +107,92 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _serve(settings: Settings) -> int:
+def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
+    """The MCP server backed by an in-process sandbox (no port, no network, no real credentials)."""
+    import httpx
+
+    from server.app import build_server
+    from server.sandbox import SANDBOX_KEYS, create_app
+
+    app = create_app(db_path=args.db, contacts=args.contacts)
+    base = "http://sandbox"
+    cometly = settings.cometly.model_copy(
+        update={
+            "api_key": SecretStr(SANDBOX_KEYS["cometly"]),
+            "base_url": f"{base}/cometly/public-api/v1",
+            "timezone": "UTC",
+        }
+    )
+    sandbox_settings = settings.model_copy(update={"cometly": cometly})
+    return build_server(sandbox_settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
+
+
+def _serve(server: ContactsServer | None, settings: Settings) -> int:
     from server.app import build_server
 
-    server = build_server(settings)
-    logger.info("contacts-mcp serving over stdio")
+    server = server or build_server(settings)
+    logger.info("contacts-mcp serving over stdio%s", " (sandbox data)" if server.sandbox else "")
     server.run("stdio")
     return 0
 
 
-async def _print_tools(settings: Settings, as_json: bool) -> int:
+def _run_sandbox(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.sandbox import SANDBOX_KEYS, create_app
+
+    limits: dict[str, tuple[Rate, ...]] = {}
+    try:
+        for text in args.rate_limit:
+            limits.update(parse_rate_limits(text))
+        app = create_app(
+            db_path=args.db,
+            contacts=args.contacts,
+            rate_limits={name: (rates[0].count, rates[0].seconds) for name, rates in limits.items()},
+        )
+    except ValueError as exc:
+        raise ConfigurationError(f"contacts-mcp sandbox: {exc}") from None
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+
+    async def announce() -> None:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+            await anyio.sleep(0.05)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        root = f"http://{args.host}:{port}"
+        print(
+            f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})\n"
+            f"  COMETLY_BASE_URL={root}/cometly/public-api/v1  COMETLY_API_KEY={SANDBOX_KEYS['cometly']}\n"
+            f"  HIGHLEVEL_BASE_URL={root}/highlevel  HIGHLEVEL_API_KEY={SANDBOX_KEYS['highlevel']}\n"
+            f"  CLEMTA_BASE_URL={root}/clemta  CLEMTA_API_KEY={SANDBOX_KEYS['clemta']}",
+            flush=True,
+        )
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(announce)
+            await server.serve()
+            tg.cancel_scope.cancel()
+
+    anyio.run(run)
+    return 0
+
+
+async def _print_tools(settings: Settings, as_json: bool, server: ContactsServer | None = None) -> int:
     from mcp import Client
 
     from server.app import build_server, configured_providers
     from server.providers import PROVIDERS
 
-    providers = configured_providers(settings)
-    if not providers:
-        print(
-            "contacts-mcp: no provider is configured; these are the tools every provider would serve.", file=sys.stderr
-        )
-        providers = list(PROVIDERS.values())
-    async with Client(build_server(settings, providers=providers)) as client:
+    if server is None:
+        providers = configured_providers(settings)
+        if not providers:
+            print(
+                "contacts-mcp: no provider is configured; these are the tools every provider serves.", file=sys.stderr
+            )
+            providers = list(PROVIDERS.values())
+        server = build_server(settings, providers=providers)
+    async with Client(server) as client:
         listed = await client.list_tools()
     if as_json:
         print(json.dumps(listed.model_dump(mode="json", by_alias=True, exclude_none=True)["tools"], indent=2))
@@ -105,7 +211,7 @@ async def _print_tools(settings: Settings, as_json: bool) -> int:
     return 0
 
 
-async def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
+async def _call(settings: Settings, tool: str, raw_arguments: str, server: ContactsServer | None = None) -> int:
     from mcp import Client
 
     from server.app import build_server
@@ -120,7 +226,7 @@ async def _call(settings: Settings, tool: str, raw_arguments: str) -> int:
     if not isinstance(arguments, dict):
         print("contacts-mcp: the arguments must be a JSON object", file=sys.stderr)
         return EXIT_CONFIGURATION
-    async with Client(build_server(settings)) as client:
+    async with Client(server or build_server(settings)) as client:
         result = await client.call_tool(tool, arguments)  # pyright: ignore[reportUnknownArgumentType]
     for block in result.content:
         print(getattr(block, "text", block))

@@ -38,21 +38,22 @@ def _flag(value: bool) -> str:
 
 
 def _read_error(body: Any) -> str | None:
-    """Cometly errors are `{"message": ...}`, with Laravel's `errors` on some 422s."""
+    """Cometly errors are `{"message": ...}`; Laravel's `errors` on a 422 name every field at fault.
+
+    Laravel's `message` repeats the first field error, so when `errors` is there it stands alone.
+    """
     if not isinstance(body, dict):
         return None
     body = cast(dict[str, Any], body)
-    message = body.get("message")
-    text = str(message) if message else None
     errors = body.get("errors")
-    if isinstance(errors, dict):
-        details = [
-            f"{field}: {' '.join(str(m) for m in cast(list[Any], msgs)) if isinstance(msgs, list) else msgs}"
-            for field, msgs in cast(dict[str, Any], errors).items()
-        ]
-        if details:
-            text = f"{text or 'Invalid parameters'} ({'; '.join(details)})"
-    return text
+    if isinstance(errors, dict) and errors:
+        details: list[str] = []
+        for field, messages in cast(dict[str, Any], errors).items():
+            texts = cast(list[Any], messages) if isinstance(messages, list) else [messages]
+            details.append(f"{field}: {' '.join(str(text) for text in texts)}")
+        return "; ".join(details)
+    message = body.get("message")
+    return str(message) if message else None
 
 
 def _texts(items: Any, keys: tuple[str, ...]) -> list[str]:

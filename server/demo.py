@@ -1,0 +1,123 @@
+"""`contacts-mcp demo`: a guided tour of the server against the sandbox, over real stdio.
+
+It starts `contacts-mcp serve --sandbox` as a subprocess, connects the SDK's stdio client, and makes
+the calls an agent would make for the README's questions, printing each call and a compact result.
+It exits 0 only if every step worked, so it doubles as an end-to-end check of an installation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TextIO
+
+import anyio
+from mcp import Client, StdioServerParameters
+from mcp_types import CallToolResult, TextContent
+
+from server.app import SANDBOX_NOTE
+
+RESULT_CHARS = 400
+
+
+class DemoFailed(Exception):
+    """A step of the tour did not produce what it should."""
+
+
+def _compact(result: CallToolResult) -> str:
+    text = " ".join(block.text for block in result.content if isinstance(block, TextContent))
+    text = text.removeprefix(f"{SANDBOX_NOTE}\n")  # said once at the start of the tour
+    return text if len(text) <= RESULT_CHARS else f"{text[:RESULT_CHARS]}... ({len(text):,} characters in all)"
+
+
+def last_week(today: datetime) -> tuple[str, str]:
+    """Monday to Sunday of the week before `today`'s."""
+    monday = today.date() - timedelta(days=today.weekday() + 7)
+    return monday.isoformat(), (monday + timedelta(days=6)).isoformat()
+
+
+class _Tour:
+    def __init__(self, client: Client, out: TextIO) -> None:
+        self._client = client
+        self._out = out
+        self.steps = 0
+
+    def say(self, text: str) -> None:
+        print(text, file=self._out, flush=True)
+
+    async def call(self, title: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        self.steps += 1
+        self.say(f"\n{self.steps}. {title}\n   -> {tool} {json.dumps(arguments)}")
+        result = await self._client.call_tool(tool, arguments)
+        self.say(f"   <- {_compact(result)}")
+        if result.is_error or result.structured_content is None:
+            raise DemoFailed(f"{tool} failed: {_compact(result)}")
+        return result.structured_content
+
+
+async def run_demo(command: list[str], *, out: TextIO = sys.stdout, now: Callable[[], datetime] | None = None) -> int:
+    """Run the tour against the server started by `command`; 0 when every step worked, else 1."""
+    today = (now or (lambda: datetime.now(UTC)))()
+    params = StdioServerParameters(command=command[0], args=command[1:], env={"CONTACTS_MCP_LOG_LEVEL": "WARNING"})
+    try:
+        with anyio.fail_after(120):
+            async with Client(params) as client:
+                tour = _Tour(client, out)
+                await _steps(tour, client, today)
+    except DemoFailed as exc:
+        print(f"\ndemo failed: {exc}", file=out)
+        return 1
+    except Exception as exc:  # the server did not start or the connection broke: say so, do not trace
+        print(f"\ndemo failed: could not run the server ({type(exc).__name__}: {exc})", file=out)
+        return 1
+    print(f"\nAll {tour.steps} steps worked. Attach the server to your client with the README's config.", file=out)
+    return 0
+
+
+async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
+    tools = await client.list_tools()
+    tour.say(f"contacts-mcp sandbox tour: {len(tools.tools)} tools: {', '.join(t.name for t in tools.tools)}")
+    tour.say(f"Every result below starts with the line {SANDBOX_NOTE!r} (left out here).")
+
+    start, end = last_week(today)
+    page = await tour.call(
+        f"Who signed up last week ({start} to {end})?",
+        "list_contacts",
+        {"start_date": start, "end_date": end, "per_page": 5},
+    )
+    if not page.get("contacts"):
+        raise DemoFailed("the sandbox has no contacts from last week")
+
+    contact_id = page["contacts"][0]["id"]
+    contact = await tour.call(
+        f"Look up contact {contact_id} with its ad journey",
+        "get_contact",
+        {"contact_id": contact_id, "include_events": True},
+    )
+    tour.say(f"   ({len(contact.get('events') or [])} events)")
+
+    ninety_days_ago = (today - timedelta(days=90)).date().isoformat()
+    premium = await tour.call(
+        "Find leads whose Customer Plan is Premium",
+        "filter_by_custom_field",
+        {
+            "start_date": ninety_days_ago,
+            "end_date": today.date().isoformat(),
+            "conditions": [{"field": "profile_field_5", "operator": "equal_to", "value": "Premium"}],
+            "per_page": 5,
+        },
+    )
+    plans = {str(c.get("custom_fields", {}).get("Customer Plan")) for c in premium.get("contacts", [])}
+    if not premium.get("contacts") or plans != {"Premium"}:
+        raise DemoFailed(f"the Premium filter returned plans {sorted(plans)}")
+
+    created = await tour.call(
+        "Create a lead",
+        "create_contact",
+        {"emails": ["demo.lead@example.com"], "names": ["Demo Lead"], "custom_fields": {"profile_field_5": "Premium"}},
+    )
+    fetched = await tour.call("Read the new lead back", "get_contact", {"contact_id": created["id"]})
+    if fetched.get("emails") != ["demo.lead@example.com"]:
+        raise DemoFailed(f"the new contact came back as {fetched}")

@@ -1,0 +1,176 @@
+"""The MCP server against the sandbox over real loopback HTTP: every tool, the error classes, the demo."""
+
+from __future__ import annotations
+
+import io
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import anyio
+import pytest
+import uvicorn
+from mcp import Client
+from pydantic import SecretStr
+
+from server.app import SANDBOX_NOTE, build_server
+from server.demo import run_demo
+from server.sandbox import SANDBOX_KEYS, create_app
+from server.settings import CometlySettings, Settings, parse_rate_limits
+from tests.conftest import text_of
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+RANGE = {"start_date": (NOW - timedelta(days=91)).date().isoformat(), "end_date": NOW.date().isoformat()}
+
+
+def serve_sandbox(**options: Any) -> Iterator[str]:
+    """Run a sandbox on a free loopback port in a thread; yield its root URL."""
+    app = create_app(contacts=150, now=NOW, **options)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        with anyio.from_thread.start_blocking_portal() as portal:
+            portal.call(_wait_started, server)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
+
+async def _wait_started(server: uvicorn.Server) -> None:
+    with anyio.fail_after(10):
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
+            await anyio.sleep(0.01)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[str]:
+    yield from serve_sandbox()
+
+
+def settings_for(root: str, *, key: str = SANDBOX_KEYS["cometly"], **overrides: Any) -> Settings:
+    cometly = CometlySettings(api_key=SecretStr(key), base_url=f"{root}/cometly/public-api/v1")
+    return Settings.model_validate({"cometly": cometly, **overrides})
+
+
+async def test_every_tool_works_against_the_sandbox_over_loopback(sandbox: str) -> None:
+    async with Client(build_server(settings_for(sandbox))) as client:
+        page = await client.call_tool("list_contacts", {**RANGE, "per_page": 3})
+        first = page.structured_content["contacts"][0]  # pyright: ignore[reportOptionalSubscript]
+        contact = await client.call_tool("get_contact", {"contact_id": first["id"], "include_events": True})
+        premium = await client.call_tool(
+            "filter_by_custom_field",
+            {**RANGE, "conditions": [{"field": "profile_field_5", "operator": "equal_to", "value": "Premium"}]},
+        )
+        created = await client.call_tool("create_contact", {"emails": ["new.lead@example.com"], "names": ["New Lead"]})
+        new_id = created.structured_content["id"]  # pyright: ignore[reportOptionalSubscript]
+        fetched = await client.call_tool("get_contact", {"contact_id": new_id})
+
+    assert page.structured_content is not None
+    assert len(page.structured_content["contacts"]) == 3
+    assert page.structured_content["has_more"] is True
+    assert contact.structured_content is not None
+    assert contact.structured_content["id"] == first["id"]
+    assert premium.structured_content is not None
+    assert premium.structured_content["contacts"]
+    assert {c["custom_fields"]["Customer Plan"] for c in premium.structured_content["contacts"]} == {"Premium"}
+    assert fetched.structured_content is not None
+    assert fetched.structured_content["emails"] == ["new.lead@example.com"]
+    assert fetched.structured_content["names"] == ["New Lead"]
+
+
+async def test_following_next_cursor_walks_every_contact_of_a_range_exactly_once(sandbox: str) -> None:
+    seen: list[str] = []
+    async with Client(
+        build_server(settings_for(sandbox, rate_limits=parse_rate_limits("cometly.list_contacts=100/60")))
+    ) as client:
+        cursor: str | None = None
+        while True:
+            arguments: dict[str, Any] = {**RANGE, "per_page": 40} | ({"cursor": cursor} if cursor else {})
+            page = (await client.call_tool("list_contacts", arguments)).structured_content
+            assert page is not None
+            seen += [contact["id"] for contact in page["contacts"]]
+            cursor = page.get("next_cursor")
+            if not page["has_more"]:
+                break
+
+    assert len(seen) == len(set(seen))
+    assert len(seen) >= 150
+    assert seen == sorted(seen, key=int, reverse=True)
+
+
+async def test_sandbox_errors_reach_the_model_classified(sandbox: str) -> None:
+    async with Client(build_server(settings_for(sandbox))) as client:
+        missing = await client.call_tool("get_contact", {"contact_id": "987654321"})
+        unlabeled = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [{"field": "profile_field_9", "operator": "any"}]}
+        )
+        unknown_tool = await client.call_tool("merge_contacts", {})
+    async with Client(build_server(settings_for(sandbox, key="wrong-key"))) as client:
+        rejected = await client.call_tool("get_contact", {"contact_id": "1"})
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    port = closed.getsockname()[1]
+    closed.close()
+    async with Client(build_server(settings_for(f"http://127.0.0.1:{port}"))) as client:
+        unreachable = await client.call_tool("get_contact", {"contact_id": "1"})
+
+    assert text_of(missing).startswith("[not_found]")
+    assert text_of(unlabeled).startswith("[validation_error]")
+    assert "profile_field_9" in text_of(unlabeled)
+    assert text_of(unknown_tool).startswith("[not_supported]")
+    assert text_of(rejected).startswith("[authentication_error]")
+    assert text_of(unreachable).startswith("[upstream_unavailable]")
+
+
+async def test_a_sandbox_429_beyond_the_allowed_wait_is_reported_as_rate_limited() -> None:
+    for root in serve_sandbox(rate_limits={"cometly.get_contact": (2, 60.0)}):
+        async with Client(build_server(settings_for(root, max_wait_seconds=3))) as client:
+            results = [await client.call_tool("get_contact", {"contact_id": "1"}) for _ in range(4)]
+
+        assert [text_of(r).split("]")[0] + "]" for r in results[2:]] == ["[rate_limited]", "[rate_limited]"]
+        assert "Retry after" in text_of(results[2])
+
+
+async def test_a_short_sandbox_429_is_waited_out() -> None:
+    for root in serve_sandbox(rate_limits={"cometly.get_contact": (2, 1.0)}):
+        async with Client(build_server(settings_for(root, max_wait_seconds=10))) as client:
+            with anyio.fail_after(30):
+                results = [await client.call_tool("get_contact", {"contact_id": "1"}) for _ in range(3)]
+
+        assert all(text_of(r).startswith("[not_found]") for r in results)
+
+
+async def test_the_demo_runs_the_tour_over_stdio_and_exits_0() -> None:
+    out = io.StringIO()
+
+    status = await run_demo([sys.executable, "-m", "server", "serve", "--sandbox"], out=out)
+
+    assert status == 0, out.getvalue()
+    assert "All 5 steps worked" in out.getvalue()
+
+
+async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
+    from server.cli import _sandboxed  # pyright: ignore[reportPrivateUsage]
+
+    class Args:
+        db = ":memory:"
+        contacts = 50
+
+    server = _sandboxed(Settings(), Args())  # pyright: ignore[reportArgumentType]
+    async with Client(server) as client:
+        found = await client.call_tool("list_contacts", {**RANGE, "per_page": 1})
+        failed = await client.call_tool("get_contact", {"contact_id": "987654321"})
+
+    assert text_of(found).startswith(SANDBOX_NOTE)
+    assert text_of(failed).startswith("[not_found]")
+    assert SANDBOX_NOTE in text_of(failed)
