@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from server.app import SANDBOX_NOTE, build_server
 from server.demo import run_demo
-from server.sandbox import SANDBOX_KEYS, create_app
+from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS, create_app
 from server.settings import CometlySettings, Settings, parse_rate_limits
 from tests.conftest import text_of
 
@@ -117,6 +117,8 @@ async def test_sandbox_errors_reach_the_model_classified(sandbox: str) -> None:
         unknown_tool = await client.call_tool("merge_contacts", {})
     async with Client(build_server(settings_for(sandbox, key="wrong-key"))) as client:
         rejected = await client.call_tool("get_contact", {"contact_id": "1"})
+    async with Client(build_server(settings_for(sandbox, key=COMETLY_INACTIVE_KEY))) as client:
+        refused = await client.call_tool("list_contacts", RANGE)
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
@@ -129,6 +131,8 @@ async def test_sandbox_errors_reach_the_model_classified(sandbox: str) -> None:
     assert "profile_field_9" in text_of(unlabeled)
     assert text_of(unknown_tool).startswith("[not_supported]")
     assert text_of(rejected).startswith("[authentication_error]")
+    assert text_of(refused).startswith("[permission_error]")
+    assert "subscription is inactive" in text_of(refused)
     assert text_of(unreachable).startswith("[upstream_unavailable]")
 
 

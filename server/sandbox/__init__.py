@@ -6,7 +6,15 @@ app = create_app(contacts=500, seed=1)  # an ASGI app; serve it with uvicorn or 
 """
 
 from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_of
+from server.sandbox.cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
 from server.sandbox.highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
 from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS
 
-__all__ = ["DEFAULT_RATE_LIMITS", "HIGHLEVEL_LOCATION_ID", "SANDBOX_KEYS", "create_app", "sandbox_of"]
+__all__ = [
+    "COMETLY_INACTIVE_KEY",
+    "DEFAULT_RATE_LIMITS",
+    "HIGHLEVEL_LOCATION_ID",
+    "SANDBOX_KEYS",
+    "create_app",
+    "sandbox_of",
+]

@@ -125,6 +125,10 @@ def _message(status_code: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status_code)
 
 
+INACTIVE_KEY = "sandbox-cometly-inactive-key"
+"""A key the sandbox knows but refuses with 403, as Cometly does for an inactive subscription."""
+
+
 class CometlyRules:
     """Bearer-key authentication and Laravel's error and throttle shapes."""
 
@@ -132,9 +136,12 @@ class CometlyRules:
         self._key = key
 
     def identify(self, request: Request) -> Caller:
-        """The Space's key, or an anonymous caller refused with Laravel's 401."""
-        if same_key(bearer_token(request), self._key):
+        """The Space's key; the inactive Space's key, refused with 403; or anyone else, refused with 401."""
+        token = bearer_token(request)
+        if same_key(token, self._key):
             return Caller(client=self._key)
+        if same_key(token, INACTIVE_KEY):
+            return Caller(client=INACTIVE_KEY, rejection=_message(403, "Your subscription is inactive."))
         return Caller(client=anonymous(request), rejection=_message(401, "Unauthenticated."))
 
     def too_many_requests(self, decision: Decision) -> Response:

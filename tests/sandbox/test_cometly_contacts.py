@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.sandbox import COMETLY_INACTIVE_KEY
 from server.sandbox.generator import LABELS
 from server.sandbox.model import NewContact
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, NOW, MakeApp, client_for
@@ -219,6 +220,18 @@ async def test_get_without_the_key_is_a_401(
 
     assert response.status_code == 401
     assert response.json() == {"message": "Unauthenticated."}
+
+
+async def test_the_inactive_subscription_key_is_refused_with_a_403(
+    client: httpx.AsyncClient, dataset: list[NewContact]
+) -> None:
+    response = await client.get(
+        f"{CONTACTS_PATH}/{dataset[0].id}", headers={"Authorization": f"Bearer {COMETLY_INACTIVE_KEY}"}
+    )
+
+    assert response.status_code == 403
+    assert response.json() == {"message": "Your subscription is inactive."}
+    assert "X-RateLimit-Remaining" in response.headers
 
 
 async def test_create_then_get_returns_the_new_contact(make_app: MakeApp) -> None:
