@@ -52,14 +52,15 @@ def upstream() -> Iterator[str]:
         server.server_close()
 
 
-async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str) -> None:
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, mode: str) -> None:
     params = StdioServerParameters(
         command=str(ENTRY_POINT),
         env={"COMETLY_API_KEY": COMETLY_KEY, "COMETLY_BASE_URL": upstream, "CONTACTS_MCP_LOG_LEVEL": "WARNING"},
     )
 
     with anyio.fail_after(60):
-        async with Client(params) as client:
+        async with Client(params, mode=mode) as client:
             tools = await client.list_tools()
             found = await client.call_tool("get_contact", {"contact_id": "4821"})
             missing = await client.call_tool("get_contact", {"contact_id": "1"})
