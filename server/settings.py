@@ -63,6 +63,27 @@ class CometlySettings(BaseSettings):
         return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
 
+class HighLevelSettings(BaseSettings):
+    """HighLevel (LeadConnector): `HIGHLEVEL_API_KEY`, `HIGHLEVEL_BASE_URL`, `HIGHLEVEL_LOCATION_ID`."""
+
+    model_config = SettingsConfigDict(env_prefix="HIGHLEVEL_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    """A private integration token or an OAuth access token of a sub-account (location)."""
+    base_url: str = "https://services.leadconnectorhq.com"
+    location_id: str | None = None
+    """The sub-account the key belongs to: creates and lookups need it, and limits are counted per location."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+
 def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
     """Parse `name=count/seconds,...`; a name given twice gets both rules.
 
@@ -92,6 +113,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CONTACTS_MCP_", extra="ignore")
 
     cometly: CometlySettings = Field(default_factory=CometlySettings)
+    highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     read_only: bool = False
     """When true, tools that change upstream data are not listed at all."""
     max_wait_seconds: float = Field(default=30.0, ge=0)
@@ -107,7 +129,11 @@ class Settings(BaseSettings):
         return parse_rate_limits(value) if isinstance(value, str) else value
 
 
-_ENV_PREFIXES: dict[type[BaseSettings], str] = {CometlySettings: "COMETLY_", Settings: "CONTACTS_MCP_"}
+_ENV_PREFIXES: dict[type[BaseSettings], str] = {
+    CometlySettings: "COMETLY_",
+    HighLevelSettings: "HIGHLEVEL_",
+    Settings: "CONTACTS_MCP_",
+}
 
 
 def _configuration_error(model: type[BaseSettings], exc: ValidationError) -> ConfigurationError:
@@ -123,11 +149,13 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
         ConfigurationError: If a variable has an invalid value; the message names it.
     """
     source = env_file if env_file is not None and env_file.is_file() else None
+    providers: dict[str, BaseSettings] = {}
+    for name, model in (("cometly", CometlySettings), ("highlevel", HighLevelSettings)):
+        try:
+            providers[name] = model(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
+        except ValidationError as exc:
+            raise _configuration_error(model, exc) from None
     try:
-        cometly = CometlySettings(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
-    except ValidationError as exc:
-        raise _configuration_error(CometlySettings, exc) from None
-    try:
-        return Settings(cometly=cometly, _env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
+        return Settings(**providers, _env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue, reportArgumentType]
     except ValidationError as exc:
         raise _configuration_error(Settings, exc) from None

@@ -13,10 +13,13 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from server.app import build_server
-from server.settings import CometlySettings, Settings
+from server.settings import CometlySettings, HighLevelSettings, Settings
 
 COMETLY_KEY = "cm-test-key-0123456789abcdef"
 COMETLY_URL = "https://cometly.test/public-api/v1"
+HIGHLEVEL_KEY = "pit-test-token-fedcba9876543210"
+HIGHLEVEL_URL = "https://highlevel.test"
+HIGHLEVEL_LOCATION = "ve9EPM428h8vShlRW1KT"
 
 
 @pytest.fixture
@@ -43,6 +46,22 @@ def make_settings(**overrides: Any) -> Settings:
     """Settings with Cometly configured against the mocked base URL; `overrides` are Settings fields."""
     cometly = CometlySettings(api_key=SecretStr(COMETLY_KEY), base_url=COMETLY_URL)
     return Settings.model_validate({"cometly": cometly, **overrides})
+
+
+def highlevel_settings(*, location: str | None = HIGHLEVEL_LOCATION) -> HighLevelSettings:
+    return HighLevelSettings(api_key=SecretStr(HIGHLEVEL_KEY), base_url=HIGHLEVEL_URL, location_id=location)
+
+
+def make_all_settings(**overrides: Any) -> Settings:
+    """Settings with every provider configured against its mocked base URL."""
+    return make_settings(highlevel=highlevel_settings(), **overrides)
+
+
+@pytest.fixture
+def highlevel() -> Iterator[respx.MockRouter]:
+    """A mocked HighLevel API."""
+    with respx.mock(base_url=HIGHLEVEL_URL, assert_all_called=False) as router:
+        yield router
 
 
 @pytest.fixture

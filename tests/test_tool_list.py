@@ -11,7 +11,8 @@ import pytest
 from mcp import Client
 
 from server.app import build_server
-from tests.conftest import make_settings, text_of
+from server.settings import Settings
+from tests.conftest import highlevel_settings, make_all_settings, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -19,14 +20,18 @@ SNAPSHOT = Path(__file__).parent / "snapshots" / "tools_list.json"
 
 
 async def listed_tools(**settings: Any) -> list[dict[str, Any]]:
-    async with Client(build_server(make_settings(**settings))) as client:
+    return await tools_of(make_settings(**settings))
+
+
+async def tools_of(settings: Settings) -> list[dict[str, Any]]:
+    async with Client(build_server(settings)) as client:
         result = await client.list_tools()
     return [tool.model_dump(mode="json", by_alias=True, exclude_none=True) for tool in result.tools]
 
 
 async def test_tools_list_matches_the_snapshot_of_the_public_contract() -> None:
     """On purpose changes: `UPDATE_SNAPSHOTS=1 uv run pytest tests/test_tool_list.py`, then review the diff."""
-    tools = await listed_tools()
+    tools = await tools_of(make_all_settings())
 
     if os.environ.get("UPDATE_SNAPSHOTS") == "1":
         SNAPSHOT.write_text(json.dumps(tools, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -34,12 +39,13 @@ async def test_tools_list_matches_the_snapshot_of_the_public_contract() -> None:
 
 
 async def test_every_tool_sets_its_annotations_deliberately() -> None:
-    hints = {tool["name"]: tool["annotations"] for tool in await listed_tools()}
+    hints = {tool["name"]: tool["annotations"] for tool in await tools_of(make_all_settings())}
 
     read = {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True, "openWorldHint": True}
     assert hints["get_contact"] == read
     assert hints["list_contacts"] == read
     assert hints["filter_by_custom_field"] == read
+    assert hints["find_contact"] == read
     assert hints["create_contact"] == {
         "readOnlyHint": False,
         "destructiveHint": False,
@@ -49,20 +55,70 @@ async def test_every_tool_sets_its_annotations_deliberately() -> None:
 
 
 async def test_every_tool_has_a_valid_name_a_description_and_structured_output() -> None:
-    for tool in await listed_tools():
+    for tool in await tools_of(make_all_settings()):
         assert tool["name"].isidentifier()
         assert tool["name"] == tool["name"].lower()
         assert len(tool["description"]) > 200
         assert tool["outputSchema"]["type"] == "object"
         assert "anyOf" not in tool["inputSchema"]
         assert "oneOf" not in tool["inputSchema"]
-        assert tool["inputSchema"]["properties"]["provider"]["enum"] == ["cometly"]
+        assert tool["inputSchema"]["properties"]["provider"]["enum"]
+
+
+PROVIDER_COMBINATIONS = [
+    (
+        "cometly",
+        {"cometly": True},
+        {
+            "get_contact": ["cometly"],
+            "list_contacts": ["cometly"],
+            "filter_by_custom_field": ["cometly"],
+            "create_contact": ["cometly"],
+        },
+    ),
+    (
+        "highlevel",
+        {"highlevel": True},
+        {"get_contact": ["highlevel"], "find_contact": ["highlevel"], "create_contact": ["highlevel"]},
+    ),
+    (
+        "cometly and highlevel",
+        {"cometly": True, "highlevel": True},
+        {
+            "get_contact": ["cometly", "highlevel"],
+            "list_contacts": ["cometly"],
+            "filter_by_custom_field": ["cometly"],
+            "find_contact": ["highlevel"],
+            "create_contact": ["cometly", "highlevel"],
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("configured", "expected"), [case[1:] for case in PROVIDER_COMBINATIONS], ids=[c[0] for c in PROVIDER_COMBINATIONS]
+)
+async def test_each_tool_is_listed_for_exactly_the_configured_providers_that_serve_it(
+    configured: dict[str, bool], expected: dict[str, list[str]]
+) -> None:
+    settings = make_settings() if "cometly" in configured else Settings()
+    if "highlevel" in configured:
+        settings = settings.model_copy(update={"highlevel": highlevel_settings()})
+
+    tools = await tools_of(settings)
+
+    assert {tool["name"]: tool["inputSchema"]["properties"]["provider"]["enum"] for tool in tools} == expected
+    for tool in tools:
+        provider = tool["inputSchema"]["properties"]["provider"]
+        assert provider["default"] == provider["enum"][0]
 
 
 async def test_read_only_mode_does_not_list_create_contact_at_all() -> None:
     names = [tool["name"] for tool in await listed_tools(read_only=True)]
 
     assert names == ["get_contact", "list_contacts", "filter_by_custom_field"]
+    all_names = [tool["name"] for tool in await tools_of(make_all_settings(read_only=True))]
+    assert all_names == ["get_contact", "list_contacts", "filter_by_custom_field", "find_contact"]
 
 
 async def test_read_only_mode_refuses_a_create_call_as_not_supported() -> None:

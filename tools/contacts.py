@@ -12,6 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BeforeValidator, Field
 
+from server.errors import ValidationFailed
 from server.providers.base import Capability, Provider
 from server.state import AppState
 from tools.models import (
@@ -112,6 +113,7 @@ def register_contact_tools(
     add("get_contact", READ, _get_contact)
     add("list_contacts", READ, _list_contacts)
     add("filter_by_custom_field", READ, _filter_by_custom_field)
+    add("find_contact", READ, _find_contact)
     if not read_only:
         add("create_contact", CREATE, _create_contact)
 
@@ -208,6 +210,22 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
     return filter_by_custom_field
 
 
+def _find_contact(default: str) -> Callable[..., Any]:
+    async def find_contact(
+        ctx: ToolContext,
+        email: Annotated[str | None, Field(max_length=320, description="The email address to look up.")] = None,
+        phone: Annotated[
+            str | None, Field(max_length=40, description="The phone number to look up, e.g. +14155550100.")
+        ] = None,
+        provider: str = default,
+    ) -> Contact:
+        if not (email and email.strip()) and not (phone and phone.strip()):
+            raise ValidationFailed("Give an email or a phone number to look up (or both).")
+        return await ctx.request_context.lifespan_context.provider(provider).find_contact(email=email, phone=phone)
+
+    return find_contact
+
+
 def _create_contact(default: str) -> Callable[..., Any]:
     async def create_contact(
         ctx: ToolContext,
@@ -242,7 +260,7 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "(merged profiles included) and the custom fields that have a value. Ask for more only when needed: "
         "include_events adds its ad journey (conversions and touchpoints with ad, ad set, campaign and account), "
         "include_comet_tokens its latest comet tokens, include_browsing_hits its raw page views. "
-        "Ids come from list_contacts or filter_by_custom_field, or from the user. Returns one Contact.",
+        "Ids come from list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one Contact.",
     ),
     "list_contacts": (
         "List contacts",
@@ -262,6 +280,12 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "`start` and `end`, `any`/`unknown` take no value. Only slots that have a label in the Space can be "
         "filtered; get_contact or list_contacts with include_custom_fields shows which slots hold what. "
         "Returns a page like list_contacts, custom fields included.",
+    ),
+    "find_contact": (
+        "Find contact",
+        "Find the one contact with a given email address or phone number (give either, or both): use it when the "
+        "user names a person by email or phone, or before create_contact to avoid a duplicate. Returns the "
+        "Contact, or [not_found] when there is none. Only providers with such a lookup offer it.",
     ),
     "create_contact": (
         "Create contact",

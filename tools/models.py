@@ -39,6 +39,11 @@ class Contact(BaseModel):
     browsing_hits: list[dict[str, JsonValue]] | None = Field(
         default=None, description="Raw page views, newest first, when asked for."
     )
+    details: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="Other fields this provider holds, under its own names (e.g. HighLevel tags, source, "
+        "companyName, attributions).",
+    )
 
 
 class ContactPage(BaseModel):

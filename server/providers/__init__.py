@@ -2,8 +2,9 @@
 
 from server.providers.base import Provider
 from server.providers.cometly import Cometly
+from server.providers.highlevel import HighLevel
 
-PROVIDERS: dict[str, type[Provider]] = {provider.name: provider for provider in (Cometly,)}
+PROVIDERS: dict[str, type[Provider]] = {provider.name: provider for provider in (Cometly, HighLevel)}
 """Every provider the server knows, in the order tools list them and the default is chosen."""
 
 __all__ = ["PROVIDERS", "Provider"]

@@ -18,7 +18,7 @@ from server.errors import NotSupported, UpstreamUnavailable
 from server.settings import Rate, Settings
 from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact
 
-Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact"]
+Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
 
 
 class Provider(ABC):
@@ -67,6 +67,14 @@ class Provider(ABC):
             ContactsError: Classified failures.
         """
         raise self._unsupported("list_contacts")
+
+    async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
+        """Find the contact with this email or phone number.
+
+        Raises:
+            ContactsError: Classified failures (`NotFound` when there is none).
+        """
+        raise self._unsupported("find_contact")
 
     async def create_contact(self, contact: NewContact) -> Contact:
         """Create one contact; never sent twice.

@@ -199,7 +199,10 @@ class Cometly(Provider):
             id=str(raw["id"]),
             provider=self.name,
             created_at=str(raw["created_at"]) if raw.get("created_at") else None,
-            **{key: _texts(raw.get(key), keys) for key, keys in _ELEMENT_KEYS.items()},
+            emails=_texts(raw.get("emails"), _ELEMENT_KEYS["emails"]),
+            phones=_texts(raw.get("phones"), _ELEMENT_KEYS["phones"]),
+            names=_texts(raw.get("names"), _ELEMENT_KEYS["names"]),
+            locations=_texts(raw.get("locations"), _ELEMENT_KEYS["locations"]),
             custom_fields=_set_fields(cast(dict[str, Any], custom)) if isinstance(custom, dict) else {},
             comet_tokens=cast(list[JsonValue], raw["comet_tokens"])
             if isinstance(raw.get("comet_tokens"), list)

@@ -1,0 +1,186 @@
+"""HighLevel (LeadConnector) API v2: get a contact, create one, and find one by email or phone.
+
+Every request carries `Authorization: Bearer <token>` and `Version: 2021-07-28`, the only version
+the API accepts. Contacts come wrapped as `{"contact": {...}}`. HighLevel counts its limits per app
+and location (100 requests per 10 s, 200,000 per day), so each budget holds both rules.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, ClassVar, cast
+
+import httpx
+from pydantic import JsonValue
+
+from server.budgets import Budgets
+from server.errors import NotFound, ValidationFailed
+from server.http import Upstream, path
+from server.providers.base import Capability, Provider, unexpected_shape
+from server.settings import HighLevelSettings, Rate, Settings
+from tools.models import Contact, GetContactQuery, NewContact
+
+API_VERSION = "2021-07-28"
+_LIMITS = (Rate(100, 10.0), Rate(200_000, 86_400.0))
+_CONTACT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
+_ADDRESS_KEYS = ("address1", "city", "state", "postalCode", "country")
+_DETAIL_KEYS = (
+    "companyName",
+    "type",
+    "source",
+    "tags",
+    "assignedTo",
+    "timezone",
+    "dateOfBirth",
+    "website",
+    "dnd",
+    "dateUpdated",
+    "attributions",
+)
+
+
+def _read_error(body: Any) -> str | None:
+    """HighLevel errors are `{"statusCode", "message"}`; a 422's `message` is a list."""
+    if not isinstance(body, dict):
+        return None
+    message = cast(dict[str, Any], body).get("message")
+    if isinstance(message, list):
+        return "; ".join(str(item) for item in cast(list[Any], message))
+    return str(message) if message else None
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+class HighLevel(Provider):
+    """HighLevel contacts of one sub-account (location)."""
+
+    name = "highlevel"
+    label = "HighLevel"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "create_contact", "find_contact"})
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
+        "highlevel.get_contact": _LIMITS,
+        "highlevel.create_contact": _LIMITS,
+        "highlevel.find_contact": _LIMITS,
+    }
+
+    def __init__(self, settings: HighLevelSettings, upstream: Upstream) -> None:
+        self._location = settings.location_id or ""
+        self._upstream = upstream
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        return settings.highlevel.configured
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+    ) -> HighLevel:
+        key = settings.highlevel.api_key.get_secret_value().strip() if settings.highlevel.api_key else ""
+        upstream = Upstream(
+            label=cls.label,
+            base_url=settings.highlevel.base_url,
+            headers={"Authorization": f"Bearer {key}", "Version": API_VERSION},
+            budgets=budgets,
+            max_wait_seconds=settings.max_wait_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            read_error=_read_error,
+            transport=transport,
+        )
+        return cls(settings.highlevel, upstream)
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+
+    def _need_location(self, tool: str) -> str:
+        if not self._location:
+            raise ValidationFailed(
+                f"HighLevel's {tool} needs the sub-account's location id, and HIGHLEVEL_LOCATION_ID is not set; "
+                "the person running this server must set it."
+            )
+        return self._location
+
+    async def get_contact(self, query: GetContactQuery) -> Contact:
+        contact_id = query.contact_id.strip()
+        if not _CONTACT_ID.match(contact_id):
+            raise ValidationFailed(
+                f"contact_id {query.contact_id[:40]!r} is not a HighLevel contact id; ids are letters and digits "
+                "such as ocQHyuzHvuMOe5N5jjXF and come from find_contact."
+            )
+        body = await self._upstream.request(
+            "highlevel.get_contact",
+            "GET",
+            path("contacts", contact_id),
+            not_found=f"HighLevel has no contact {contact_id}; find one by email or phone with find_contact.",
+        )
+        return self._unwrap(body)
+
+    async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
+        params = [("locationId", self._need_location("find_contact"))]
+        if email:
+            params.append(("email", email.strip()))
+        if phone:
+            params.append(("number", phone.strip()))
+        body = await self._upstream.request(
+            "highlevel.find_contact", "GET", path("contacts", "search", "duplicate"), params=params
+        )
+        if isinstance(body, dict) and cast(dict[str, Any], body).get("contact") is None:
+            wanted = " or ".join(f"{what} {value!r}" for what, value in (("email", email), ("phone", phone)) if value)
+            raise NotFound(f"HighLevel has no contact with {wanted}.")
+        return self._unwrap(body)
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        location = self._need_location("create_contact")
+        if len(contact.emails) > 1 or len(contact.phones) > 1:
+            raise ValidationFailed(
+                "A HighLevel contact holds one email and one phone number; pass at most one of each."
+            )
+        if contact.custom_fields:
+            raise ValidationFailed(
+                "custom_fields take Cometly's profile_field slots; HighLevel custom fields cannot be set through "
+                "create_contact. Leave custom_fields out."
+            )
+        payload: dict[str, Any] = {"locationId": location, "email": contact.emails[0]}
+        if contact.phones:
+            payload["phone"] = contact.phones[0]
+        if contact.names:
+            payload["name"] = contact.names[0]
+        if contact.locations:
+            payload["address1"] = contact.locations[0]
+        body = await self._upstream.request("highlevel.create_contact", "POST", path("contacts") + "/", json=payload)
+        return self._unwrap(body)
+
+    def _unwrap(self, body: Any) -> Contact:
+        raw = cast(dict[str, Any], body).get("contact") if isinstance(body, dict) else None
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise unexpected_shape(self.label, "a contact", "no `contact.id`")
+        return self._contact(cast(dict[str, Any], raw))
+
+    def _contact(self, raw: dict[str, Any]) -> Contact:
+        name = _text(raw.get("name")) or _text(
+            " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str))
+        )
+        address = ", ".join(text for key in _ADDRESS_KEYS if (text := _text(raw.get(key))))
+        custom: dict[str, JsonValue] = {}
+        fields = raw.get("customFields")
+        if isinstance(fields, list):
+            for field in cast(list[Any], fields):
+                if isinstance(field, dict):
+                    item = cast(dict[str, Any], field)
+                    value = item.get("value", item.get("field_value"))
+                    if item.get("id") and value not in (None, "", []):
+                        custom[str(item["id"])] = cast(JsonValue, value)
+        details = {key: cast(JsonValue, raw[key]) for key in _DETAIL_KEYS if raw.get(key) not in (None, "", [], {})}
+        return Contact(
+            id=str(raw["id"]),
+            provider=self.name,
+            created_at=_text(raw.get("dateAdded")),
+            emails=[email] if (email := _text(raw.get("email"))) else [],
+            phones=[phone] if (phone := _text(raw.get("phone"))) else [],
+            names=[name] if name else [],
+            locations=[address] if address else [],
+            custom_fields=custom,
+            details=details or None,
+        )
