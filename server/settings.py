@@ -84,6 +84,26 @@ class HighLevelSettings(BaseSettings):
         return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
 
+class ClemtaSettings(BaseSettings):
+    """Clemta: `CLEMTA_API_KEY`, `CLEMTA_BASE_URL`, `CLEMTA_COMPANY_ID`."""
+
+    model_config = SettingsConfigDict(env_prefix="CLEMTA_", extra="ignore")
+
+    api_key: SecretStr | None = None
+    base_url: str = "https://api.clemta.com"
+    company_id: str | None = None
+    """The company whose contacts are listed and created (Clemta requires it on both)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _check_base_url(value)
+
+    @property
+    def configured(self) -> bool:
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+
 def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
     """Parse `name=count/seconds,...`; a name given twice gets both rules.
 
@@ -114,6 +134,7 @@ class Settings(BaseSettings):
 
     cometly: CometlySettings = Field(default_factory=CometlySettings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
+    clemta: ClemtaSettings = Field(default_factory=ClemtaSettings)
     read_only: bool = False
     """When true, tools that change upstream data are not listed at all."""
     max_wait_seconds: float = Field(default=30.0, ge=0)
@@ -132,6 +153,7 @@ class Settings(BaseSettings):
 _ENV_PREFIXES: dict[type[BaseSettings], str] = {
     CometlySettings: "COMETLY_",
     HighLevelSettings: "HIGHLEVEL_",
+    ClemtaSettings: "CLEMTA_",
     Settings: "CONTACTS_MCP_",
 }
 
@@ -150,7 +172,12 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     """
     source = env_file if env_file is not None and env_file.is_file() else None
     providers: dict[str, BaseSettings] = {}
-    for name, model in (("cometly", CometlySettings), ("highlevel", HighLevelSettings)):
+    models: tuple[tuple[str, type[BaseSettings]], ...] = (
+        ("cometly", CometlySettings),
+        ("highlevel", HighLevelSettings),
+        ("clemta", ClemtaSettings),
+    )
+    for name, model in models:
         try:
             providers[name] = model(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
         except ValidationError as exc:

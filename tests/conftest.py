@@ -13,13 +13,16 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 
 from server.app import build_server
-from server.settings import CometlySettings, HighLevelSettings, Settings
+from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings
 
 COMETLY_KEY = "cm-test-key-0123456789abcdef"
 COMETLY_URL = "https://cometly.test/public-api/v1"
 HIGHLEVEL_KEY = "pit-test-token-fedcba9876543210"
 HIGHLEVEL_URL = "https://highlevel.test"
 HIGHLEVEL_LOCATION = "ve9EPM428h8vShlRW1KT"
+CLEMTA_KEY = "clemta-test-key-13579bdf"
+CLEMTA_URL = "https://clemta.test"
+CLEMTA_COMPANY = "64b8f1a2e4b0c8d9f0aaaaaa"
 
 
 @pytest.fixture
@@ -52,9 +55,20 @@ def highlevel_settings(*, location: str | None = HIGHLEVEL_LOCATION) -> HighLeve
     return HighLevelSettings(api_key=SecretStr(HIGHLEVEL_KEY), base_url=HIGHLEVEL_URL, location_id=location)
 
 
+def clemta_settings(*, company: str | None = CLEMTA_COMPANY) -> ClemtaSettings:
+    return ClemtaSettings(api_key=SecretStr(CLEMTA_KEY), base_url=CLEMTA_URL, company_id=company)
+
+
 def make_all_settings(**overrides: Any) -> Settings:
     """Settings with every provider configured against its mocked base URL."""
-    return make_settings(highlevel=highlevel_settings(), **overrides)
+    return make_settings(highlevel=highlevel_settings(), clemta=clemta_settings(), **overrides)
+
+
+@pytest.fixture
+def clemta() -> Iterator[respx.MockRouter]:
+    """A mocked Clemta API."""
+    with respx.mock(base_url=CLEMTA_URL, assert_all_called=False) as router:
+        yield router
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from mcp import Client
 
 from server.app import build_server
 from server.settings import Settings
-from tests.conftest import highlevel_settings, make_all_settings, make_settings, text_of
+from tests.conftest import clemta_settings, highlevel_settings, make_all_settings, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
@@ -82,6 +82,11 @@ PROVIDER_COMBINATIONS = [
         {"get_contact": ["highlevel"], "find_contact": ["highlevel"], "create_contact": ["highlevel"]},
     ),
     (
+        "clemta",
+        {"clemta": True},
+        {"get_contact": ["clemta"], "list_contacts": ["clemta"], "create_contact": ["clemta"]},
+    ),
+    (
         "cometly and highlevel",
         {"cometly": True, "highlevel": True},
         {
@@ -90,6 +95,27 @@ PROVIDER_COMBINATIONS = [
             "filter_by_custom_field": ["cometly"],
             "find_contact": ["highlevel"],
             "create_contact": ["cometly", "highlevel"],
+        },
+    ),
+    (
+        "highlevel and clemta",
+        {"highlevel": True, "clemta": True},
+        {
+            "get_contact": ["highlevel", "clemta"],
+            "list_contacts": ["clemta"],
+            "find_contact": ["highlevel"],
+            "create_contact": ["highlevel", "clemta"],
+        },
+    ),
+    (
+        "all three",
+        {"cometly": True, "highlevel": True, "clemta": True},
+        {
+            "get_contact": ["cometly", "highlevel", "clemta"],
+            "list_contacts": ["cometly", "clemta"],
+            "filter_by_custom_field": ["cometly"],
+            "find_contact": ["highlevel"],
+            "create_contact": ["cometly", "highlevel", "clemta"],
         },
     ),
 ]
@@ -104,6 +130,8 @@ async def test_each_tool_is_listed_for_exactly_the_configured_providers_that_ser
     settings = make_settings() if "cometly" in configured else Settings()
     if "highlevel" in configured:
         settings = settings.model_copy(update={"highlevel": highlevel_settings()})
+    if "clemta" in configured:
+        settings = settings.model_copy(update={"clemta": clemta_settings()})
 
     tools = await tools_of(settings)
 

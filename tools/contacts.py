@@ -6,7 +6,7 @@ signatures at registration, and the `provider` annotation is a local of `registe
 """
 
 from collections.abc import Callable, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
@@ -243,10 +243,19 @@ def _create_contact(default: str) -> Callable[..., Any]:
                 "16..25 numbers, 26..30 dates (YYYY-MM-DD)."
             ),
         ] = {},  # noqa: B006
+        contact_type: Annotated[
+            Literal["customer", "vendor"],
+            Field(description="Clemta only: whether the contact is a customer or a vendor."),
+        ] = "customer",
         provider: str = default,
     ) -> Contact:
         contact = NewContact(
-            emails=emails, phones=phones, names=names, locations=locations, custom_fields=custom_fields
+            emails=emails,
+            phones=phones,
+            names=names,
+            locations=locations,
+            custom_fields=custom_fields,
+            contact_type=contact_type,
         )
         return await ctx.request_context.lifespan_context.provider(provider).create_contact(contact)
 
@@ -291,6 +300,8 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "Create contact",
         "Create a new contact (a lead) with at least one email; the first item of each list becomes the "
         "primary value. Not idempotent: every call creates a contact, so when unsure whether it exists, look "
-        "first with list_contacts or filter_by_custom_field. Returns the created Contact with its new id.",
+        "first with find_contact, list_contacts or filter_by_custom_field. HighLevel holds one email and one "
+        "phone; Clemta needs a name (names[0] becomes its full_name) and takes contact_type. Returns the created "
+        "Contact with its new id.",
     ),
 }

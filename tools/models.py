@@ -260,6 +260,8 @@ class NewContact(BaseModel):
     names: list[str] = Field(default_factory=list[str])
     locations: list[str] = Field(default_factory=list[str])
     custom_fields: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
+    contact_type: Literal["customer", "vendor"] = "customer"
+    """Clemta's contact type; other providers ignore it."""
 
     @field_validator("emails")
     @classmethod

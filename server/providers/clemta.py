@@ -1,0 +1,237 @@
+"""Clemta: get a contact, list a company's contacts, create one.
+
+Requests carry `X-API-Key`; answers come in `{"success", "message", "data"}` and errors add
+`{"error": {"code", "details"}}`. Contact ids are 24 hex characters, times are Unix seconds.
+
+Listing maps the tools' arguments onto what Clemta's OpenAPI file offers:
+- paging is `skip`/`limit`; the tools' opaque `cursor` carries the next `skip`;
+- the date range's start becomes `created_at=gt` with `created_at_value` one second before it (the
+  file offers one comparison at a time), results are sorted `created_at desc`, and contacts created
+  after the range's end are dropped here, so a page may hold fewer than `per_page` contacts;
+- Space timezones do not apply: Clemta's times are absolute, and dates without an offset are UTC.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, cast
+
+import httpx
+from pydantic import JsonValue
+
+from server.budgets import Budgets
+from server.errors import ContactsError, NotFound, PermissionDenied, ValidationFailed
+from server.http import Upstream, path
+from server.providers.base import Capability, Provider, unexpected_shape
+from server.settings import ClemtaSettings, Rate, Settings
+from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, parse_range
+
+_CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+_ADDRESS_KEYS = ("address_1", "address_2", "district", "postal_code", "state", "province", "country")
+_DETAIL_KEYS = ("type", "status", "description", "bcc_emails")
+
+
+def _read_error(body: Any) -> str | None:
+    """Clemta errors are `{"message", "error": {"code", "details"}}`."""
+    if not isinstance(body, dict):
+        return None
+    raw = cast(dict[str, Any], body)
+    error = raw.get("error")
+    code = cast(dict[str, Any], error).get("code") if isinstance(error, dict) else None
+    details = cast(dict[str, Any], error).get("details") if isinstance(error, dict) else None
+    parts = [str(part) for part in (raw.get("message"), details) if part]
+    text = ": ".join(parts)
+    return f"{text} ({code})" if code else text or None
+
+
+def _text(value: Any) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None
+
+
+def encode_cursor(skip: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"skip": skip}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The `skip` a cursor stands for.
+
+    Raises:
+        ValidationFailed: If the cursor was not made by this server.
+    """
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        skip = raw["skip"]
+        if isinstance(skip, int) and not isinstance(skip, bool) and skip >= 0:
+            return skip
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        pass
+    raise ValidationFailed("cursor is not one this server returned; pass next_cursor exactly as it came back.")
+
+
+class Clemta(Provider):
+    """Clemta contacts of one company."""
+
+    name = "clemta"
+    label = "Clemta"
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "list_contacts", "create_contact"})
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
+        "clemta.get_contact": (Rate(100, 60.0),),
+        "clemta.list_contacts": (Rate(100, 60.0),),
+        "clemta.create_contact": (Rate(100, 60.0),),
+    }
+
+    def __init__(self, settings: ClemtaSettings, upstream: Upstream) -> None:
+        self._company = settings.company_id or ""
+        self._upstream = upstream
+
+    @classmethod
+    def configured(cls, settings: Settings) -> bool:
+        return settings.clemta.configured
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+    ) -> Clemta:
+        key = settings.clemta.api_key.get_secret_value().strip() if settings.clemta.api_key else ""
+        upstream = Upstream(
+            label=cls.label,
+            base_url=settings.clemta.base_url,
+            headers={"X-API-Key": key},
+            budgets=budgets,
+            max_wait_seconds=settings.max_wait_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            read_error=_read_error,
+            transport=transport,
+        )
+        return cls(settings.clemta, upstream)
+
+    async def aclose(self) -> None:
+        await self._upstream.aclose()
+
+    def _need_company(self, tool: str) -> str:
+        if not self._company:
+            raise ValidationFailed(
+                f"Clemta's {tool} needs a company id, and CLEMTA_COMPANY_ID is not set; "
+                "the person running this server must set it."
+            )
+        return self._company
+
+    async def get_contact(self, query: GetContactQuery) -> Contact:
+        contact_id = query.contact_id.strip()
+        if not _CONTACT_ID.match(contact_id):
+            raise ValidationFailed(
+                f"contact_id {query.contact_id[:40]!r} is not a Clemta contact id; ids are 24 hex characters "
+                "such as 64b8f1a2e4b0c8d9f0123456 and come from list_contacts."
+            )
+        body = await self._upstream.request(
+            "clemta.get_contact",
+            "GET",
+            path("contacts", contact_id),
+            not_found=f"Clemta has no contact {contact_id}; ids come from list_contacts.",
+        )
+        return self._contact(self._data(body, "a contact"))
+
+    async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
+        if query.conditions:
+            raise self._unsupported("filter_by_custom_field")
+        company = self._need_company("list_contacts")
+        start, end = parse_range(query.start_date, query.end_date, zone=UTC)
+        after = int(start.replace(tzinfo=UTC).timestamp()) - 1
+        until = int(end.replace(tzinfo=UTC).timestamp())
+        skip = decode_cursor(query.cursor) if query.cursor else 0
+        params = [
+            ("company_id", company),
+            ("skip", str(skip)),
+            ("limit", str(query.per_page)),
+            ("sort", "created_at"),
+            ("order", "desc"),
+            ("created_at", "gt"),
+            ("created_at_value", str(after)),
+        ]
+        body = await self._upstream.request("clemta.list_contacts", "GET", path("contacts"), params=params)
+        data = self._data(body, "a contact list")
+        items = data.get("contacts")
+        if not isinstance(items, list):
+            raise unexpected_shape(self.label, "a contact list", "no `data.contacts` array")
+        raw_items = [cast(dict[str, Any], item) for item in cast(list[Any], items) if isinstance(item, dict)]
+        contacts = [
+            self._contact(item)
+            for item in raw_items
+            if not (isinstance(item.get("created_at"), int | float) and item["created_at"] > until)
+        ]
+        total = data.get("total")
+        fetched = skip + len(raw_items)
+        more = isinstance(total, int) and fetched < total and bool(raw_items)
+        return ContactPage(contacts=contacts, next_cursor=encode_cursor(fetched) if more else None, has_more=more)
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        company = self._need_company("create_contact")
+        if not contact.names:
+            raise ValidationFailed("Clemta needs the contact's name: pass names (names[0] becomes its full_name).")
+        if contact.phones or contact.locations or contact.custom_fields:
+            raise ValidationFailed(
+                "Clemta's create takes emails, names and contact_type only; leave phones, locations and "
+                "custom_fields out."
+            )
+        payload: dict[str, Any] = {
+            "type": contact.contact_type,
+            "full_name": contact.names[0],
+            "email": contact.emails[0],
+            "company_id": company,
+        }
+        if len(contact.emails) > 1:
+            payload["cc_emails"] = contact.emails[1:]
+        body = await self._upstream.request("clemta.create_contact", "POST", path("contacts"), json=payload)
+        return self._contact(self._data(body, "a contact"))
+
+    def _data(self, body: Any, what: str) -> dict[str, Any]:
+        if not isinstance(body, dict):
+            raise unexpected_shape(self.label, what, "not an object")
+        raw = cast(dict[str, Any], body)
+        if raw.get("success") is False:
+            raise self._failure(raw)
+        data = raw.get("data")
+        if not isinstance(data, dict):
+            raise unexpected_shape(self.label, what, "no `data` object")
+        return cast(dict[str, Any], data)
+
+    def _failure(self, body: dict[str, Any]) -> ContactsError:
+        """A `success: false` answer that came with a 2xx status, classified by its error code."""
+        message = _read_error(body) or "no message"
+        code = str(cast(dict[str, Any], body.get("error") or {}).get("code", ""))
+        if code == "NOT_FOUND":
+            return NotFound(f"Clemta: {message}")
+        if code in ("ACCESS_DENIED", "COMPANY_NOT_FOUND"):
+            return PermissionDenied(f"Clemta refused: {message}")
+        return ValidationFailed(f"Clemta rejected the request: {message}")
+
+    def _contact(self, raw: dict[str, Any]) -> Contact:
+        if not raw.get("id"):
+            raise unexpected_shape(self.label, "a contact", "no `id`")
+        billing = cast(dict[str, Any], raw["billing"]) if isinstance(raw.get("billing"), dict) else {}
+        emails: list[str] = []
+        cc = raw.get("cc_emails")
+        for email in [raw.get("email"), *(cast(list[Any], cc) if isinstance(cc, list) else [])]:
+            if (text := _text(email)) and text not in emails:
+                emails.append(text)
+        phone = _text(billing.get("phone"))
+        if phone and (code := _text(billing.get("phone_code"))) and not phone.startswith("+"):
+            phone = f"{code}{phone}"
+        address = ", ".join(text for key in _ADDRESS_KEYS if (text := _text(billing.get(key))))
+        created = raw.get("created_at")
+        details = {key: cast(JsonValue, raw[key]) for key in _DETAIL_KEYS if raw.get(key) not in (None, "", [], {})}
+        return Contact(
+            id=str(raw["id"]),
+            provider=self.name,
+            created_at=datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int | float) else None,
+            emails=emails,
+            phones=[phone] if phone else [],
+            names=[name] if (name := _text(raw.get("full_name"))) else [],
+            locations=[address] if address else [],
+            details=details or None,
+        )

@@ -1,0 +1,227 @@
+"""Clemta behind the same tools: X-API-Key, the envelope, skip/limit paging behind the cursor, create."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from mcp import Client
+
+from server.app import build_server
+from server.settings import Settings
+from tests.conftest import CLEMTA_COMPANY, CLEMTA_KEY, clemta_settings, text_of
+
+pytestmark = pytest.mark.anyio
+
+SEED_CONTACT: dict[str, Any] = {
+    "id": "64b8f1a2e4b0c8d9f0123456",
+    "created_at": 1640995200,
+    "updated_at": 1640995200,
+    "type": "customer",
+    "status": "active",
+    "full_name": "John Doe",
+    "email": "john@example.com",
+    "description": "Primary contact for the company",
+    "cc_emails": ["cc1@example.com", "cc2@example.com"],
+    "bcc_emails": ["bcc@example.com"],
+    "billing": {
+        "email": "billing@example.com",
+        "phone": "1234567890",
+        "phone_code": "+1",
+        "iso_code": "US",
+        "country": "United States",
+        "address_1": "123 Main Street",
+        "address_2": "Suite 100",
+        "postal_code": "12345",
+        "district": "Downtown",
+        "state": "CA",
+        "province": "California",
+        "tax_id": "12-3456789",
+    },
+}
+"""The seed page's example response (real emails in place of the saved page's placeholders)."""
+
+NORMALIZED: dict[str, Any] = {
+    "id": "64b8f1a2e4b0c8d9f0123456",
+    "provider": "clemta",
+    "created_at": "2022-01-01T00:00:00+00:00",
+    "emails": ["john@example.com", "cc1@example.com", "cc2@example.com"],
+    "phones": ["+11234567890"],
+    "names": ["John Doe"],
+    "locations": ["123 Main Street, Suite 100, Downtown, 12345, CA, California, United States"],
+    "custom_fields": {},
+    "details": {
+        "type": "customer",
+        "status": "active",
+        "description": "Primary contact for the company",
+        "bcc_emails": ["bcc@example.com"],
+    },
+}
+
+
+def envelope(data: Any, message: str = "ok") -> dict[str, Any]:
+    return {"success": True, "message": message, "data": data}
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Client]:
+    async with Client(build_server(Settings(clemta=clemta_settings()))) as connected:
+        yield connected
+
+
+async def test_get_contact_sends_the_api_key_and_unwraps_the_seed_example(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    route = clemta.get("/contacts/64b8f1a2e4b0c8d9f0123456").respond(200, json=envelope(SEED_CONTACT))
+
+    result = await client.call_tool("get_contact", {"contact_id": "64b8f1a2e4b0c8d9f0123456"})
+
+    request = route.calls.last.request
+    assert request.headers["x-api-key"] == CLEMTA_KEY
+    assert "authorization" not in request.headers
+    assert result.structured_content == NORMALIZED
+
+
+async def test_list_contacts_maps_the_range_and_pages_through_the_cursor(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    late = {**SEED_CONTACT, "id": "64b8f1a2e4b0c8d9f0999999", "created_at": 1641081600}  # 2022-01-02, after the range
+    route = clemta.get("/contacts").mock(
+        side_effect=[
+            httpx.Response(200, json=envelope({"contacts": [late, SEED_CONTACT], "total": 3})),
+            httpx.Response(
+                200, json=envelope({"contacts": [{**SEED_CONTACT, "id": "64b8f1a2e4b0c8d9f0000001"}], "total": 3})
+            ),
+        ]
+    )
+    window = {"start_date": "2021-12-31", "end_date": "2022-01-01", "per_page": 2}
+
+    first = await client.call_tool("list_contacts", window)
+    assert first.structured_content is not None
+    second = await client.call_tool("list_contacts", {**window, "cursor": first.structured_content["next_cursor"]})
+
+    sent = [dict(httpx.QueryParams(route.calls[i].request.url.query).multi_items()) for i in range(route.call_count)]
+    assert sent[0] == {
+        "company_id": CLEMTA_COMPANY,
+        "skip": "0",
+        "limit": "2",
+        "sort": "created_at",
+        "order": "desc",
+        "created_at": "gt",
+        "created_at_value": str(1640908800 - 1),
+    }
+    assert sent[1]["skip"] == "2"
+    assert [c["id"] for c in first.structured_content["contacts"]] == ["64b8f1a2e4b0c8d9f0123456"]
+    assert first.structured_content["has_more"] is True
+    assert second.structured_content is not None
+    assert [c["id"] for c in second.structured_content["contacts"]] == ["64b8f1a2e4b0c8d9f0000001"]
+    assert second.structured_content["has_more"] is False
+
+
+async def test_a_cursor_this_server_did_not_make_is_a_validation_error(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    result = await client.call_tool(
+        "list_contacts", {"start_date": "2022-01-01", "end_date": "2022-01-02", "cursor": "not-a-cursor"}
+    )
+
+    assert text_of(result).startswith("[validation_error]")
+    assert clemta.calls.call_count == 0
+
+
+async def test_create_contact_sends_type_full_name_email_and_company(clemta: respx.MockRouter, client: Client) -> None:
+    route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT, "Contact created successfully"))
+
+    result = await client.call_tool(
+        "create_contact",
+        {"emails": ["john@example.com", "cc1@example.com"], "names": ["John Doe"], "contact_type": "vendor"},
+    )
+
+    assert json.loads(route.calls.last.request.content) == {
+        "type": "vendor",
+        "full_name": "John Doe",
+        "email": "john@example.com",
+        "company_id": CLEMTA_COMPANY,
+        "cc_emails": ["cc1@example.com"],
+    }
+    assert result.structured_content == NORMALIZED
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"emails": ["a@example.com"]},
+        {"emails": ["a@example.com"], "names": ["A"], "phones": ["+15550000000"]},
+        {"emails": ["a@example.com"], "names": ["A"], "contact_type": "partner"},
+    ],
+)
+async def test_create_contact_refuses_what_clemta_cannot_take(
+    clemta: respx.MockRouter, client: Client, arguments: dict[str, Any]
+) -> None:
+    result = await client.call_tool("create_contact", arguments)
+
+    assert text_of(result).startswith("[validation_error]")
+    assert clemta.calls.call_count == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "expected"),
+    [
+        (401, "INVALID_API_KEY", "authentication_error"),
+        (403, "ACCESS_DENIED", "permission_error"),
+        (404, "NOT_FOUND", "not_found"),
+        (400, "VALIDATION_FAILED", "validation_error"),
+        (429, "RATE_LIMIT_EXCEEDED", "rate_limited"),
+        (500, "INTERNAL_ERROR", "upstream_unavailable"),
+    ],
+)
+async def test_clemta_errors_map_to_error_classes_with_their_code(
+    clemta: respx.MockRouter, client: Client, status: int, code: str, expected: str
+) -> None:
+    body = {"success": False, "message": "Something", "data": None, "error": {"code": code, "details": ""}}
+    clemta.get("/contacts/64b8f1a2e4b0c8d9f0123456").respond(status, json=body, headers={"Retry-After": "60"})
+
+    result = await client.call_tool("get_contact", {"contact_id": "64b8f1a2e4b0c8d9f0123456"})
+
+    assert text_of(result).startswith(f"[{expected}]")
+    assert code in text_of(result)
+    assert CLEMTA_KEY not in text_of(result)
+
+
+async def test_a_success_false_answer_with_status_200_is_still_an_error(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    body = {"success": False, "message": "Contact not found", "data": None, "error": {"code": "NOT_FOUND"}}
+    clemta.get("/contacts/64b8f1a2e4b0c8d9f0123456").respond(200, json=body)
+
+    result = await client.call_tool("get_contact", {"contact_id": "64b8f1a2e4b0c8d9f0123456"})
+
+    assert text_of(result).startswith("[not_found]")
+
+
+@pytest.mark.parametrize(
+    "contact_id", ["../companies", "64b8f1a2e4b0c8d9f012345/", "64b8f1a2e4b0c8d9f012345?", "%2F" * 8, "0" * 500, "xyz"]
+)
+async def test_path_injection_attempts_never_reach_another_path(
+    clemta: respx.MockRouter, client: Client, contact_id: str
+) -> None:
+    clemta.route().respond(200, json=envelope(SEED_CONTACT))
+
+    result = await client.call_tool("get_contact", {"contact_id": contact_id})
+
+    assert text_of(result).startswith("[validation_error]")
+    assert clemta.calls.call_count == 0
+
+
+async def test_list_and_create_without_a_company_id_name_the_setting(clemta: respx.MockRouter) -> None:
+    async with Client(build_server(Settings(clemta=clemta_settings(company=None)))) as client:
+        listed = await client.call_tool("list_contacts", {"start_date": "2022-01-01", "end_date": "2022-01-02"})
+        created = await client.call_tool("create_contact", {"emails": ["a@example.com"], "names": ["A"]})
+
+    assert "CLEMTA_COMPANY_ID" in text_of(listed)
+    assert "CLEMTA_COMPANY_ID" in text_of(created)
+    assert clemta.calls.call_count == 0
