@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -104,7 +104,8 @@ async def test_list_contacts_maps_the_range_and_pages_through_the_cursor(
     assert first.structured_content is not None
     second = await client.call_tool("list_contacts", {**window, "cursor": first.structured_content["next_cursor"]})
 
-    sent = [dict(httpx.QueryParams(route.calls[i].request.url.query).multi_items()) for i in range(route.call_count)]
+    requests = cast(list[httpx.Request], [call.request for call in route.calls])  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    sent = [dict(httpx.QueryParams(request.url.query).multi_items()) for request in requests]
     assert sent[0] == {
         "company_id": CLEMTA_COMPANY,
         "skip": "0",
