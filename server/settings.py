@@ -28,26 +28,37 @@ class Rate:
         return f"{self.count}/{self.seconds:g}"
 
 
-def _check_base_url(value: str) -> str:
-    if not value.startswith(("http://", "https://")):
-        raise ValueError("must start with http:// or https://")
-    return value.rstrip("/")
-
-
-class CometlySettings(BaseSettings):
-    """Cometly: `COMETLY_API_KEY`, `COMETLY_BASE_URL`, `COMETLY_TIMEZONE`."""
-
-    model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore")
+class ProviderSettings(BaseSettings):
+    """What every provider's settings have: a secret key and an http(s) base URL."""
 
     api_key: SecretStr | None = None
-    base_url: str = "https://app.cometly.com/public-api/v1"
-    timezone: str = "UTC"
-    """The Space's timezone: list date ranges are interpreted in it, so offsets are converted to it."""
+    base_url: str
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _check_base_url(value)
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+    @property
+    def configured(self) -> bool:
+        """Whether a (non-blank) key is set: the provider is served only then."""
+        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
+
+    def key(self) -> str:
+        """The key itself, for the one place that puts it in a header."""
+        return self.api_key.get_secret_value().strip() if self.api_key else ""
+
+
+class CometlySettings(ProviderSettings):
+    """Cometly: `COMETLY_API_KEY`, `COMETLY_BASE_URL`, `COMETLY_TIMEZONE`."""
+
+    model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore")
+
+    base_url: str = "https://app.cometly.com/public-api/v1"
+    timezone: str = "UTC"
+    """The Space's timezone: list date ranges are interpreted in it, so offsets are converted to it."""
 
     @field_validator("timezone")
     @classmethod
@@ -58,50 +69,28 @@ class CometlySettings(BaseSettings):
             raise ValueError(f"unknown IANA timezone {value!r} (e.g. UTC, Europe/Berlin)") from None
         return value
 
-    @property
-    def configured(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
+class HighLevelSettings(ProviderSettings):
+    """HighLevel (LeadConnector): `HIGHLEVEL_API_KEY`, `HIGHLEVEL_BASE_URL`, `HIGHLEVEL_LOCATION_ID`.
 
-class HighLevelSettings(BaseSettings):
-    """HighLevel (LeadConnector): `HIGHLEVEL_API_KEY`, `HIGHLEVEL_BASE_URL`, `HIGHLEVEL_LOCATION_ID`."""
+    The key is a private integration token or an OAuth access token of a sub-account (location).
+    """
 
     model_config = SettingsConfigDict(env_prefix="HIGHLEVEL_", extra="ignore")
 
-    api_key: SecretStr | None = None
-    """A private integration token or an OAuth access token of a sub-account (location)."""
     base_url: str = "https://services.leadconnectorhq.com"
     location_id: str | None = None
     """The sub-account the key belongs to: creates and lookups need it, and limits are counted per location."""
 
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return _check_base_url(value)
 
-    @property
-    def configured(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
-
-
-class ClemtaSettings(BaseSettings):
+class ClemtaSettings(ProviderSettings):
     """Clemta: `CLEMTA_API_KEY`, `CLEMTA_BASE_URL`, `CLEMTA_COMPANY_ID`."""
 
     model_config = SettingsConfigDict(env_prefix="CLEMTA_", extra="ignore")
 
-    api_key: SecretStr | None = None
     base_url: str = "https://api.clemta.com"
     company_id: str | None = None
     """The company whose contacts are listed and created (Clemta requires it on both)."""
-
-    @field_validator("base_url")
-    @classmethod
-    def _base_url(cls, value: str) -> str:
-        return _check_base_url(value)
-
-    @property
-    def configured(self) -> bool:
-        return self.api_key is not None and bool(self.api_key.get_secret_value().strip())
 
 
 def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:

@@ -97,7 +97,7 @@ class Clemta(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Clemta:
-        key = settings.clemta.api_key.get_secret_value().strip() if settings.clemta.api_key else ""
+        key = settings.clemta.key()
         upstream = Upstream(
             label=cls.label,
             base_url=settings.clemta.base_url,

@@ -108,7 +108,7 @@ class Cometly(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Cometly:
-        key = settings.cometly.api_key.get_secret_value().strip() if settings.cometly.api_key else ""
+        key = settings.cometly.key()
         upstream = Upstream(
             label=cls.label,
             base_url=settings.cometly.base_url,

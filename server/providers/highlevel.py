@@ -78,7 +78,7 @@ class HighLevel(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> HighLevel:
-        key = settings.highlevel.api_key.get_secret_value().strip() if settings.highlevel.api_key else ""
+        key = settings.highlevel.key()
         upstream = Upstream(
             label=cls.label,
             base_url=settings.highlevel.base_url,
