@@ -6,11 +6,13 @@ app = create_app(contacts=500, seed=1)  # an ASGI app; serve it with uvicorn or 
 """
 
 from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_of
+from server.sandbox.clemta import COMPANY_ID as CLEMTA_COMPANY_ID
 from server.sandbox.cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
 from server.sandbox.highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
 from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS
 
 __all__ = [
+    "CLEMTA_COMPANY_ID",
     "COMETLY_INACTIVE_KEY",
     "DEFAULT_RATE_LIMITS",
     "HIGHLEVEL_LOCATION_ID",

@@ -1,24 +1,59 @@
 """Clemta's contacts endpoints, under `/clemta`.
 
 Every answer is the envelope `{"success", "message", "data"}`; errors set `data` to null and add
-`{"error": {"code", "details"}}`. Authentication is the `X-API-Key` header.
+`{"error": {"code", "details"}}`. Authentication is the `X-API-Key` header. Every sandbox contact
+belongs to one company, `COMPANY_ID`.
+
+Routes: get a contact, list a company's contacts (skip/limit paging, newest first by default) and
+create one. As the OpenAPI file documents, bad list parameters are a 400 `INVALID_REQUEST`, a create
+body that fails validation a 400 `VALIDATION_FAILED`, and a created contact answers 200.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Mapping
+from typing import cast
 
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.model import COUNTRIES, ContactRow, Stamped, split_phone
+from server.sandbox.model import COUNTRIES, EMAIL, ContactRow, NewContact, Profile, Stamped, split_phone, unix
 from server.sandbox.ratelimit import Decision
 from server.sandbox.routing import Caller, Sandbox, Vendor, anonymous, guarded, same_key, standard_rate_headers
+from server.sandbox.store import CLEMTA_SORTS, ClemtaQuery
+
+COMPANY_ID = "64b8f1a2e4b0c8d9f0c0ffee"
+"""The sandbox company every contact belongs to (Clemta's `company_id`, a 24-hex ObjectId)."""
+
+DEFAULT_LIMIT = 10
+MAX_LIMIT = 100
+MAX_STRING = 255
+CONTACT_TYPES = ("customer", "vendor")
 
 _OBJECT_ID = re.compile(r"[0-9a-fA-F]{24}")
+_UNSIGNED = re.compile(r"[0-9]{1,12}")
+_ISO_CODE = re.compile(r"[A-Za-z]{2}")
+_PHONE_CODE = re.compile(r"\+?[0-9]{1,4}")
+_PHONE = re.compile(r"[0-9 ().-]{4,20}")
+_BILLING_FIELDS = (
+    "email",
+    "phone",
+    "phone_code",
+    "iso_code",
+    "country",
+    "address_1",
+    "address_2",
+    "postal_code",
+    "district",
+    "state",
+    "province",
+    "tax_id",
+)
 
 
 def build(sandbox: Sandbox, key: str) -> Vendor:
@@ -36,6 +71,79 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         emails = await store.run(lambda: store.values([row.id], "email")[row.id])
         return success("Contact retrieved successfully", _contact(row, emails))
 
+    async def list_contacts(request: Request) -> Response:
+        problems: list[str] = []
+        company_id = _company_id(request.query_params.get("company_id"), problems)
+        query = _list_query(request.query_params, problems)
+        if problems or query is None:
+            return error(400, "Invalid request", "INVALID_REQUEST", "; ".join(problems))
+        if company_id != COMPANY_ID:
+            return error(404, "Company not found", "COMPANY_NOT_FOUND")
+        rows, total = await store.run(lambda: store.clemta_page(query))
+        emails = await store.run(lambda: store.values([row.id for row in rows], "email"))
+        contacts = [_contact(row, emails[row.id]) for row in rows]
+        return success("Contacts retrieved successfully", {"contacts": contacts, "total": total})
+
+    async def create_contact(request: Request) -> Response:
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            return error(400, "Invalid request data", "INVALID_REQUEST", "The body must be a JSON object")
+        if not isinstance(payload, dict):
+            return error(400, "Invalid request data", "INVALID_REQUEST", "The body must be a JSON object")
+        fields = cast("dict[str, object]", payload)
+        problems: list[str] = []
+        contact_type = _text(fields, "type", problems, required=True)
+        if contact_type is not None and contact_type not in CONTACT_TYPES:
+            problems.append(f"Field 'type' must be one of {', '.join(CONTACT_TYPES)}")
+        full_name = _text(fields, "full_name", problems, required=True)
+        email = _text(fields, "email", problems, required=True, email=True)
+        given_company = _text(fields, "company_id", problems, required=True)
+        company_id = _company_id(given_company, problems) if given_company else None
+        status = _text(fields, "status", problems) or "active"
+        description = _text(fields, "description", problems)
+        cc_emails = _emails(fields, "cc_emails", problems)
+        bcc_emails = _emails(fields, "bcc_emails", problems)
+        billing = _billing(fields.get("billing"), problems)
+        if problems or contact_type is None or full_name is None or email is None:
+            return error(400, "Validation failed", "VALIDATION_FAILED", "; ".join(problems))
+        if company_id != COMPANY_ID:
+            return error(404, "Company not found", "COMPANY_NOT_FOUND")
+        now = unix(sandbox.clock())
+        first, _, last = full_name.partition(" ")
+        phone = _billing_phone(billing)
+        extra = [address for address in dict.fromkeys(cc_emails) if address.lower() != email.lower()]
+        profile = Profile(
+            first_name=first or None,
+            last_name=last or None,
+            address1=billing.get("address_1"),
+            address2=billing.get("address_2"),
+            district=billing.get("district"),
+            state=billing.get("state"),
+            province=billing.get("province"),
+            postal_code=billing.get("postal_code"),
+            country=billing.get("iso_code"),
+            clemta_type=contact_type,
+            clemta_status=status,
+            description=description,
+            bcc_emails=tuple(dict.fromkeys(bcc_emails)),
+            tax_id=billing.get("tax_id"),
+        )
+
+        def new_contact(contact_id: int) -> NewContact:
+            return NewContact(
+                id=contact_id,
+                created_at=now,
+                emails=[Stamped(address, now) for address in (email, *extra)],
+                phones=[Stamped(phone, now)] if phone else [],
+                names=[Stamped(full_name, now)],
+                profile=profile,
+            )
+
+        row = await store.run(lambda: store.create(new_contact))
+        emails = await store.run(lambda: store.values([row.id], "email")[row.id])
+        return success("Contact created successfully", _contact(row, emails))
+
     return Vendor(
         prefix="/clemta",
         rules=rules,
@@ -45,9 +153,151 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
                 guarded("clemta.get_contact", rules, sandbox.limiter, get_contact),
                 methods=["GET"],
                 name="clemta.get_contact",
-            )
+            ),
+            Route(
+                "/clemta/contacts",
+                guarded("clemta.list_contacts", rules, sandbox.limiter, list_contacts),
+                methods=["GET"],
+                name="clemta.list_contacts",
+            ),
+            Route(
+                "/clemta/contacts",
+                guarded("clemta.create_contact", rules, sandbox.limiter, create_contact),
+                methods=["POST"],
+                name="clemta.create_contact",
+            ),
         ],
     )
+
+
+def _company_id(raw: str | None, problems: list[str]) -> str | None:
+    """The lower-cased company id; a missing or malformed one adds a problem."""
+    if not raw:
+        problems.append("company_id is required")
+        return None
+    if _OBJECT_ID.fullmatch(raw) is None:
+        problems.append("company_id must be a 24-character hex string")
+        return None
+    return raw.lower()
+
+
+def _unsigned(params: QueryParams, name: str, default: int, problems: list[str]) -> int:
+    raw = params.get(name, "")
+    if raw == "":
+        return default
+    if _UNSIGNED.fullmatch(raw) is None:
+        problems.append(f"{name} must be a non-negative integer")
+        return default
+    return int(raw)
+
+
+def _list_query(params: QueryParams, problems: list[str]) -> ClemtaQuery | None:
+    skip = _unsigned(params, "skip", 0, problems)
+    limit = _unsigned(params, "limit", DEFAULT_LIMIT, problems)
+    if not 1 <= limit <= MAX_LIMIT:
+        problems.append(f"limit must be between 1 and {MAX_LIMIT}")
+    sort = params.get("sort", "") or "created_at"
+    if sort not in CLEMTA_SORTS:
+        problems.append(f"sort must be one of {', '.join(CLEMTA_SORTS)}")
+    order = params.get("order", "") or "desc"
+    if order not in {"asc", "desc"}:
+        problems.append("order must be asc or desc")
+    operator = params.get("created_at", "")
+    has_value = params.get("created_at_value", "") != ""
+    value = _unsigned(params, "created_at_value", 0, problems)
+    created: tuple[str, int] | None = None
+    if operator:
+        if operator not in {"gt", "lt", "eq"}:
+            problems.append("created_at must be one of gt, lt, eq")
+        elif not has_value:
+            problems.append("created_at_value is required with created_at")
+        else:
+            created = (operator, value)
+    elif has_value:
+        problems.append("created_at is required with created_at_value")
+    end = _unsigned(params, "end_date", 0, problems) if params.get("end_date", "") != "" else None
+    if problems:
+        return None
+    return ClemtaQuery(
+        skip=skip,
+        limit=limit,
+        search=params.get("search", "").strip(),
+        sort=sort,
+        descending=order == "desc",
+        created=created,
+        end=end,
+    )
+
+
+def _text(
+    fields: Mapping[str, object], name: str, problems: list[str], *, required: bool = False, email: bool = False
+) -> str | None:
+    """A trimmed string field; None when absent or empty (a problem if required)."""
+    raw = fields.get(name)
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        if required:
+            problems.append(f"Field '{name}' is required")
+        return None
+    if not isinstance(raw, str):
+        problems.append(f"Field '{name}' must be a string")
+        return None
+    text = raw.strip()
+    if len(text) > MAX_STRING:
+        problems.append(f"Field '{name}' must be at most {MAX_STRING} characters")
+        return None
+    if email and EMAIL.fullmatch(text) is None:
+        problems.append(f"Field '{name}' must be a valid email address")
+        return None
+    return text
+
+
+def _emails(fields: Mapping[str, object], name: str, problems: list[str]) -> list[str]:
+    raw = fields.get(name)
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.append(f"Field '{name}' must be an array of email addresses")
+        return []
+    items = cast("list[object]", raw)
+    addresses = [item.strip() for item in items if isinstance(item, str)]
+    if len(addresses) != len(items) or any(EMAIL.fullmatch(address) is None for address in addresses):
+        problems.append(f"Field '{name}' must be an array of email addresses")
+        return []
+    return addresses
+
+
+def _billing(raw: object, problems: list[str]) -> dict[str, str]:
+    """The billing object's non-empty fields; `email` and `country` are checked but shown from the contact."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.append("Field 'billing' must be an object")
+        return {}
+    given = cast("dict[str, object]", raw)
+    billing: dict[str, str] = {}
+    for name in _BILLING_FIELDS:
+        text = _text(given, name, problems, email=name == "email")
+        if text is not None:
+            billing[name] = text
+    checks = (("iso_code", _ISO_CODE), ("phone_code", _PHONE_CODE), ("phone", _PHONE))
+    for name, pattern in checks:
+        if name in billing and pattern.fullmatch(billing[name]) is None:
+            problems.append(f"Field 'billing.{name}' is not valid")
+    if "iso_code" in billing:
+        billing["iso_code"] = billing["iso_code"].upper()
+    return billing
+
+
+def _billing_phone(billing: Mapping[str, str]) -> str | None:
+    """The stored phone: E.164 when a calling code came (from `phone_code` or the country), else digits."""
+    digits = "".join(char for char in billing.get("phone", "") if char.isdigit())
+    if not digits:
+        return None
+    code = billing.get("phone_code", "").lstrip("+")
+    if not code:
+        country = COUNTRIES.get(billing.get("iso_code", ""))
+        code = country.calling_code if country else ""
+    return f"+{code}{digits}" if code else digits
 
 
 def success(message: str, data: object, status_code: int = 200) -> JSONResponse:

@@ -25,6 +25,7 @@ from server.sandbox.filters import parse_conditions
 from server.sandbox.laravel import Cursor, ValidationErrors, attribute, is_numeric, parse_boolean, parse_integer
 from server.sandbox.model import (
     DATETIME_FORMAT,
+    EMAIL,
     SLOT_COUNT,
     BrowsingHit,
     ContactRow,
@@ -84,10 +85,6 @@ _LIST_FLAGS = {
 _COLLECTIONS = (("emails", "email"), ("phones", "phone"), ("names", "name"), ("locations", "location"))
 _CONTACT_ID = re.compile(r"[0-9]+")
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-_EMAIL = re.compile(
-    r"(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+(?<!\.)"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
 
 
 def build(sandbox: Sandbox, key: str) -> Vendor:
@@ -401,7 +398,7 @@ def _string_list(
         text = (item.strip() or None) if isinstance(item, str) else item
         if text is None and email:
             errors.required(key)
-        elif email and (not isinstance(text, str) or _EMAIL.fullmatch(text) is None):
+        elif email and (not isinstance(text, str) or EMAIL.fullmatch(text) is None):
             errors.add(key, f"The {attribute(key)} field must be a valid email address.")
         elif not isinstance(text, str):
             errors.add(key, f"The {attribute(key)} field must be a string.")

@@ -1,22 +1,48 @@
 """HighLevel's (LeadConnector API v2) contacts endpoints, under `/highlevel`.
 
-HighLevel is a NestJS service: errors are `{"statusCode", "message"}` (a 401 adds `"error"`), and
-every call needs `Authorization: Bearer <token>` and `Version: 2021-07-28`. All sandbox contacts
-belong to one sub-account, `LOCATION_ID`.
+HighLevel is a NestJS service: errors are `{"statusCode", "message"}` (a 401 adds `"error"`, a 422
+has a list of messages), and every call needs `Authorization: Bearer <token>` and
+`Version: 2021-07-28`. All sandbox contacts belong to one sub-account, `LOCATION_ID`, which keeps
+HighLevel's default of not allowing duplicate contacts (by email, then phone). Every route also
+spends the token's day budget (`highlevel.daily`).
+
+Routes: get a contact, create one (`POST /contacts/`, with or without the slash) and find one by
+email or phone (`GET /contacts/search/duplicate`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
+from typing import cast
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.model import SLOT_COUNT, ContactRow, iso_millis, render_value, stable_base62
+from server.sandbox.model import (
+    COUNTRIES,
+    EMAIL,
+    SLOT_COUNT,
+    ContactRow,
+    CustomValue,
+    NewContact,
+    Profile,
+    SlotType,
+    Stamped,
+    iso_millis,
+    parse_date_value,
+    phone_digits,
+    render_value,
+    slot_type,
+    stable_base62,
+    unix,
+)
 from server.sandbox.ratelimit import Decision
 from server.sandbox.routing import (
     Caller,
+    Handler,
     Sandbox,
     Vendor,
     anonymous,
@@ -25,6 +51,7 @@ from server.sandbox.routing import (
     same_key,
     standard_rate_headers,
 )
+from server.sandbox.store import Duplicate
 
 API_VERSION = "2021-07-28"
 """The only `Version` header value the contacts API accepts."""
@@ -37,13 +64,52 @@ CUSTOM_FIELD_IDS: Mapping[int, str] = {
 }
 """HighLevel's custom-field id for each Cometly slot (the same stored values back both)."""
 
+DAILY_BUDGET = "highlevel.daily"
+"""The rate-limit name of the day budget every HighLevel route spends."""
+
 _DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
+_SLOT_BY_FIELD_ID = {field_id: slot for slot, field_id in CUSTOM_FIELD_IDS.items()}
+_STRING_FIELDS = (
+    "firstName",
+    "lastName",
+    "name",
+    "email",
+    "gender",
+    "phone",
+    "address1",
+    "city",
+    "state",
+    "postalCode",
+    "website",
+    "timezone",
+    "source",
+    "dateOfBirth",
+    "country",
+    "companyName",
+    "assignedTo",
+)
+# The formats the create DTO documents for dateOfBirth: year first or year last, one separator.
+_DATE_OF_BIRTH = (
+    re.compile(r"(?P<year>\d{4})(?P<sep>[/._-])(?P<month>\d{2})(?P=sep)(?P<day>\d{2})"),
+    re.compile(r"(?P<month>\d{2})(?P<sep>[/._-])(?P<day>\d{2})(?P=sep)(?P<year>\d{4})"),
+)
+_MIN_PHONE_DIGITS = 7
+_MAX_PHONE_DIGITS = 15
+_LOCATION_DENIED = "The token does not have access to this location."
 
 
 def build(sandbox: Sandbox, token: str) -> Vendor:
     """HighLevel's routes over the sandbox, accepting `token` as the sub-account's bearer token."""
     rules = HighLevelRules(token)
     store = sandbox.store
+
+    def route(path: str, endpoint: str, handler: Handler, method: str) -> Route:
+        return Route(
+            path,
+            guarded(endpoint, rules, sandbox.limiter, handler, daily=DAILY_BUDGET),
+            methods=[method],
+            name=endpoint,
+        )
 
     async def get_contact(request: Request) -> Response:
         contact_id: str = request.path_params["contactId"]
@@ -52,22 +118,226 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             return _error(404, "Contact not found")
         return JSONResponse({"contact": _contact(row)})
 
+    async def find_contact(request: Request) -> Response:
+        params = request.query_params
+        refusal = _location_refusal(params.get("locationId"))
+        if refusal is not None:
+            return refusal
+        email = params.get("email", "").strip() or None
+        number = params.get("number", "").strip() or None
+        if email is None and number is None:
+            return _error(400, "Either email or number is required")
+        found = await store.run(lambda: store.find_duplicate(email=email, phone=None))
+        if found is None and number is not None:
+            found = await store.run(lambda: store.find_duplicate(email=None, phone=number))
+        return JSONResponse({"contact": None if found is None else _contact(found.row)})
+
+    async def create_contact(request: Request) -> Response:
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "Unexpected token in JSON body", error="Bad Request")
+        fields = cast("dict[str, object]", payload) if isinstance(payload, dict) else {}
+        messages: list[str] = []
+        location_id = fields.get("locationId")
+        if location_id is None or location_id == "":
+            messages.append("locationId should not be empty")
+        elif not isinstance(location_id, str):
+            messages.append("locationId must be a string")
+        texts = _texts(fields, messages)
+        tags = _tags(fields.get("tags"), messages)
+        custom = _custom_fields(fields.get("customFields"), messages)
+        dnd = fields.get("dnd", False)
+        if not isinstance(dnd, bool):
+            messages.append("dnd must be a boolean value")
+            dnd = False
+        if messages:
+            return _error(422, messages, error="Unprocessable Entity")
+        refusal = _location_refusal(cast("str", location_id))
+        if refusal is not None:
+            return refusal
+        now = unix(sandbox.clock())
+        first, last = texts.get("firstName"), texts.get("lastName")
+        name = texts.get("name") or " ".join(part for part in (first, last) if part) or None
+        if name and first is None and last is None:
+            given, _, family = name.partition(" ")
+            first, last = given or None, family or None
+        email, phone = texts.get("email"), texts.get("phone")
+        if "companyName" in texts:
+            custom[1] = texts["companyName"]
+        location = _location_text(texts.get("city"), texts.get("state"), texts.get("country"))
+        profile = Profile(
+            first_name=first,
+            last_name=last,
+            address1=texts.get("address1"),
+            city=texts.get("city"),
+            state=texts.get("state"),
+            postal_code=texts.get("postalCode"),
+            country=texts.get("country"),
+            timezone=texts.get("timezone"),
+            date_of_birth=texts.get("dateOfBirth"),
+            website=texts.get("website"),
+            dnd=dnd,
+            source=texts.get("source"),
+            assigned_to=texts.get("assignedTo"),
+            tags=tags,
+        )
+
+        def new_contact(contact_id: int) -> NewContact:
+            return NewContact(
+                id=contact_id,
+                created_at=now,
+                emails=[Stamped(email, now)] if email else [],
+                phones=[Stamped(phone, now)] if phone else [],
+                names=[Stamped(name, now)] if name else [],
+                locations=[Stamped(location, now)] if location else [],
+                custom_fields=custom,
+                profile=profile,
+            )
+
+        created = await store.run(lambda: store.create_unique(new_contact, email=email, phone=phone))
+        if isinstance(created, Duplicate):
+            return JSONResponse(
+                {
+                    "statusCode": 400,
+                    "message": "This location does not allow duplicated contacts.",
+                    "meta": {"contactId": created.row.highlevel_id, "matchingField": created.field},
+                },
+                status_code=400,
+            )
+        return JSONResponse({"contact": _contact(created)}, status_code=201)
+
     return Vendor(
         prefix="/highlevel",
         rules=rules,
         routes=[
-            Route(
-                "/highlevel/contacts/{contactId}",
-                guarded("highlevel.get_contact", rules, sandbox.limiter, get_contact),
-                methods=["GET"],
-                name="highlevel.get_contact",
-            )
+            # Before `{contactId}`, which would not match it anyway (a path parameter stops at `/`).
+            route("/highlevel/contacts/search/duplicate", "highlevel.find_contact", find_contact, "GET"),
+            route("/highlevel/contacts/{contactId}", "highlevel.get_contact", get_contact, "GET"),
+            route("/highlevel/contacts/", "highlevel.create_contact", create_contact, "POST"),
+            route("/highlevel/contacts", "highlevel.create_contact", create_contact, "POST"),
         ],
     )
 
 
-def _error(status_code: int, message: str, **extra: str) -> JSONResponse:
+def _error(status_code: int, message: str | list[str], **extra: str) -> JSONResponse:
     return JSONResponse({"statusCode": status_code, "message": message, **extra}, status_code=status_code)
+
+
+def _location_refusal(location_id: str | None) -> Response | None:
+    """HighLevel's 422 for a missing `locationId`, its 403 for another sub-account's, None for ours."""
+    if not location_id:
+        return _error(422, ["locationId should not be empty"], error="Unprocessable Entity")
+    if location_id != LOCATION_ID:
+        return _error(403, _LOCATION_DENIED)
+    return None
+
+
+def _texts(fields: Mapping[str, object], messages: list[str]) -> dict[str, str]:
+    """The create DTO's string fields that were sent non-empty, validated and normalised."""
+    texts: dict[str, str] = {}
+    for name in _STRING_FIELDS:
+        value = fields.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            messages.append(f"{name} must be a string")
+            continue
+        value = value.strip()
+        if value:
+            texts[name] = value
+    email = texts.get("email")
+    if email is not None and EMAIL.fullmatch(email) is None:
+        messages.append("email must be an email")
+    phone = texts.get("phone")
+    if phone is not None:
+        normalised = _phone(phone)
+        if normalised is None:
+            messages.append("phone must be a valid phone number")
+        else:
+            texts["phone"] = normalised
+    birth = texts.get("dateOfBirth")
+    if birth is not None:
+        parsed = _date_of_birth(birth)
+        if parsed is None:
+            messages.append("dateOfBirth must be a valid date")
+        else:
+            texts["dateOfBirth"] = parsed
+    return texts
+
+
+def _phone(text: str) -> str | None:
+    """A phone as HighLevel stores it, E.164; a number without `+` is taken as national in the US location."""
+    if re.fullmatch(r"\+?[0-9 ().-]+", text) is None:
+        return None
+    digits = phone_digits(text)
+    if not _MIN_PHONE_DIGITS <= len(digits) <= _MAX_PHONE_DIGITS:
+        return None
+    if not text.startswith("+") and len(digits) == 10:
+        digits = "1" + digits
+    return "+" + digits
+
+
+def _date_of_birth(text: str) -> str | None:
+    for pattern in _DATE_OF_BIRTH:
+        match = pattern.fullmatch(text)
+        if match is not None:
+            day = f"{match['year']}-{match['month']}-{match['day']}"
+            return day if parse_date_value(day) is not None else None
+    return None
+
+
+def _tags(raw: object, messages: list[str]) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        messages.append("tags must be an array")
+        return ()
+    items = cast("list[object]", raw)
+    if not all(isinstance(item, str) for item in items):
+        messages.append("each value in tags must be a string")
+        return ()
+    # HighLevel keeps tags lower-cased and without repeats.
+    return tuple(dict.fromkeys(cast("str", item).strip().lower() for item in items if cast("str", item).strip()))
+
+
+def _custom_fields(raw: object, messages: list[str]) -> dict[int, CustomValue]:
+    """The create DTO's `customFields` (`[{"id", "field_value"}]`) as slot values."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, list):
+        messages.append("customFields must be an array")
+        return {}
+    values: dict[int, CustomValue] = {}
+    for index, item in enumerate(cast("list[object]", raw)):
+        entry = cast("dict[str, object]", item) if isinstance(item, dict) else None
+        slot = _SLOT_BY_FIELD_ID.get(str(entry.get("id"))) if entry is not None else None
+        if entry is None or slot is None:
+            messages.append(f"customFields.{index}.id must be the id of one of the location's custom fields")
+            continue
+        value = entry.get("field_value")
+        if value is None or value == "":
+            continue
+        kind = slot_type(slot)
+        if kind is SlotType.TEXT and isinstance(value, str):
+            values[slot] = value
+        elif kind is SlotType.NUMBER and isinstance(value, int | float) and not isinstance(value, bool):
+            values[slot] = float(value)
+        elif kind is SlotType.DATE and isinstance(value, str) and parse_date_value(value) is not None:
+            values[slot] = parse_date_value(value)
+        else:
+            messages.append(f"customFields.{index}.field_value must be a {kind.value}")
+    return values
+
+
+def _location_text(city: str | None, state: str | None, country: str | None) -> str | None:
+    """Cometly's one-line location for an address, as the seed data writes it."""
+    if city is None:
+        return None
+    if state and country in {"US", "CA", "AU"}:
+        return f"{city}, {state}"
+    known = COUNTRIES.get(country or "")
+    return f"{city}, {known.name}" if known else city
 
 
 class HighLevelRules:
@@ -92,12 +362,16 @@ class HighLevelRules:
         return _error(429, "Too many requests")
 
     def rate_headers(self, decision: Decision) -> Mapping[str, str]:
-        """The standard pair plus HighLevel's burst headers (`X-RateLimit-Max`, the interval in ms)."""
-        return {
+        """The standard pair, HighLevel's burst headers (`X-RateLimit-Max`, the interval in ms) and its day budget."""
+        headers = {
             **standard_rate_headers(decision),
             "X-RateLimit-Max": str(decision.limit),
             "X-RateLimit-Interval-Milliseconds": str(round(decision.window * 1000)),
         }
+        if decision.daily is not None:
+            headers["X-RateLimit-Limit-Daily"] = str(decision.daily.limit)
+            headers["X-RateLimit-Daily-Remaining"] = str(decision.daily.remaining)
+        return headers
 
     def route_error(self, request: Request, status_code: int) -> Response:
         """NestJS's answer for a route it does not have."""

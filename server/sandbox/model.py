@@ -21,6 +21,12 @@ DATETIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 _SLOT_KEY = re.compile(r"profile_field_([1-9][0-9]?)")
 
+EMAIL = re.compile(
+    r"(?!\.)(?!.*\.\.)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+(?<!\.)"
+    r"@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+"""An email address as the vendors accept it (use with `fullmatch`)."""
+
 
 class SlotType(enum.StrEnum):
     """The type of a custom-field slot; Cometly fixes it by slot number."""
@@ -273,6 +279,11 @@ COUNTRIES: dict[str, Country] = {
     "IN": Country("India", "91"),
 }
 """The countries the generator places contacts in, by ISO 3166-1 alpha-2 code."""
+
+
+def phone_digits(phone: str | None) -> str:
+    """The digits of a phone number, the form phones are matched in ("+1 888-888-8888" -> "18888888888")."""
+    return "".join(char for char in phone or "" if char.isdigit())
 
 
 def split_phone(e164: str) -> tuple[str, str]:

@@ -15,10 +15,18 @@ DEFAULT_RATE_LIMITS: Mapping[str, tuple[int, float]] = MappingProxyType(
         "cometly.list_contacts": (15, 60.0),
         "cometly.create_contact": (60, 60.0),
         "highlevel.get_contact": (100, 10.0),
+        "highlevel.create_contact": (100, 10.0),
+        "highlevel.find_contact": (100, 10.0),
+        "highlevel.daily": (200_000, 86_400.0),
         "clemta.get_contact": (100, 60.0),
+        "clemta.list_contacts": (100, 60.0),
+        "clemta.create_contact": (100, 60.0),
     }
 )
-"""The documented budgets, by endpoint name: (requests, window in seconds)."""
+"""The documented budgets, by endpoint name: (requests, window in seconds).
+
+`highlevel.daily` is not an endpoint: it is HighLevel's day budget, which every HighLevel route spends.
+"""
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,8 @@ class Decision:
     window: float
     reset_after: float
     """Seconds until the oldest counted request leaves the window (0 when none is counted)."""
+    daily: Decision | None = None
+    """The day budget's answer, for a vendor whose routes also spend one (HighLevel)."""
 
     @property
     def retry_after(self) -> int:
@@ -73,15 +83,26 @@ class SlidingWindowLimiter:
         Raises:
             KeyError: The endpoint has no budget.
         """
-        count, window = self._limits[endpoint]
+        return self._decide(endpoint, client, count=True)
+
+    def peek(self, endpoint: str, client: str) -> Decision:
+        """What `hit` would answer about the budget, without counting a request.
+
+        Raises:
+            KeyError: The endpoint has no budget.
+        """
+        return self._decide(endpoint, client, count=False)
+
+    def _decide(self, endpoint: str, client: str, *, count: bool) -> Decision:
+        budget, window = self._limits[endpoint]
         now = self._clock()
         hits = self._hits.setdefault((endpoint, client), deque())
         while hits and hits[0] <= now - window:
             hits.popleft()
-        allowed = len(hits) < count
-        if allowed:
+        allowed = len(hits) < budget
+        if allowed and count:
             hits.append(now)
         reset_after = hits[0] + window - now if hits else 0.0
         return Decision(
-            allowed=allowed, limit=count, remaining=count - len(hits), window=window, reset_after=reset_after
+            allowed=allowed, limit=budget, remaining=budget - len(hits), window=window, reset_after=reset_after
         )

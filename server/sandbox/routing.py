@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -71,7 +71,14 @@ class Vendor:
     routes: list[BaseRoute]
 
 
-def guarded(endpoint: str, rules: VendorRules, limiter: SlidingWindowLimiter, handler: Handler) -> Handler:
+def guarded(
+    endpoint: str,
+    rules: VendorRules,
+    limiter: SlidingWindowLimiter,
+    handler: Handler,
+    *,
+    daily: str | None = None,
+) -> Handler:
     """Wrap a route handler in the vendor's authentication and the endpoint's rate limit.
 
     Args:
@@ -79,6 +86,9 @@ def guarded(endpoint: str, rules: VendorRules, limiter: SlidingWindowLimiter, ha
         rules: The vendor's rules.
         limiter: The app's limiter.
         handler: Runs only for an authenticated caller within budget.
+        daily: A budget every route of the vendor spends as well (HighLevel's day budget), or None.
+            It is spent only by requests the endpoint's budget lets through, and its answer rides
+            on the decision the vendor's rate headers see.
 
     Returns:
         The Starlette endpoint.
@@ -87,9 +97,13 @@ def guarded(endpoint: str, rules: VendorRules, limiter: SlidingWindowLimiter, ha
     async def respond(request: Request) -> Response:
         caller = rules.identify(request)
         decision = limiter.hit(endpoint, caller.client)
-        if not decision.allowed:
-            response = rules.too_many_requests(decision)
-            response.headers["Retry-After"] = str(decision.retry_after)
+        if daily is not None:
+            day = limiter.hit(daily, caller.client) if decision.allowed else limiter.peek(daily, caller.client)
+            decision = replace(decision, daily=day)
+        refusal = decision if not decision.allowed else decision.daily
+        if refusal is not None and not refusal.allowed:
+            response = rules.too_many_requests(refusal)
+            response.headers["Retry-After"] = str(refusal.retry_after)
         elif caller.rejection is not None:
             response = caller.rejection
         else:

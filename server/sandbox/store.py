@@ -38,6 +38,7 @@ from server.sandbox.model import (
     Profile,
     SlotType,
     Stamped,
+    phone_digits,
     slot_key,
     slot_type,
     stable_base62,
@@ -46,6 +47,18 @@ from server.sandbox.model import (
 T = TypeVar("T")
 
 SCHEMA_MARK = "contacts-mcp-sandbox/1"
+
+CLEMTA_SORTS: Mapping[str, str] = {
+    "created_at": "created_at",
+    "updated_at": "updated_at",
+    "full_name": "name",
+    "email": "email",
+}
+"""The fields Clemta's list sorts by, and the column behind each."""
+
+_DIGITS_FUNCTION = "sandbox_digits"
+_CASEFOLD_FUNCTION = "sandbox_casefold"
+_CREATED_OPERATORS = {"gt": ">", "lt": "<", "eq": "="}
 
 _PROFILE_FIELDS = tuple(f.name for f in fields(Profile))
 _JSON_PROFILE_FIELDS = frozenset({"tags", "attributions", "bcc_emails"})
@@ -154,6 +167,32 @@ class ListQuery:
     """Only ids above this one (a cursor pointing to the previous items)."""
 
 
+@dataclass(frozen=True)
+class ClemtaQuery:
+    """A page request of Clemta's list: search, sort, creation-time filters and the skip/limit window."""
+
+    skip: int
+    limit: int
+    search: str = ""
+    """Matched case-insensitively anywhere in the name or email; empty for all."""
+    sort: str = "created_at"
+    """A key of `CLEMTA_SORTS`."""
+    descending: bool = True
+    created: tuple[str, int] | None = None
+    """(`gt`, `lt` or `eq`, Unix seconds) on the creation time, or None."""
+    end: int | None = None
+    """Only contacts created at or before these Unix seconds, or None."""
+
+
+@dataclass(frozen=True)
+class Duplicate:
+    """An existing contact that a new one would duplicate, and the field that matched."""
+
+    row: ContactRow
+    field: str
+    """`email` or `phone`."""
+
+
 class Store:
     """The sandbox database behind every vendor route."""
 
@@ -181,6 +220,8 @@ class Store:
         try:
             connection.row_factory = sqlite3.Row
             register_functions(connection)
+            connection.create_function(_DIGITS_FUNCTION, 1, phone_digits, deterministic=True)
+            connection.create_function(_CASEFOLD_FUNCTION, 1, _casefold, deterministic=True)
             tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
             if not tables:
                 connection.executescript(f"BEGIN;\n{_schema()}\nCOMMIT;")
@@ -252,14 +293,74 @@ class Store:
             build: Makes the contact, given the id it will have.
         """
         with self._transaction() as connection:
-            # Merged profiles keep their ids, so a new id must clear those too.
-            row = connection.execute(
-                "SELECT max(coalesce((SELECT max(id) FROM contacts), 0), "
-                "coalesce((SELECT max(id) FROM merged_profiles), 0))"
-            ).fetchone()
-            contact = build(int(row[0]) + 1)
-            self._insert(connection, [contact])
-            return _contact_row(connection.execute("SELECT * FROM contacts WHERE id = ?", (contact.id,)).fetchone())
+            return self._create_in(connection, build)
+
+    def create_unique(
+        self, build: Callable[[int], NewContact], *, email: str | None, phone: str | None
+    ) -> ContactRow | Duplicate:
+        """Insert one contact unless one already holds its email or phone (checked in the same transaction).
+
+        Args:
+            build: Makes the contact, given the id it will have.
+            email: Its email, compared case-insensitively; None for none.
+            phone: Its phone, compared on digits; None for none.
+
+        Returns:
+            The new row, or the contact it would duplicate.
+        """
+        with self._transaction() as connection:
+            found = _find_duplicate(connection, email, phone)
+            return found if found is not None else self._create_in(connection, build)
+
+    def _create_in(self, connection: sqlite3.Connection, build: Callable[[int], NewContact]) -> ContactRow:
+        # Merged profiles keep their ids, so a new id must clear those too.
+        row = connection.execute(
+            "SELECT max(coalesce((SELECT max(id) FROM contacts), 0), "
+            "coalesce((SELECT max(id) FROM merged_profiles), 0))"
+        ).fetchone()
+        contact = build(int(row[0]) + 1)
+        self._insert(connection, [contact])
+        return _contact_row(connection.execute("SELECT * FROM contacts WHERE id = ?", (contact.id,)).fetchone())
+
+    def find_duplicate(self, *, email: str | None, phone: str | None) -> Duplicate | None:
+        """The oldest contact holding `email` (any case), else the oldest with a phone of the same digits.
+
+        Every email and phone a contact has counts, not only its primary ones; None when nothing matches.
+        """
+        with self._locked() as connection:
+            return _find_duplicate(connection, email, phone)
+
+    def clemta_page(self, query: ClemtaQuery) -> tuple[list[ContactRow], int]:
+        """One page of Clemta's list and the number of contacts matching its filters.
+
+        Ties in the sort field are broken by id in the same direction, so skip/limit pages are stable.
+        """
+        where: list[str] = []
+        params: list[object] = []
+        if query.search:
+            where.append(
+                f"(instr({_CASEFOLD_FUNCTION}(coalesce(name, '')), ?1) > 0 "
+                f"OR instr({_CASEFOLD_FUNCTION}(coalesce(email, '')), ?1) > 0)"
+            )
+            params.append(_casefold(query.search))
+        if query.created is not None:
+            operator, seconds = query.created
+            where.append(f"created_at {_CREATED_OPERATORS[operator]} ?{len(params) + 1}")
+            params.append(seconds)
+        if query.end is not None:
+            where.append(f"created_at <= ?{len(params) + 1}")
+            params.append(query.end)
+        condition = f"WHERE {' AND '.join(where)}" if where else ""
+        direction = "DESC" if query.descending else "ASC"
+        column = CLEMTA_SORTS[query.sort]
+        with self._locked() as connection:
+            total = int(connection.execute(f"SELECT count(*) FROM contacts {condition}", params).fetchone()[0])
+            rows = connection.execute(
+                f"SELECT * FROM contacts {condition} ORDER BY {column} {direction}, id {direction} "
+                f"LIMIT ?{len(params) + 1} OFFSET ?{len(params) + 2}",
+                [*params, query.limit, query.skip],
+            ).fetchall()
+        return [_contact_row(row) for row in rows], total
 
     def _insert(self, connection: sqlite3.Connection, contacts: Sequence[NewContact]) -> None:
         contact_rows: list[tuple[object, ...]] = []
@@ -425,6 +526,28 @@ def _list_sql(query: ListQuery) -> tuple[str, list[object]]:
         f"SELECT {_SUMMARY_SELECT} FROM contacts WHERE {' AND '.join(where)} ORDER BY id {order} LIMIT ?",
         [*params, query.limit + 1],
     )
+
+
+def _find_duplicate(connection: sqlite3.Connection, email: str | None, phone: str | None) -> Duplicate | None:
+    matches: list[tuple[str, str, object]] = []
+    if email:
+        matches.append(("email", "value = ? COLLATE NOCASE", email))
+    digits = phone_digits(phone)
+    if digits:
+        matches.append(("phone", f"{_DIGITS_FUNCTION}(value) = ?", digits))
+    for kind, predicate, value in matches:
+        found = connection.execute(
+            f"SELECT contact_id FROM contact_values WHERE kind = ? AND {predicate} ORDER BY contact_id LIMIT 1",
+            (kind, value),
+        ).fetchone()
+        if found is not None:
+            row = connection.execute("SELECT * FROM contacts WHERE id = ?", (found[0],)).fetchone()
+            return Duplicate(row=_contact_row(row), field=kind)
+    return None
+
+
+def _casefold(text: str | None) -> str | None:
+    return None if text is None else text.casefold()
 
 
 def _primary(items: Sequence[Stamped]) -> str | None:

@@ -6,7 +6,7 @@ import anyio
 import httpx
 import pytest
 
-from server.sandbox import DEFAULT_RATE_LIMITS, create_app
+from server.sandbox import DEFAULT_RATE_LIMITS, HIGHLEVEL_LOCATION_ID, create_app
 from server.sandbox.ratelimit import SlidingWindowLimiter
 from tests.sandbox.support import CLEMTA, COMETLY, CONTACTS_PATH, EVERYTHING, HIGHLEVEL, MakeApp, client_for
 
@@ -117,3 +117,68 @@ def test_rate_limit_overrides_must_name_known_endpoints_and_allow_requests() -> 
         create_app(contacts=0, rate_limits={"cometly.delete_contact": (1, 1.0)})
     with pytest.raises(ValueError, match="at least 1 request"):
         create_app(contacts=0, rate_limits={"cometly.get_contact": (0, 60.0)})
+
+
+@pytest.mark.parametrize(
+    ("name", "budget"),
+    [
+        ("highlevel.create_contact", (100, 10.0)),
+        ("highlevel.find_contact", (100, 10.0)),
+        ("highlevel.daily", (200_000, 86_400.0)),
+        ("clemta.list_contacts", (100, 60.0)),
+        ("clemta.create_contact", (100, 60.0)),
+    ],
+)
+def test_the_new_endpoints_have_their_documented_budgets(name: str, budget: tuple[int, float]) -> None:
+    assert DEFAULT_RATE_LIMITS[name] == budget
+
+
+async def test_highlevel_answers_carry_the_daily_headers_shared_by_every_route(make_app: MakeApp) -> None:
+    app = make_app(rate_limits=DEFAULT_RATE_LIMITS)
+    duplicate = f"/highlevel/contacts/search/duplicate?locationId={HIGHLEVEL_LOCATION_ID}&email=a%40b.co"
+    async with client_for(app) as client:
+        got = await client.get("/highlevel/contacts/unknown", headers=HIGHLEVEL)
+        found = await client.get(duplicate, headers=HIGHLEVEL)
+        created = await client.post("/highlevel/contacts/", json={"locationId": "x"}, headers=HIGHLEVEL)
+
+    assert [response.status_code for response in (got, found, created)] == [404, 200, 403]
+    for response in (got, found, created):
+        assert response.headers["X-RateLimit-Limit-Daily"] == "200000"
+        assert response.headers["X-RateLimit-Max"] == "100"
+        assert response.headers["X-RateLimit-Interval-Milliseconds"] == "10000"
+    assert [response.headers["X-RateLimit-Daily-Remaining"] for response in (got, found, created)] == [
+        "199999",
+        "199998",
+        "199997",
+    ]
+    assert [response.headers["X-RateLimit-Remaining"] for response in (got, found, created)] == ["99", "99", "99"]
+
+
+async def test_the_highlevel_day_budget_refuses_with_429_once_spent(make_app: MakeApp) -> None:
+    app = make_app(rate_limits={"highlevel.daily": (2, 86_400.0), "highlevel.get_contact": (1, 10.0)})
+    async with client_for(app) as client:
+        first = await client.get("/highlevel/contacts/unknown", headers=HIGHLEVEL)
+        burst_refused = await client.get("/highlevel/contacts/unknown", headers=HIGHLEVEL)
+        second = await client.get(
+            f"/highlevel/contacts/search/duplicate?locationId={HIGHLEVEL_LOCATION_ID}&email=a%40b.co",
+            headers=HIGHLEVEL,
+        )
+        day_refused = await client.post("/highlevel/contacts/", json={}, headers=HIGHLEVEL)
+
+    assert [r.status_code for r in (first, burst_refused, second, day_refused)] == [404, 429, 200, 429]
+    assert burst_refused.headers["X-RateLimit-Daily-Remaining"] == "1"
+    assert day_refused.json() == {"statusCode": 429, "message": "Too many requests"}
+    assert day_refused.headers["X-RateLimit-Daily-Remaining"] == "0"
+    assert int(day_refused.headers["Retry-After"]) > 86_000
+
+
+async def test_clemta_list_and_create_spend_their_own_budgets(make_app: MakeApp) -> None:
+    app = make_app(rate_limits={"clemta.list_contacts": (1, 60.0), "clemta.create_contact": (1, 60.0)})
+    async with client_for(app) as client:
+        listed = [await client.get("/clemta/contacts", params={"company_id": "x"}, headers=CLEMTA) for _ in range(2)]
+        created = [await client.post("/clemta/contacts", json={}, headers=CLEMTA) for _ in range(2)]
+        got = await client.get(UNKNOWN_CLEMTA, headers=CLEMTA)
+
+    assert [response.status_code for response in (*listed, *created, got)] == [400, 429, 400, 429, 404]
+    assert listed[1].json()["error"]["code"] == "RATE_LIMIT_EXCEEDED"
+    assert created[0].headers["X-RateLimit-Limit"] == "1"
