@@ -24,7 +24,15 @@ import anyio
 from pydantic import SecretStr
 
 from server.errors import ConfigurationError
-from server.settings import Rate, Settings, load_settings, parse_rate_limits
+from server.settings import (
+    ClemtaSettings,
+    CometlySettings,
+    HighLevelSettings,
+    Rate,
+    Settings,
+    load_settings,
+    parse_rate_limits,
+)
 
 if TYPE_CHECKING:
     from server.app import ContactsServer
@@ -112,18 +120,25 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     import httpx
 
     from server.app import build_server
-    from server.sandbox import SANDBOX_KEYS, create_app
+    from server.sandbox import CLEMTA_COMPANY_ID, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
 
     app = create_app(db_path=args.db, contacts=args.contacts)
     base = "http://sandbox"
-    cometly = settings.cometly.model_copy(
+    sandbox_settings = settings.model_copy(
         update={
-            "api_key": SecretStr(SANDBOX_KEYS["cometly"]),
-            "base_url": f"{base}/cometly/public-api/v1",
-            "timezone": "UTC",
+            "cometly": CometlySettings(
+                api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{base}/cometly/public-api/v1", timezone="UTC"
+            ),
+            "highlevel": HighLevelSettings(
+                api_key=SecretStr(SANDBOX_KEYS["highlevel"]),
+                base_url=f"{base}/highlevel",
+                location_id=HIGHLEVEL_LOCATION_ID,
+            ),
+            "clemta": ClemtaSettings(
+                api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{base}/clemta", company_id=CLEMTA_COMPANY_ID
+            ),
         }
     )
-    sandbox_settings = settings.model_copy(update={"cometly": cometly})
     return build_server(sandbox_settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 

@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from server.app import SANDBOX_NOTE, build_server
 from server.demo import run_demo
-from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS, create_app
-from server.settings import CometlySettings, Settings, parse_rate_limits
+from server.sandbox import CLEMTA_COMPANY_ID, COMETLY_INACTIVE_KEY, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
+from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings, parse_rate_limits
 from tests.conftest import text_of
 
 pytestmark = pytest.mark.anyio
@@ -178,3 +178,77 @@ async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
     assert text_of(found).startswith(SANDBOX_NOTE)
     assert text_of(failed).startswith("[not_found]")
     assert SANDBOX_NOTE in text_of(failed)
+
+
+def all_providers_for(root: str) -> Settings:
+    return Settings(
+        cometly=CometlySettings(api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{root}/cometly/public-api/v1"),
+        highlevel=HighLevelSettings(
+            api_key=SecretStr(SANDBOX_KEYS["highlevel"]),
+            base_url=f"{root}/highlevel",
+            location_id=HIGHLEVEL_LOCATION_ID,
+        ),
+        clemta=ClemtaSettings(
+            api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{root}/clemta", company_id=CLEMTA_COMPANY_ID
+        ),
+    )
+
+
+async def test_highlevel_creates_finds_and_gets_against_the_sandbox(sandbox: str) -> None:
+    async with Client(build_server(all_providers_for(sandbox))) as client:
+        created = await client.call_tool(
+            "create_contact",
+            {
+                "emails": ["hl.lead@example.com"],
+                "phones": ["+14155550199"],
+                "names": ["Hal Lead"],
+                "provider": "highlevel",
+            },
+        )
+        assert created.structured_content is not None, text_of(created)
+        new_id = created.structured_content["id"]
+        by_email = await client.call_tool("find_contact", {"email": "HL.Lead@example.com"})
+        by_phone = await client.call_tool("find_contact", {"phone": "+14155550199"})
+        fetched = await client.call_tool("get_contact", {"contact_id": new_id, "provider": "highlevel"})
+        duplicate = await client.call_tool(
+            "create_contact", {"emails": ["hl.lead@example.com"], "provider": "highlevel"}
+        )
+        nobody = await client.call_tool("find_contact", {"email": "nobody.at.all@example.com"})
+
+    assert created.structured_content["provider"] == "highlevel"
+    for found in (by_email, by_phone, fetched):
+        assert found.structured_content is not None, text_of(found)
+        assert found.structured_content["id"] == new_id
+        assert found.structured_content["emails"] == ["hl.lead@example.com"]
+    assert text_of(duplicate).startswith("[validation_error]")
+    assert text_of(nobody).startswith("[not_found]")
+
+
+async def test_clemta_lists_every_contact_once_creates_and_gets_against_the_sandbox(sandbox: str) -> None:
+    seen: list[str] = []
+    async with Client(build_server(all_providers_for(sandbox))) as client:
+        cursor: str | None = None
+        while True:
+            arguments: dict[str, Any] = {**RANGE, "per_page": 500, "provider": "clemta"}
+            page = await client.call_tool("list_contacts", arguments | ({"cursor": cursor} if cursor else {}))
+            assert page.structured_content is not None, text_of(page)
+            seen += [contact["id"] for contact in page.structured_content["contacts"]]
+            cursor = page.structured_content.get("next_cursor")
+            if not page.structured_content["has_more"]:
+                break
+        made = await client.call_tool(
+            "create_contact",
+            {"emails": ["vendor@example.com"], "names": ["Vendor Co"], "contact_type": "vendor", "provider": "clemta"},
+        )
+        assert made.structured_content is not None, text_of(made)
+        fetched = await client.call_tool(
+            "get_contact", {"contact_id": made.structured_content["id"], "provider": "clemta"}
+        )
+        nameless = await client.call_tool("create_contact", {"emails": ["x@example.com"], "provider": "clemta"})
+
+    assert len(seen) == len(set(seen))
+    assert len(seen) >= 100
+    assert fetched.structured_content is not None
+    assert fetched.structured_content["names"] == ["Vendor Co"]
+    assert fetched.structured_content["details"]["type"] == "vendor"
+    assert text_of(nameless).startswith("[validation_error]")

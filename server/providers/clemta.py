@@ -4,7 +4,7 @@ Requests carry `X-API-Key`; answers come in `{"success", "message", "data"}` and
 `{"error": {"code", "details"}}`. Contact ids are 24 hex characters, times are Unix seconds.
 
 Listing maps the tools' arguments onto what Clemta's OpenAPI file offers:
-- paging is `skip`/`limit`; the tools' opaque `cursor` carries the next `skip`;
+- paging is `skip`/`limit` (at most 100 a page); the tools' opaque `cursor` carries the next `skip`;
 - the date range's start becomes `created_at=gt` with `created_at_value` one second before it (the
   file offers one comparison at a time), results are sorted `created_at desc`, and contacts created
   after the range's end are dropped here, so a page may hold fewer than `per_page` contacts;
@@ -32,6 +32,8 @@ from server.settings import ClemtaSettings, Rate, Settings
 from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, parse_range
 
 _CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
+MAX_LIMIT = 100
+"""Clemta's page size is capped here: its bounds are unpublished, and 100 is what its examples use."""
 _ADDRESS_KEYS = ("address_1", "address_2", "district", "postal_code", "state", "province", "country")
 _DETAIL_KEYS = ("type", "status", "description", "bcc_emails")
 
@@ -147,7 +149,7 @@ class Clemta(Provider):
         params = [
             ("company_id", company),
             ("skip", str(skip)),
-            ("limit", str(query.per_page)),
+            ("limit", str(min(query.per_page, MAX_LIMIT))),
             ("sort", "created_at"),
             ("order", "desc"),
             ("created_at", "gt"),
