@@ -48,17 +48,20 @@ SEED_CONTACT: dict[str, Any] = {
 NORMALIZED: dict[str, Any] = {
     "id": "64b8f1a2e4b0c8d9f0123456",
     "provider": "clemta",
-    "created_at": "2022-01-01T00:00:00+00:00",
+    "created_at": "2022-01-01T00:00:00Z",
+    "updated_at": "2022-01-01T00:00:00Z",
     "emails": ["john@example.com", "cc1@example.com", "cc2@example.com"],
     "phones": ["+11234567890"],
     "names": ["John Doe"],
     "locations": ["123 Main Street, Suite 100, Downtown, 12345, CA, California, United States"],
     "custom_fields": {},
-    "details": {
+    "clemta": {
         "type": "customer",
         "status": "active",
         "description": "Primary contact for the company",
+        "cc_emails": ["cc1@example.com", "cc2@example.com"],
         "bcc_emails": ["bcc@example.com"],
+        "billing": SEED_CONTACT["billing"],
     },
 }
 

@@ -250,5 +250,5 @@ async def test_clemta_lists_every_contact_once_creates_and_gets_against_the_sand
     assert len(seen) >= 100
     assert fetched.structured_content is not None
     assert fetched.structured_content["names"] == ["Vendor Co"]
-    assert fetched.structured_content["details"]["type"] == "vendor"
+    assert fetched.structured_content["clemta"]["type"] == "vendor"
     assert text_of(nameless).startswith("[validation_error]")

@@ -8,7 +8,7 @@ a bad argument is reported before any request is sent.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, time, tzinfo
+from datetime import UTC, date, datetime, time, tzinfo
 from typing import Annotated, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator, model_validator
@@ -18,12 +18,55 @@ from server.errors import ValidationFailed
 # --- Results -------------------------------------------------------------------------------------------------------
 
 
+class HighLevelDetails(BaseModel):
+    """What only HighLevel holds about a contact, under its own names."""
+
+    tags: list[str] | None = None
+    type: str | None = None
+    source: str | None = None
+    companyName: str | None = None
+    dnd: bool | None = None
+    dndSettings: dict[str, JsonValue] | None = None
+    attributions: list[dict[str, JsonValue]] | None = None
+    assignedTo: str | None = None
+    dateOfBirth: str | None = None
+    timezone: str | None = None
+    website: str | None = None
+
+
+class ClemtaDetails(BaseModel):
+    """What only Clemta holds about a contact, under its own names."""
+
+    type: str | None = None
+    status: str | None = None
+    description: str | None = None
+    cc_emails: list[str] | None = None
+    bcc_emails: list[str] | None = None
+    billing: dict[str, JsonValue] | None = None
+
+
+def iso_utc(value: object) -> str | None:
+    """A timestamp (ISO 8601 text or Unix seconds) as ISO 8601 UTC, `...Z`; None when it is neither."""
+    try:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            moment = datetime.fromtimestamp(value, UTC)
+        elif isinstance(value, str) and value.strip():
+            moment = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        else:
+            return None
+    except (ValueError, OverflowError, OSError):
+        return value if isinstance(value, str) else None
+    return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class Contact(BaseModel):
     """One contact, the same shape whichever provider it came from. Empty sections are left out."""
 
     id: str = Field(description="The contact's id at its provider; pass it to get_contact.")
     provider: str = Field(description="The provider the contact lives in.")
-    created_at: str | None = Field(default=None, description="When the contact was created, if the provider says.")
+    created_at: str | None = Field(default=None, description="When the contact was created (ISO 8601 UTC).")
+    updated_at: str | None = Field(default=None, description="When the contact last changed (ISO 8601 UTC).")
     emails: list[str] = Field(default_factory=list[str], description="Email addresses, primary first.")
     phones: list[str] = Field(default_factory=list[str], description="Phone numbers, primary first.")
     names: list[str] = Field(default_factory=list[str], description="Names, primary first.")
@@ -39,11 +82,8 @@ class Contact(BaseModel):
     browsing_hits: list[dict[str, JsonValue]] | None = Field(
         default=None, description="Raw page views, newest first, when asked for."
     )
-    details: dict[str, JsonValue] | None = Field(
-        default=None,
-        description="Other fields this provider holds, under its own names (e.g. HighLevel tags, source, "
-        "companyName, attributions).",
-    )
+    highlevel: HighLevelDetails | None = Field(default=None, description="What only HighLevel holds.")
+    clemta: ClemtaDetails | None = Field(default=None, description="What only Clemta holds.")
 
 
 class ContactPage(BaseModel):

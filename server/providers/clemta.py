@@ -18,24 +18,32 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any, ClassVar, cast
 
 import httpx
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from server.budgets import Budgets
 from server.errors import ContactsError, NotFound, PermissionDenied, ValidationFailed
 from server.http import Upstream, path
 from server.providers.base import Capability, Provider, unexpected_shape
 from server.settings import ClemtaSettings, Rate, Settings
-from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, parse_range
+from tools.models import (
+    ClemtaDetails,
+    Contact,
+    ContactPage,
+    GetContactQuery,
+    ListContactsQuery,
+    NewContact,
+    iso_utc,
+    parse_range,
+)
 
 _CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 MAX_LIMIT = 100
 """Clemta's page size is capped here: its bounds are unpublished, and 100 is what its examples use."""
 _ADDRESS_KEYS = ("address_1", "address_2", "district", "postal_code", "state", "province", "country")
-_DETAIL_KEYS = ("type", "status", "description", "bcc_emails")
 
 
 def _read_error(body: Any) -> str | None:
@@ -225,15 +233,20 @@ class Clemta(Provider):
         if phone and (code := _text(billing.get("phone_code"))) and not phone.startswith("+"):
             phone = f"{code}{phone}"
         address = ", ".join(text for key in _ADDRESS_KEYS if (text := _text(billing.get(key))))
-        created = raw.get("created_at")
-        details = {key: cast(JsonValue, raw[key]) for key in _DETAIL_KEYS if raw.get(key) not in (None, "", [], {})}
+        present = {key: raw[key] for key in ("type", "status", "description", "cc_emails", "bcc_emails")}
+        present["billing"] = {k: cast(JsonValue, v) for k, v in billing.items() if v not in (None, "")} or None
+        try:
+            details = ClemtaDetails.model_validate({k: v for k, v in present.items() if v not in (None, "", [])})
+        except ValidationError:
+            raise unexpected_shape(self.label, "a contact", "fields of unexpected types") from None
         return Contact(
             id=str(raw["id"]),
             provider=self.name,
-            created_at=datetime.fromtimestamp(created, UTC).isoformat() if isinstance(created, int | float) else None,
+            created_at=iso_utc(raw.get("created_at")),
+            updated_at=iso_utc(raw.get("updated_at")),
             emails=emails,
             phones=[phone] if phone else [],
             names=[name] if (name := _text(raw.get("full_name"))) else [],
             locations=[address] if address else [],
-            details=details or None,
+            clemta=details,
         )

@@ -20,7 +20,7 @@ from server.errors import ValidationFailed
 from server.http import QueryParams, Upstream, path
 from server.providers.base import Capability, Provider, unexpected_shape
 from server.settings import CometlySettings, Rate, Settings
-from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, parse_range
+from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, iso_utc, parse_range
 
 _CONTACT_ID = re.compile(r"^[1-9][0-9]{0,18}$")
 _LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
@@ -198,7 +198,7 @@ class Cometly(Provider):
         return Contact(
             id=str(raw["id"]),
             provider=self.name,
-            created_at=str(raw["created_at"]) if raw.get("created_at") else None,
+            created_at=iso_utc(raw.get("created_at")),
             emails=_texts(raw.get("emails"), _ELEMENT_KEYS["emails"]),
             phones=_texts(raw.get("phones"), _ELEMENT_KEYS["phones"]),
             names=_texts(raw.get("names"), _ELEMENT_KEYS["names"]),
@@ -223,7 +223,7 @@ class Cometly(Provider):
         return Contact(
             id=str(raw["id"]),
             provider=self.name,
-            created_at=str(raw["created_at"]) if raw.get("created_at") else None,
+            created_at=iso_utc(raw.get("created_at")),
             emails=emails,
             phones=_texts([raw.get("phone")], _ELEMENT_KEYS["phones"]),
             names=_texts([raw.get("name")], _ELEMENT_KEYS["names"]),

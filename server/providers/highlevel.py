@@ -12,32 +12,19 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, cast
 
 import httpx
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from server.budgets import Budgets
 from server.errors import NotFound, ValidationFailed
 from server.http import Upstream, path
 from server.providers.base import Capability, Provider, unexpected_shape
 from server.settings import HighLevelSettings, Rate, Settings
-from tools.models import Contact, GetContactQuery, NewContact
+from tools.models import Contact, GetContactQuery, HighLevelDetails, NewContact, iso_utc
 
 API_VERSION = "2021-07-28"
 _LIMITS = (Rate(100, 10.0), Rate(200_000, 86_400.0))
 _CONTACT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _ADDRESS_KEYS = ("address1", "city", "state", "postalCode", "country")
-_DETAIL_KEYS = (
-    "companyName",
-    "type",
-    "source",
-    "tags",
-    "assignedTo",
-    "timezone",
-    "dateOfBirth",
-    "website",
-    "dnd",
-    "dateUpdated",
-    "attributions",
-)
 
 
 def _read_error(body: Any) -> str | None:
@@ -172,15 +159,21 @@ class HighLevel(Provider):
                     value = item.get("value", item.get("field_value"))
                     if item.get("id") and value not in (None, "", []):
                         custom[str(item["id"])] = cast(JsonValue, value)
-        details = {key: cast(JsonValue, raw[key]) for key in _DETAIL_KEYS if raw.get(key) not in (None, "", [], {})}
+        known = HighLevelDetails.model_fields
+        present = {key: raw[key] for key in known if raw.get(key) not in (None, "", [], {})}
+        try:
+            details = HighLevelDetails.model_validate(present)
+        except ValidationError:
+            raise unexpected_shape(self.label, "a contact", "fields of unexpected types") from None
         return Contact(
             id=str(raw["id"]),
             provider=self.name,
-            created_at=_text(raw.get("dateAdded")),
+            created_at=iso_utc(raw.get("dateAdded")),
+            updated_at=iso_utc(raw.get("dateUpdated")),
             emails=[email] if (email := _text(raw.get("email"))) else [],
             phones=[phone] if (phone := _text(raw.get("phone"))) else [],
             names=[name] if name else [],
             locations=[address] if address else [],
             custom_fields=custom,
-            details=details or None,
+            highlevel=details,
         )
