@@ -81,6 +81,9 @@ def classify(exc: BaseException) -> ContactsError:
         if isinstance(seen, ContactsError):
             return seen
         if isinstance(seen, ValidationError):
+            unsupported = [error["msg"] for error in seen.errors() if error["type"] == "not_supported"]
+            if unsupported:
+                return NotSupported(unsupported[0])
             return ValidationFailed(_validation_message(seen))
         seen = seen.__cause__
     return InternalError("The server failed unexpectedly; the details are in its log. Try again later.")
@@ -165,6 +168,14 @@ def build_server(
     providers = configured_providers(settings) if providers is None else providers
     if not providers:
         raise ConfigurationError(missing_provider_message())
+    default = settings.default_provider
+    if default is not None:
+        if default not in {provider.name for provider in providers}:
+            raise ConfigurationError(
+                f"CONTACTS_MCP_DEFAULT_PROVIDER={default} is not a configured provider; "
+                f"configured: {', '.join(provider.name for provider in providers)}"
+            )
+        providers = sorted(providers, key=lambda provider: provider.name != default)
     server = ContactsServer(
         name="contacts-mcp",
         version=VERSION,

@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     cometly: CometlySettings = Field(default_factory=CometlySettings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
     clemta: ClemtaSettings = Field(default_factory=ClemtaSettings)
+    default_provider: str | None = None
+    """The `provider` tools use when none is given; default: the first configured of cometly, highlevel, clemta."""
     read_only: bool = False
     """When true, tools that change upstream data are not listed at all."""
     max_wait_seconds: float = Field(default=30.0, ge=0)

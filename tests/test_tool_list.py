@@ -155,3 +155,29 @@ async def test_read_only_mode_refuses_a_create_call_as_not_supported() -> None:
 
     assert result.is_error
     assert text_of(result).startswith("[not_supported]")
+
+
+async def test_the_default_provider_setting_puts_that_provider_first() -> None:
+    tools = await tools_of(make_all_settings(default_provider="clemta"))
+
+    providers = {tool["name"]: tool["inputSchema"]["properties"]["provider"] for tool in tools}
+    assert providers["get_contact"]["default"] == "clemta"
+    assert providers["list_contacts"]["default"] == "clemta"
+    assert providers["filter_by_custom_field"]["default"] == "cometly"
+
+
+async def test_asking_a_provider_for_what_it_cannot_do_is_not_supported_and_names_who_can() -> None:
+    async with Client(build_server(make_all_settings())) as client:
+        result = await client.call_tool(
+            "list_contacts", {"start_date": "2024-01-01", "end_date": "2024-01-02", "provider": "highlevel"}
+        )
+
+    assert text_of(result).startswith("[not_supported]")
+    assert "cometly, clemta" in text_of(result)
+
+
+def test_a_default_provider_that_is_not_configured_stops_the_server() -> None:
+    from server.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="CONTACTS_MCP_DEFAULT_PROVIDER"):
+        build_server(make_settings(default_provider="highlevel"))

@@ -11,8 +11,10 @@ from typing import Annotated, Any, Literal
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from server.errors import ValidationFailed
+from server.providers import PROVIDERS
 from server.providers.base import Capability, Provider
 from server.state import AppState
 from tools.models import (
@@ -72,7 +74,7 @@ Cursor = Annotated[
 Texts = Annotated[list[str], Field(max_length=25)]
 
 
-def _provider_argument(names: Sequence[str]) -> Any:
+def _provider_argument(tool: str, names: Sequence[str]) -> Any:
     """The `provider` argument's annotation: a string enum of the providers that serve the tool.
 
     The tool functions declare `provider: str` for the type checker; registration swaps in this
@@ -80,9 +82,16 @@ def _provider_argument(names: Sequence[str]) -> Any:
     """
 
     def configured(name: str) -> str:
-        if name not in names:
-            raise ValueError(f"provider must be one of: {', '.join(names)}")
-        return name
+        if name in names:
+            return name
+        if name in PROVIDERS:
+            # A real provider that cannot do this (or is not set up here): not the caller's typo.
+            raise PydanticCustomError(
+                "not_supported",
+                "{provider} does not offer {tool} on this server; the providers that do: {names}.",
+                {"provider": name, "tool": tool, "names": ", ".join(names)},
+            )
+        raise ValueError(f"provider must be one of: {', '.join(names)}")
 
     return Annotated[
         str,
@@ -106,7 +115,7 @@ def register_contact_tools(
         names = serving(tool)
         if names:
             fn = build(names[0])
-            fn.__annotations__["provider"] = _provider_argument(names)
+            fn.__annotations__["provider"] = _provider_argument(tool, names)
             title, description = _DESCRIPTIONS[tool]
             server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
 
