@@ -15,7 +15,8 @@ import httpx
 
 from server.budgets import Budgets
 from server.errors import NotSupported, UpstreamUnavailable
-from server.settings import Rate, Settings
+from server.http import ErrorReader, Upstream
+from server.settings import ProviderSettings, Rate, Settings
 from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact
 
 Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
@@ -48,6 +49,29 @@ class Provider(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Close the provider's HTTP client."""
+
+    @classmethod
+    def _open_upstream(
+        cls,
+        settings: Settings,
+        provider: ProviderSettings,
+        *,
+        headers: Mapping[str, str],
+        read_error: ErrorReader,
+        budgets: Budgets,
+        transport: httpx.AsyncBaseTransport | None,
+    ) -> Upstream:
+        """This provider's HTTP client, with the server-wide wait and timeout settings."""
+        return Upstream(
+            label=cls.label,
+            base_url=provider.base_url,
+            headers=headers,
+            budgets=budgets,
+            max_wait_seconds=settings.max_wait_seconds,
+            timeout_seconds=settings.timeout_seconds,
+            read_error=read_error,
+            transport=transport,
+        )
 
     def _unsupported(self, tool: str) -> NotSupported:
         return NotSupported(f"{self.label} does not support {tool}.")

@@ -107,15 +107,12 @@ class Clemta(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Clemta:
-        key = settings.clemta.key()
-        upstream = Upstream(
-            label=cls.label,
-            base_url=settings.clemta.base_url,
-            headers={"X-API-Key": key},
-            budgets=budgets,
-            max_wait_seconds=settings.max_wait_seconds,
-            timeout_seconds=settings.timeout_seconds,
+        upstream = cls._open_upstream(
+            settings,
+            settings.clemta,
+            headers={"X-API-Key": settings.clemta.key()},
             read_error=_read_error,
+            budgets=budgets,
             transport=transport,
         )
         return cls(settings.clemta, upstream)

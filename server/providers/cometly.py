@@ -108,15 +108,12 @@ class Cometly(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Cometly:
-        key = settings.cometly.key()
-        upstream = Upstream(
-            label=cls.label,
-            base_url=settings.cometly.base_url,
-            headers={"Authorization": f"Bearer {key}"},
-            budgets=budgets,
-            max_wait_seconds=settings.max_wait_seconds,
-            timeout_seconds=settings.timeout_seconds,
+        upstream = cls._open_upstream(
+            settings,
+            settings.cometly,
+            headers={"Authorization": f"Bearer {settings.cometly.key()}"},
             read_error=_read_error,
+            budgets=budgets,
             transport=transport,
         )
         return cls(settings.cometly, upstream)

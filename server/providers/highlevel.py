@@ -65,15 +65,12 @@ class HighLevel(Provider):
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> HighLevel:
-        key = settings.highlevel.key()
-        upstream = Upstream(
-            label=cls.label,
-            base_url=settings.highlevel.base_url,
-            headers={"Authorization": f"Bearer {key}", "Version": API_VERSION},
-            budgets=budgets,
-            max_wait_seconds=settings.max_wait_seconds,
-            timeout_seconds=settings.timeout_seconds,
+        upstream = cls._open_upstream(
+            settings,
+            settings.highlevel,
+            headers={"Authorization": f"Bearer {settings.highlevel.key()}", "Version": API_VERSION},
             read_error=_read_error,
+            budgets=budgets,
             transport=transport,
         )
         return cls(settings.highlevel, upstream)
