@@ -109,6 +109,11 @@ class Provider(ABC):
         raise self._unsupported("create_contact")
 
 
+def stripped(value: Any) -> str | None:
+    """An upstream string field without surrounding blanks; None when it is blank or not a string."""
+    return value.strip() or None if isinstance(value, str) else None
+
+
 def unexpected_shape(label: str, what: str, detail: Any = None) -> UpstreamUnavailable:
     """The error for an upstream answer that does not have the documented shape."""
     extra = f" ({detail})" if detail else ""

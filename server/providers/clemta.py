@@ -27,7 +27,7 @@ from pydantic import JsonValue, ValidationError
 from server.budgets import Budgets
 from server.errors import ContactsError, NotFound, PermissionDenied, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Provider, unexpected_shape
+from server.providers.base import Capability, Provider, stripped, unexpected_shape
 from server.settings import ClemtaSettings, Rate, Settings
 from tools.models import (
     ClemtaDetails,
@@ -57,10 +57,6 @@ def _read_error(body: Any) -> str | None:
     parts = [str(part) for part in (raw.get("message"), details) if part]
     text = ": ".join(parts)
     return f"{text} ({code})" if code else text or None
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
 
 
 def encode_cursor(skip: int) -> str:
@@ -224,12 +220,12 @@ class Clemta(Provider):
         emails: list[str] = []
         cc = raw.get("cc_emails")
         for email in [raw.get("email"), *(cast(list[Any], cc) if isinstance(cc, list) else [])]:
-            if (text := _text(email)) and text not in emails:
+            if (text := stripped(email)) and text not in emails:
                 emails.append(text)
-        phone = _text(billing.get("phone"))
-        if phone and (code := _text(billing.get("phone_code"))) and not phone.startswith("+"):
+        phone = stripped(billing.get("phone"))
+        if phone and (code := stripped(billing.get("phone_code"))) and not phone.startswith("+"):
             phone = f"{code}{phone}"
-        address = ", ".join(text for key in _ADDRESS_KEYS if (text := _text(billing.get(key))))
+        address = ", ".join(text for key in _ADDRESS_KEYS if (text := stripped(billing.get(key))))
         present = {key: raw[key] for key in ("type", "status", "description", "cc_emails", "bcc_emails")}
         present["billing"] = {k: cast(JsonValue, v) for k, v in billing.items() if v not in (None, "")} or None
         try:
@@ -243,7 +239,7 @@ class Clemta(Provider):
             updated_at=iso_utc(raw.get("updated_at")),
             emails=emails,
             phones=[phone] if phone else [],
-            names=[name] if (name := _text(raw.get("full_name"))) else [],
+            names=[name] if (name := stripped(raw.get("full_name"))) else [],
             locations=[address] if address else [],
             clemta=details,
         )

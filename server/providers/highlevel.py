@@ -17,7 +17,7 @@ from pydantic import JsonValue, ValidationError
 from server.budgets import Budgets
 from server.errors import NotFound, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Provider, unexpected_shape
+from server.providers.base import Capability, Provider, stripped, unexpected_shape
 from server.settings import HighLevelSettings, Rate, Settings
 from tools.models import Contact, GetContactQuery, HighLevelDetails, NewContact, iso_utc
 
@@ -35,10 +35,6 @@ def _read_error(body: Any) -> str | None:
     if isinstance(message, list):
         return "; ".join(str(item) for item in cast(list[Any], message))
     return str(message) if message else None
-
-
-def _text(value: Any) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None
 
 
 class HighLevel(Provider):
@@ -143,10 +139,10 @@ class HighLevel(Provider):
         return self._contact(cast(dict[str, Any], raw))
 
     def _contact(self, raw: dict[str, Any]) -> Contact:
-        name = _text(raw.get("name")) or _text(
+        name = stripped(raw.get("name")) or stripped(
             " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str))
         )
-        address = ", ".join(text for key in _ADDRESS_KEYS if (text := _text(raw.get(key))))
+        address = ", ".join(text for key in _ADDRESS_KEYS if (text := stripped(raw.get(key))))
         custom: dict[str, JsonValue] = {}
         fields = raw.get("customFields")
         if isinstance(fields, list):
@@ -167,8 +163,8 @@ class HighLevel(Provider):
             provider=self.name,
             created_at=iso_utc(raw.get("dateAdded")),
             updated_at=iso_utc(raw.get("dateUpdated")),
-            emails=[email] if (email := _text(raw.get("email"))) else [],
-            phones=[phone] if (phone := _text(raw.get("phone"))) else [],
+            emails=[email] if (email := stripped(raw.get("email"))) else [],
+            phones=[phone] if (phone := stripped(raw.get("phone"))) else [],
             names=[name] if name else [],
             locations=[address] if address else [],
             custom_fields=custom,
