@@ -18,7 +18,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import deque
-from collections.abc import AsyncGenerator, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import islice
 
@@ -204,6 +204,3 @@ class Budgets:
 
     def __getitem__(self, name: str) -> Budget:
         return self._budgets[name]
-
-    def __iter__(self) -> Iterator[Budget]:
-        return iter(self._budgets.values())

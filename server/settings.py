@@ -24,9 +24,6 @@ class Rate:
     count: int
     seconds: float
 
-    def __str__(self) -> str:
-        return f"{self.count}/{self.seconds:g}"
-
 
 class ProviderSettings(BaseSettings):
     """What every provider's settings have: a secret key and an http(s) base URL."""
