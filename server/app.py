@@ -20,7 +20,7 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import ValidationError
 
-from server.budgets import Budgets, check_overrides
+from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
 from server.providers import PROVIDERS, Provider
 from server.settings import Rate, Settings
@@ -102,6 +102,7 @@ class ContactsServer(MCPServer[AppState]):
         if self._tool_manager.get_tool(name) is None:
             listed = ", ".join(tool.name for tool in self._tool_manager.list_tools())
             return self._failure(name, NotSupported(f"There is no tool {name!r} on this server; it offers: {listed}."))
+        reporting = wait_reporter.set(context.report_progress if context is not None else None)
         try:
             result = await super().call_tool(name, arguments, context)
         except ToolError as exc:
@@ -109,6 +110,8 @@ class ContactsServer(MCPServer[AppState]):
             if isinstance(error, InternalError) and not isinstance(exc.__cause__, InternalError):
                 logger.error("tool %s crashed", name, exc_info=exc.__cause__ or exc)
             return self._failure(name, error)
+        finally:
+            wait_reporter.reset(reporting)
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
         structured = _without_empty(result.structured_content)
@@ -129,14 +132,19 @@ def _lifespan(
     settings: Settings, providers: Sequence[type[Provider]], transport: TransportFactory | None
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
     defaults: dict[str, tuple[Rate, ...]] = {}
+    specs: dict[str, BudgetSpec] = {}
     for provider in providers:
         defaults.update(provider.default_budgets)
+        account = fingerprint(provider.account(settings))
+        for name, rates in provider.default_budgets.items():
+            specs[name] = BudgetSpec(rates=settings.rate_limits.get(name, rates), account=account)
     check_overrides(defaults, settings.rate_limits)  # at build time, so a typo stops the server at start
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager
     async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
-        budgets = Budgets(defaults, settings.rate_limits)
         async with AsyncExitStack() as stack:
+            budgets = await stack.enter_async_context(open_budgets(specs, redis_url=redis_url))
             opened: dict[str, Provider] = {}
             for provider in providers:
                 instance = provider.from_settings(settings, budgets=budgets, transport=transport and transport())

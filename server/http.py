@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import math
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +20,7 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from server.budgets import Budgets
+from server.budgets import Budget, Budgets, Observation
 from server.errors import (
     AuthenticationFailed,
     ContactsError,
@@ -34,8 +37,21 @@ QueryParams = Sequence[tuple[str, str]]
 ErrorReader = Callable[[Any], str | None]
 """Pulls the upstream's own error message out of a parsed error body, if it has one."""
 
+MAX_ATTEMPTS = 3
+"""Tries of one GET that fails in transit or with a 5xx (each try draws on the budget)."""
 MAX_429_RETRIES = 2
 DEFAULT_RETRY_AFTER_SECONDS = 60.0
+BACKOFF_BASE_SECONDS = 0.5
+BACKOFF_CAP_SECONDS = 8.0
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+"""Failures raised before any byte of the request left: safe to retry even for a create."""
+DAY_SECONDS = 86_400.0
+
+
+def backoff_seconds(retry: int) -> float:
+    """Exponential backoff with jitter before retry `retry` (1, 2, ...): half fixed, half random."""
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** (retry - 1))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def path(*segments: str) -> str:
@@ -61,6 +77,46 @@ def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> fl
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def _number(headers: httpx.Headers, name: str) -> float | None:
+    try:
+        value = float(headers.get(name, ""))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _count(headers: httpx.Headers, name: str) -> int | None:
+    value = _number(headers, name)
+    return None if value is None else int(value)
+
+
+def rate_limit_observations(headers: httpx.Headers, *, now: float | None = None) -> list[Observation]:
+    """What a response's rate-limit headers say, for the budget to follow.
+
+    Understood: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time or
+    seconds; Cometly, Clemta) about the budget's shortest rule; HighLevel's `X-RateLimit-Max`,
+    `X-RateLimit-Remaining` and `X-RateLimit-Interval-Milliseconds` about the rule with that window,
+    and `X-RateLimit-Limit-Daily` / `X-RateLimit-Daily-Remaining` about its day rule.
+    """
+    observations: list[Observation] = []
+    limit = _count(headers, "X-RateLimit-Max")
+    if limit is None:
+        limit = _count(headers, "X-RateLimit-Limit")
+    remaining = _count(headers, "X-RateLimit-Remaining")
+    if limit is not None or remaining is not None:
+        interval = _number(headers, "X-RateLimit-Interval-Milliseconds")
+        reset = _number(headers, "X-RateLimit-Reset")
+        if reset is not None and reset > 1e9:  # a Unix time, not a number of seconds
+            reset = max(0.0, reset - (time.time() if now is None else now))
+        window = interval / 1000 if interval else None
+        observations.append(Observation(window=window, limit=limit, remaining=remaining, reset_after=reset))
+    daily_limit = _count(headers, "X-RateLimit-Limit-Daily")
+    daily_remaining = _count(headers, "X-RateLimit-Daily-Remaining")
+    if daily_limit is not None or daily_remaining is not None:
+        observations.append(Observation(window=DAY_SECONDS, limit=daily_limit, remaining=daily_remaining))
+    return observations
+
+
 class Upstream:
     """An HTTP client for one provider that keeps every request within its endpoint's budget."""
 
@@ -75,8 +131,10 @@ class Upstream:
         timeout_seconds: float,
         read_error: ErrorReader,
         transport: httpx.AsyncBaseTransport | None = None,
+        backoff: Callable[[int], float] = backoff_seconds,
     ) -> None:
         self.label = label
+        self._backoff = backoff
         self._budgets = budgets
         self._max_wait = max_wait_seconds
         self._read_error = read_error
@@ -100,29 +158,45 @@ class Upstream:
         params: QueryParams | None = None,
         json: Any = None,
         not_found: str = "Not found.",
+        unsure: str = "check whether it took effect before sending it again",
     ) -> Any:
         """Send one request within `budget` and return its parsed JSON body.
 
-        A 429 blocks the budget for its `Retry-After`, and the request is sent again when that
-        wait fits in what is left of the caller's allowed wait (the upstream did not process it).
+        Every try draws on the budget, and the budget follows the response's rate-limit headers. A
+        429 blocks the budget for its `Retry-After` and is retried while that fits in the caller's
+        allowed wait (the upstream did not process it). A GET is also retried, with backoff, on
+        connection errors, timeouts and 5xx. Anything else is sent once: a create that may have
+        reached the upstream is never sent twice; its error says so, and `unsure` says how to check.
 
         Raises:
             ContactsError: The classified failure, with a message for the model.
         """
+        safe = method == "GET"
         deadline = anyio.current_time() + self._max_wait
         described = f"{method} {url}"  # for errors and logs: never the query or headers, so never a key
-        for attempt in range(MAX_429_RETRIES + 1):
-            limiter = self._budgets[budget]
-            max_wait = max(0.0, deadline - anyio.current_time())
-            async with limiter.slot(max_wait=max_wait):
-                response = await self._send(method, url, params=params, json=json, described=described)
-            if response.status_code != 429:
-                return self._parse(response, described=described, not_found=not_found)
-            wait = retry_after_seconds(response.headers.get("Retry-After"))
-            wait = DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait
-            limiter.block_for(wait)
-            logger.warning("%s: 429 from %s, budget %s blocked for %.1f s", described, self.label, budget, wait)
-            if attempt == MAX_429_RETRIES or anyio.current_time() + wait > deadline:
+        limiter = self._budgets[budget]
+        failed = limited = 0
+        while True:
+            async with limiter.slot(max_wait=max(0.0, deadline - anyio.current_time())):
+                response = await self._send(method, url, params=params, json=json)
+            if isinstance(response, httpx.TransportError):
+                failure = response
+                sent = not isinstance(failure, NOT_SENT)
+                if (safe or not sent) and failed + 1 < MAX_ATTEMPTS:
+                    failed += 1
+                    await self._back_off(described, type(failure).__name__, failed)
+                    continue
+                raise self._transport_error(failure, described, attempts=failed + 1, unsure=None if safe else unsure)
+            await self._observe(limiter, response, described)
+            status = response.status_code
+            if status == 429:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                wait = DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait
+                await limiter.block_for(wait)
+                logger.warning("%s: 429 from %s, budget %s blocked for %.1f s", described, self.label, budget, wait)
+                if limited < MAX_429_RETRIES and anyio.current_time() + wait <= deadline:
+                    limited += 1
+                    continue
                 message = self._message(response)
                 raise RateLimited(
                     f"{self.label}'s rate limit was hit{f' ({message})' if message else ''}.",
@@ -130,26 +204,60 @@ class Upstream:
                     status=429,
                     request=described,
                 )
-        raise AssertionError("unreachable")  # pragma: no cover
+            if status >= 500 and safe and failed + 1 < MAX_ATTEMPTS:
+                failed += 1
+                await self._back_off(described, f"HTTP {status}", failed)
+                continue
+            return self._parse(
+                response, described=described, not_found=not_found, attempts=failed + 1, unsure=None if safe else unsure
+            )
 
     async def _send(
-        self, method: str, url: str, *, params: QueryParams | None, json: Any, described: str
-    ) -> httpx.Response:
+        self, method: str, url: str, *, params: QueryParams | None, json: Any
+    ) -> httpx.Response | httpx.TransportError:
         try:
             return await self._client.request(method, url, params=list(params or ()), json=json)
-        except httpx.TimeoutException as exc:
-            logger.warning("%s: %s timed out (%s)", described, self.label, type(exc).__name__)
-            raise UpstreamUnavailable(
-                f"{self.label} did not answer within {self._client.timeout.read:g} s. Try again in a moment.",
-                request=described,
-            ) from None
         except httpx.TransportError as exc:
-            logger.warning("%s: cannot reach %s (%s)", described, self.label, type(exc).__name__)
-            raise UpstreamUnavailable(
-                f"Could not reach {self.label} at {self._client.base_url} ({type(exc).__name__}). "
-                "Try again in a moment; if it persists, the server's base URL setting may be wrong.",
+            return exc
+
+    async def _back_off(self, described: str, what: str, retry: int) -> None:
+        delay = self._backoff(retry)
+        logger.warning("%s: %s from %s; retry %d in %.2f s", described, what, self.label, retry, delay)
+        await anyio.sleep(delay)
+
+    async def _observe(self, limiter: Budget, response: httpx.Response, described: str) -> None:
+        try:
+            for observation in rate_limit_observations(response.headers):
+                await limiter.observe(observation)
+        except ContactsError:  # the answer arrived; losing one hint about the limit must not lose it
+            logger.warning("%s: could not record %s's rate-limit headers", described, self.label)
+
+    def _transport_error(
+        self, exc: httpx.TransportError, described: str, *, attempts: int, unsure: str | None
+    ) -> UpstreamUnavailable:
+        kind = type(exc).__name__
+        logger.warning("%s: %s failed in transit (%s) after %d tries", described, self.label, kind, attempts)
+        tries = f" ({attempts} tries)" if attempts > 1 else ""
+        if unsure is not None and not isinstance(exc, NOT_SENT):
+            what = (
+                f"did not answer within {self._client.timeout.read:g} s"
+                if isinstance(exc, httpx.TimeoutException)
+                else f"dropped the connection ({kind})"
+            )
+            return UpstreamUnavailable(
+                f"{self.label} {what} after the request was sent, so it may have taken effect: {unsure}.",
                 request=described,
-            ) from None
+            )
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, NOT_SENT):
+            return UpstreamUnavailable(
+                f"{self.label} did not answer within {self._client.timeout.read:g} s{tries}. Try again in a moment.",
+                request=described,
+            )
+        return UpstreamUnavailable(
+            f"Could not reach {self.label} at {self._client.base_url} ({kind}){tries}. "
+            "Try again in a moment; if it persists, the server's base URL setting may be wrong.",
+            request=described,
+        )
 
     def _message(self, response: httpx.Response) -> str | None:
         try:
@@ -161,7 +269,9 @@ class Upstream:
         except Exception:  # an error body of an unexpected shape must not hide the status
             return None
 
-    def _parse(self, response: httpx.Response, *, described: str, not_found: str) -> Any:
+    def _parse(
+        self, response: httpx.Response, *, described: str, not_found: str, attempts: int, unsure: str | None
+    ) -> Any:
         status = response.status_code
         if 200 <= status < 300:
             try:
@@ -195,8 +305,14 @@ class Upstream:
             error = NotFound(f"{not_found}{said}")
         elif status in (400, 409, 422):
             error = ValidationFailed(f"{self.label} rejected the arguments.{said} Fix them and call again.")
+        elif status >= 500 and unsure is not None:
+            error = UpstreamUnavailable(
+                f"{self.label} failed with HTTP {status} after the request was sent, so it may have taken effect: "
+                f"{unsure}.{said}"
+            )
         elif status >= 500:
-            error = UpstreamUnavailable(f"{self.label} failed with HTTP {status}.{said} Try again in a moment.")
+            tries = f" ({attempts} tries)" if attempts > 1 else ""
+            error = UpstreamUnavailable(f"{self.label} failed with HTTP {status}{tries}.{said} Try again in a moment.")
         else:
             error = UpstreamUnavailable(f"{self.label} answered with unexpected HTTP {status}.{said}")
         error.status = status

@@ -131,6 +131,17 @@ class Settings(BaseSettings):
     """Timeout of one upstream request."""
     rate_limits: Annotated[dict[str, tuple[Rate, ...]], NoDecode] = Field(default_factory=dict[str, tuple[Rate, ...]])
     """Budget overrides by name, e.g. `cometly.list_contacts=15/60`; they replace that budget's defaults."""
+    redis_url: SecretStr | None = None
+    """Share every budget through this Redis (`redis://host:6379/0`), so processes on one key never add up."""
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not value.get_secret_value().strip().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)")
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("rate_limits", mode="before")
     @classmethod

@@ -89,3 +89,12 @@ def cometly() -> Iterator[respx.MockRouter]:
 async def client() -> AsyncIterator[Client]:
     async with Client(build_server(make_settings())) as connected:
         yield connected
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One redis-server for the whole run; tests keep apart by using their own budget names or keys."""
+    from tests.redis_support import redis_server
+
+    with redis_server(tmp_path_factory.mktemp("redis")) as url:
+        yield url

@@ -1,23 +1,37 @@
-"""Rate budgets: never N + 1 sends in a window, every caller served in order, long waits refused at once."""
+"""Rate budgets, both backends: never N + 1 sends in a window, served in order, long waits refused at once.
+
+Every behaviour is checked against the in-process backend and against a real `redis-server`, under
+real short windows; the in-process backend is also driven by a fake clock through random arrival
+patterns (hypothesis).
+"""
 
 from __future__ import annotations
 
 import bisect
+import heapq
 import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import anyio
 import httpx
 import pytest
 import respx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mcp import Client
 
 from server.app import build_server
-from server.budgets import Budget
+from server.budgets import Budget, MemoryBudget, Observation, wait_reporter
+from server.budgets.redis_backend import RedisStore
 from server.errors import RateLimited
 from server.settings import Rate, parse_rate_limits
 from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio
+
+MakeBudget = Callable[[Sequence[Rate]], Budget]
 
 
 def max_in_any_window(times: list[float], seconds: float) -> int:
@@ -25,45 +39,68 @@ def max_in_any_window(times: list[float], seconds: float) -> int:
     return max((bisect.bisect_left(ordered, t + seconds) - i for i, t in enumerate(ordered)), default=0)
 
 
-async def test_no_window_ever_holds_more_than_n_sends_under_random_arrivals() -> None:
-    budget = Budget("test.get", [Rate(5, 0.2)])
-    sent: list[float] = []
+def most_counted_at_a_send(sends: list[tuple[float, float]], seconds: float) -> int:
+    """The most requests, of (sent, completed) pairs, counting at any send: sent by then and not done + T.
+
+    If this never exceeds N, no upstream window of T can hold N + 1 receptions, whatever each
+    request's latency, because a request is received between its send and its completion.
+    """
+    return max(sum(1 for s, c in sends if s <= sent < c + seconds) for sent, _ in sends)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def make_budget(request: pytest.FixtureRequest) -> AsyncIterator[MakeBudget]:
+    """Builds budgets of one backend; each Redis budget gets its own account, so tests never share."""
+    if request.param == "memory":
+        yield lambda rates: MemoryBudget("test.budget", rates)
+        return
+    url: str = request.getfixturevalue("redis_url")
+    async with RedisStore.connect(url) as store:
+        yield lambda rates: store.budget("test.budget", rates, account=uuid.uuid4().hex)
+
+
+async def test_no_window_ever_holds_more_than_n_sends_under_random_arrivals(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(5, 0.3)])
+    sends: list[tuple[float, float]] = []
     rng = random.Random(7)
 
-    async def caller(delay: float) -> None:
+    async def caller(delay: float, latency: float) -> None:
         await anyio.sleep(delay)
         async with budget.slot(max_wait=10):
-            sent.append(anyio.current_time())
-            await anyio.sleep(rng.random() / 100)
+            sent = anyio.current_time()
+            await anyio.sleep(latency)
+        sends.append((sent, anyio.current_time()))
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             for _ in range(30):
-                tg.start_soon(caller, rng.random() * 0.3)
+                tg.start_soon(caller, rng.random() * 0.4, rng.random() / 50)
 
-    assert len(sent) == 30
-    assert max_in_any_window(sent, 0.2) <= 5
+    assert len(sends) == 30
+    assert max_in_any_window([sent for sent, _ in sends], 0.3) <= 5
+    assert most_counted_at_a_send(sends, 0.3) <= 5
 
 
-async def test_several_rules_on_one_budget_all_hold() -> None:
-    budget = Budget("test.burst", [Rate(4, 0.1), Rate(6, 0.5)])
+async def test_several_rules_on_one_budget_all_hold(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(4, 0.15), Rate(6, 0.6)])
     sent: list[float] = []
 
     async def caller() -> None:
         async with budget.slot(max_wait=10):
             sent.append(anyio.current_time())
 
-    with anyio.fail_after(10):
+    with anyio.fail_after(20):
         async with anyio.create_task_group() as tg:
             for _ in range(12):
                 tg.start_soon(caller)
 
-    assert max_in_any_window(sent, 0.1) <= 4
-    assert max_in_any_window(sent, 0.5) <= 6
+    assert len(sent) == 12
+    assert max_in_any_window(sent, 0.15) <= 4
+    assert max_in_any_window(sent, 0.6) <= 6
 
 
-async def test_a_slot_stays_taken_until_the_response_arrives_plus_the_window() -> None:
-    budget = Budget("test.slow", [Rate(1, 0.1)])
+async def test_a_slot_stays_taken_until_the_response_arrives_plus_the_window(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(1, 0.1)])
     started: list[float] = []
     finished: list[float] = []
 
@@ -81,8 +118,8 @@ async def test_a_slot_stays_taken_until_the_response_arrives_plus_the_window() -
     assert started[1] >= finished[0] + 0.1
 
 
-async def test_waiting_callers_are_served_in_arrival_order() -> None:
-    budget = Budget("test.fair", [Rate(2, 0.1)])
+async def test_waiting_callers_are_served_in_arrival_order(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(2, 0.1)])
     order: list[int] = []
 
     async def caller(number: int) -> None:
@@ -93,13 +130,13 @@ async def test_waiting_callers_are_served_in_arrival_order() -> None:
         async with anyio.create_task_group() as tg:
             for number in range(10):
                 tg.start_soon(caller, number)
-                await anyio.sleep(0.001)  # arrive in this order
+                await anyio.sleep(0.005)  # arrive in this order
 
     assert order == list(range(10))
 
 
-async def test_a_call_that_would_wait_too_long_fails_at_once_with_the_wait_it_needs() -> None:
-    budget = Budget("test.tight", [Rate(1, 30)])
+async def test_a_call_that_would_wait_too_long_fails_at_once_with_the_wait_it_needs(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(1, 30)])
     async with budget.slot(max_wait=0):
         pass
 
@@ -114,8 +151,29 @@ async def test_a_call_that_would_wait_too_long_fails_at_once_with_the_wait_it_ne
     assert "Retry after 30 s" in caught.value.render()
 
 
-async def test_a_cancelled_waiter_frees_its_place_for_the_next() -> None:
-    budget = Budget("test.cancel", [Rate(1, 0.2)])
+async def test_the_wait_estimate_counts_the_callers_queued_ahead(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(2, 1)])
+    admitted: list[int] = []
+
+    async def caller(number: int) -> None:
+        async with budget.slot(max_wait=10):
+            admitted.append(number)
+
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            for number in range(4):  # two go now, two wait about a window
+                tg.start_soon(caller, number)
+                await anyio.sleep(0.01)
+            with pytest.raises(RateLimited) as caught:  # fifth: behind two waiters, so about two windows
+                async with budget.slot(max_wait=1.5):
+                    pytest.fail("must not get a slot")
+            assert caught.value.retry_after > 1.5
+
+    assert admitted == [0, 1, 2, 3]
+
+
+async def test_a_cancelled_waiter_frees_its_place_for_the_next(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(1, 0.3)])
     served: list[str] = []
     scopes: list[anyio.CancelScope] = []
 
@@ -130,30 +188,137 @@ async def test_a_cancelled_waiter_frees_its_place_for_the_next() -> None:
             pass
         async with anyio.create_task_group() as tg:
             tg.start_soon(caller, "cancelled")
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.02)
             tg.start_soon(caller, "next")
-            await anyio.sleep(0.01)
+            await anyio.sleep(0.02)
             scopes[0].cancel()
+            began = anyio.current_time()
 
     assert served == ["next"]
-    assert budget.estimate_wait() > 0.1  # "next" took the one slot; nothing else is waiting for it
+    assert anyio.current_time() - began < 0.45  # "next" went when the window ended, not a window later
+    assert await budget.remaining() == 0  # "next" took the one slot; the cancelled caller took none
 
 
-async def test_retry_after_blocks_every_caller_of_the_budget() -> None:
-    budget = Budget("test.blocked", [Rate(100, 1)])
-    budget.block_for(20)
+async def test_retry_after_blocks_every_caller_of_the_budget(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(100, 1)])
+    await budget.block_for(20)
 
     with pytest.raises(RateLimited) as caught:
         async with budget.slot(max_wait=1):
             pytest.fail("must not get a slot")
 
     assert caught.value.retry_after > 19
-    assert budget.remaining() == 0
+    assert await budget.remaining() == 0
 
 
-async def test_the_estimate_counts_the_callers_already_waiting() -> None:
+async def test_a_lower_limit_advertised_by_the_upstream_replaces_the_configured_one(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(10, 30)])
+    await budget.observe(Observation(window=None, limit=2))
+
+    for _ in range(2):
+        async with budget.slot(max_wait=0):
+            pass
+    with pytest.raises(RateLimited):
+        async with budget.slot(max_wait=1):
+            pytest.fail("the upstream allows only 2")
+    await budget.observe(Observation(window=None, limit=50))  # never above what is configured
+    assert await budget.remaining() == 8
+
+
+async def test_fewer_remaining_than_ours_counts_someone_elses_requests_until_the_reset(
+    make_budget: MakeBudget,
+) -> None:
+    budget = make_budget([Rate(10, 30)])
+    async with budget.slot(max_wait=0):
+        pass
+    # Our one request plus six from elsewhere: the upstream has three left.
+    await budget.observe(Observation(window=None, limit=10, remaining=3, reset_after=0.3))
+
+    assert await budget.remaining() == 3
+    await anyio.sleep(0.35)
+    assert await budget.remaining() == 9  # the others' requests counted until the upstream's reset
+
+
+async def test_an_observation_about_a_window_the_budget_does_not_have_is_ignored(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(100, 10), Rate(1000, 86_400)])
+    await budget.observe(Observation(window=60, limit=1, remaining=0))
+    await budget.observe(Observation(window=86_400, limit=200, remaining=5))
+
+    assert await budget.remaining() == 5  # the day rule follows; the 60 s one is not ours
+
+
+async def test_a_long_wait_reports_progress_about_once_a_second(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(1, 2.5)])
+    reports: list[tuple[float, float, str]] = []
+
+    async def report(waited: float, total: float, message: str) -> None:
+        reports.append((waited, total, message))
+
+    async with budget.slot(max_wait=0):
+        pass
+    token = wait_reporter.set(report)
+    try:
+        with anyio.fail_after(10):
+            async with budget.slot(max_wait=10):
+                pass
+    finally:
+        wait_reporter.reset(token)
+
+    assert 1 <= len(reports) <= 3
+    assert all(waited >= 0.9 for waited, _, _ in reports)
+    assert [waited for waited, _, _ in reports] == sorted(waited for waited, _, _ in reports)
+    assert "test.budget" in reports[0][2]
+    assert reports[0][1] == pytest.approx(2.5, abs=0.5)
+
+
+async def _simulate(budget: MemoryBudget, now: list[float], arrivals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Drive `budget` with a fake clock: each arrival takes a slot without waiting, or comes back when told."""
+    events: list[tuple[float, int, int]] = [(at, 1, i) for i, (at, _) in enumerate(arrivals)]
+    heapq.heapify(events)
+    holding: dict[int, Any] = {}
+    sent: dict[int, float] = {}
+    sends: list[tuple[float, float]] = []
+    while events:
+        at, kind, i = heapq.heappop(events)
+        now[0] = at
+        if kind == 0:  # the response arrived
+            await holding.pop(i).__aexit__(None, None, None)
+            sends.append((sent.pop(i), at))
+            continue
+        slot = budget.slot(max_wait=0)
+        try:
+            await slot.__aenter__()
+        except RateLimited as refused:
+            heapq.heappush(events, (at + max(refused.retry_after, 1e-3), 1, i))
+            continue
+        holding[i] = slot
+        sent[i] = at
+        heapq.heappush(events, (at + arrivals[i][1], 0, i))
+    return sends
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rules=st.lists(st.tuples(st.integers(1, 5), st.sampled_from([1.0, 2.5, 10.0])), min_size=1, max_size=2),
+    arrivals=st.lists(st.tuples(st.floats(0, 30), st.floats(0, 3)), min_size=1, max_size=40),
+)
+def test_under_a_fake_clock_no_arrival_pattern_puts_n_plus_one_requests_in_a_window(
+    rules: list[tuple[int, float]], arrivals: list[tuple[float, float]]
+) -> None:
+    rates = [Rate(count, seconds) for count, seconds in rules]
+    now = [0.0]
+    budget = MemoryBudget("test.property", rates, clock=lambda: now[0])
+
+    sends = anyio.run(_simulate, budget, now, arrivals)
+
+    assert len(sends) == len(arrivals)  # everyone got through in the end
+    for rate in rates:
+        assert most_counted_at_a_send(sends, rate.seconds) <= rate.count
+
+
+async def test_under_a_fake_clock_the_estimate_counts_the_callers_already_waiting() -> None:
     now = [100.0]
-    budget = Budget("test.estimate", [Rate(2, 10)], clock=lambda: now[0])
+    budget = MemoryBudget("test.estimate", [Rate(2, 10)], clock=lambda: now[0])
     async with budget.slot(max_wait=0):
         pass
     async with budget.slot(max_wait=0):
@@ -164,9 +329,9 @@ async def test_the_estimate_counts_the_callers_already_waiting() -> None:
     assert budget.estimate_wait(ahead=2) == pytest.approx(20)
     now[0] = 105.0
     assert budget.estimate_wait(ahead=0) == pytest.approx(5)
-    assert budget.remaining() == 0
+    assert await budget.remaining() == 0
     now[0] = 110.0
-    assert budget.remaining() == 2
+    assert await budget.remaining() == 2
 
 
 async def test_twenty_concurrent_tool_calls_all_finish_within_the_list_budget(cometly: respx.MockRouter) -> None:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
+import httpx
 import pytest
 import uvicorn
 from mcp import Client
@@ -145,12 +146,17 @@ async def test_a_sandbox_429_beyond_the_allowed_wait_is_reported_as_rate_limited
         assert "Retry after" in text_of(results[2])
 
 
-async def test_a_short_sandbox_429_is_waited_out() -> None:
+async def test_a_429_caused_by_someone_else_on_the_key_is_waited_out() -> None:
     for root in serve_sandbox(rate_limits={"cometly.get_contact": (2, 1.0)}):
-        async with Client(build_server(settings_for(root, max_wait_seconds=10))) as client:
+        url = f"{root}/cometly/public-api/v1/contacts/1"
+        async with httpx.AsyncClient(headers={"Authorization": f"Bearer {SANDBOX_KEYS['cometly']}"}) as other:
+            spent = [(await other.get(url)).status_code for _ in range(3)]  # another agent on the same key
+        settings = settings_for(root, max_wait_seconds=10, rate_limits=parse_rate_limits("cometly.get_contact=2/1"))
+        async with Client(build_server(settings)) as client:
             with anyio.fail_after(30):
                 results = [await client.call_tool("get_contact", {"contact_id": "1"}) for _ in range(3)]
 
+        assert spent == [404, 404, 429]
         assert all(text_of(r).startswith("[not_found]") for r in results)
 
 

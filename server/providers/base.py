@@ -41,6 +41,14 @@ class Provider(ABC):
 
     @classmethod
     @abstractmethod
+    def account(cls, settings: Settings) -> str:
+        """Whom the upstream counts its limits against: the key, and the scope it counts per if finer.
+
+        Secret: budgets keep only its fingerprint.
+        """
+
+    @classmethod
+    @abstractmethod
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Provider:

@@ -100,6 +100,10 @@ class Clemta(Provider):
         return settings.clemta.configured
 
     @classmethod
+    def account(cls, settings: Settings) -> str:
+        return f"clemta\0{settings.clemta.key()}\0{settings.clemta.company_id or ''}"  # per key and company
+
+    @classmethod
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Clemta:
@@ -189,7 +193,13 @@ class Clemta(Provider):
         }
         if len(contact.emails) > 1:
             payload["cc_emails"] = contact.emails[1:]
-        body = await self._upstream.request("clemta.create_contact", "POST", path("contacts"), json=payload)
+        body = await self._upstream.request(
+            "clemta.create_contact",
+            "POST",
+            path("contacts"),
+            json=payload,
+            unsure=f"look for {contact.emails[0]} with list_contacts over today before calling create_contact again",
+        )
         return self._contact(self._data(body, "a contact"))
 
     def _data(self, body: Any, what: str) -> dict[str, Any]:

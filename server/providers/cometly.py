@@ -105,6 +105,10 @@ class Cometly(Provider):
         return settings.cometly.configured
 
     @classmethod
+    def account(cls, settings: Settings) -> str:
+        return f"cometly\0{settings.cometly.key()}"  # limits are per Space, and a key belongs to one Space
+
+    @classmethod
     def from_settings(
         cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
     ) -> Cometly:
@@ -183,7 +187,13 @@ class Cometly(Provider):
             value = getattr(contact, key)
             if value:
                 payload[key] = value
-        body = await self._upstream.request("cometly.create_contact", "POST", path("contacts"), json=payload)
+        body = await self._upstream.request(
+            "cometly.create_contact",
+            "POST",
+            path("contacts"),
+            json=payload,
+            unsure=f"look for {contact.emails[0]} with list_contacts over today before calling create_contact again",
+        )
         return self._detail(body)
 
     def _detail(self, body: Any) -> Contact:

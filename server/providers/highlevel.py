@@ -2,7 +2,8 @@
 
 Every request carries `Authorization: Bearer <token>` and `Version: 2021-07-28`, the only version
 the API accepts. Contacts come wrapped as `{"contact": {...}}`. HighLevel counts its limits per app
-and location (100 requests per 10 s, 200,000 per day), so each budget holds both rules.
+and location (100 requests per 10 s, 200,000 per day) across all routes, so every request spends one
+budget, `highlevel.location`, that holds both rules.
 """
 
 from __future__ import annotations
@@ -43,11 +44,8 @@ class HighLevel(Provider):
     name = "highlevel"
     label = "HighLevel"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "create_contact", "find_contact"})
-    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
-        "highlevel.get_contact": _LIMITS,
-        "highlevel.create_contact": _LIMITS,
-        "highlevel.find_contact": _LIMITS,
-    }
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {"highlevel.location": _LIMITS}
+    """One budget for every endpoint: HighLevel counts its limits per app and location, not per route."""
 
     def __init__(self, settings: HighLevelSettings, upstream: Upstream) -> None:
         self._location = settings.location_id or ""
@@ -56,6 +54,10 @@ class HighLevel(Provider):
     @classmethod
     def configured(cls, settings: Settings) -> bool:
         return settings.highlevel.configured
+
+    @classmethod
+    def account(cls, settings: Settings) -> str:
+        return f"highlevel\0{settings.highlevel.key()}\0{settings.highlevel.location_id or ''}"  # per location
 
     @classmethod
     def from_settings(
@@ -90,7 +92,7 @@ class HighLevel(Provider):
                 "such as ocQHyuzHvuMOe5N5jjXF and come from find_contact."
             )
         body = await self._upstream.request(
-            "highlevel.get_contact",
+            "highlevel.location",
             "GET",
             path("contacts", contact_id),
             not_found=f"HighLevel has no contact {contact_id}; find one by email or phone with find_contact.",
@@ -104,7 +106,7 @@ class HighLevel(Provider):
         if phone:
             params.append(("number", phone.strip()))
         body = await self._upstream.request(
-            "highlevel.find_contact", "GET", path("contacts", "search", "duplicate"), params=params
+            "highlevel.location", "GET", path("contacts", "search", "duplicate"), params=params
         )
         if isinstance(body, dict) and cast(dict[str, Any], body).get("contact") is None:
             wanted = " or ".join(f"{what} {value!r}" for what, value in (("email", email), ("phone", phone)) if value)
@@ -129,7 +131,13 @@ class HighLevel(Provider):
             payload["name"] = contact.names[0]
         if contact.locations:
             payload["address1"] = contact.locations[0]
-        body = await self._upstream.request("highlevel.create_contact", "POST", path("contacts") + "/", json=payload)
+        body = await self._upstream.request(
+            "highlevel.location",
+            "POST",
+            path("contacts") + "/",
+            json=payload,
+            unsure=f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again",
+        )
         return self._unwrap(body)
 
     def _unwrap(self, body: Any) -> Contact:
