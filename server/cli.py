@@ -111,8 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIGURATION
+    except BaseExceptionGroup as group:  # the SDK's task groups wrap what the lifespan raises at start
+        found, _ = group.split(ConfigurationError)
+        if found is None:
+            raise
+        print("\n".join(str(exc) for exc in _leaves(found)), file=sys.stderr)
+        return EXIT_CONFIGURATION
     except KeyboardInterrupt:
         return 130
+
+
+def _leaves(group: BaseExceptionGroup[ConfigurationError]) -> list[ConfigurationError]:
+    return [
+        leaf for exc in group.exceptions for leaf in (_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    ]
 
 
 def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:

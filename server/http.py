@@ -1,4 +1,4 @@
-"""The one place upstream HTTP happens: one client per provider, its budgets, and error mapping.
+"""The one place upstream HTTP happens: one client per provider, its budgets, retries, and error mapping.
 
 Providers describe a request (budget name, method, path, query, body) and get parsed JSON back or a
 `ContactsError` whose message the model can act on. Nothing here ever puts an API key into an

@@ -11,7 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,7 +46,7 @@ def redis_server_binary() -> str:
 
 
 @contextmanager
-def redis_server(directory: Path, *, port: int | None = None) -> Iterator[str]:
+def redis_server(directory: Path, *, port: int | None = None) -> Generator[str]:
     """Run a throwaway redis-server on 127.0.0.1 (no persistence); yield its URL."""
     binary = redis_server_binary()
     port = port or free_port()

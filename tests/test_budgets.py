@@ -176,6 +176,7 @@ async def test_a_cancelled_waiter_frees_its_place_for_the_next(make_budget: Make
     budget = make_budget([Rate(1, 0.3)])
     served: list[str] = []
     scopes: list[anyio.CancelScope] = []
+    began = 0.0
 
     async def caller(name: str) -> None:
         with anyio.CancelScope() as scope:
@@ -271,7 +272,9 @@ async def test_a_long_wait_reports_progress_about_once_a_second(make_budget: Mak
     assert reports[0][1] == pytest.approx(2.5, abs=0.5)
 
 
-async def _simulate(budget: MemoryBudget, now: list[float], arrivals: list[tuple[float, float]]) -> list[tuple[float, float]]:
+async def _simulate(
+    budget: MemoryBudget, now: list[float], arrivals: list[tuple[float, float]]
+) -> list[tuple[float, float]]:
     """Drive `budget` with a fake clock: each arrival takes a slot without waiting, or comes back when told."""
     events: list[tuple[float, int, int]] = [(at, 1, i) for i, (at, _) in enumerate(arrivals)]
     heapq.heapify(events)

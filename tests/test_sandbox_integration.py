@@ -16,6 +16,7 @@ import pytest
 import uvicorn
 from mcp import Client
 from pydantic import SecretStr
+from starlette.types import Message, Receive, Scope, Send
 
 from server.app import SANDBOX_NOTE, build_server
 from server.demo import run_demo
@@ -29,9 +30,23 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 RANGE = {"start_date": (NOW - timedelta(days=91)).date().isoformat(), "end_date": NOW.date().isoformat()}
 
 
-def serve_sandbox(**options: Any) -> Iterator[str]:
-    """Run a sandbox on a free loopback port in a thread; yield its root URL."""
-    app = create_app(contacts=150, now=NOW, **options)
+def serve_sandbox(*, statuses: list[int] | None = None, **options: Any) -> Iterator[str]:
+    """Run a sandbox on a free loopback port in a thread; yield its root URL.
+
+    Args:
+        statuses: When given, the status of every response the sandbox sends is appended to it.
+        options: For `create_app`.
+    """
+    sandbox = create_app(contacts=150, now=NOW, **options)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        async def recording(message: Message) -> None:
+            if statuses is not None and message["type"] == "http.response.start":
+                statuses.append(message["status"])
+            await send(message)
+
+        await sandbox(scope, receive, recording)
+
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))

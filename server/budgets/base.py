@@ -86,6 +86,10 @@ class WaitProgress:
         """Seconds until the next report is due; `inf` when nobody listens."""
         return math.inf if self._report is None else max(0.0, self._next - anyio.current_time())
 
+    def due(self) -> bool:
+        """Whether a report is due now."""
+        return self._report is not None and anyio.current_time() >= self._next
+
     async def tick(self, wait_left: float) -> None:
         """Report, if a report is due, that about `wait_left` seconds of waiting remain."""
         now = anyio.current_time()
@@ -194,6 +198,3 @@ class Budgets:
 
     def __getitem__(self, name: str) -> Budget:
         return self._budgets[name]
-
-    def names(self) -> list[str]:
-        return list(self._budgets)

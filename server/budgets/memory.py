@@ -52,6 +52,13 @@ class _Rule:
         return self.expiries(now, short)[short - 1] - now
 
 
+class _Waiter:
+    """A caller in the queue; only the head is woken when the budget changes, so a change costs O(1)."""
+
+    def __init__(self) -> None:
+        self.woken = anyio.Event()
+
+
 class MemoryBudget(Budget):
     """A budget kept in this process's memory."""
 
@@ -59,13 +66,12 @@ class MemoryBudget(Budget):
         super().__init__(name, rates)
         self._rules = [_Rule(rate) for rate in rates]
         self._clock = clock
-        self._queue: deque[object] = deque()
+        self._queue: deque[_Waiter] = deque()
         self._blocked_until = -math.inf
-        self._changed = anyio.Event()
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        if self._queue:
+            self._queue[0].woken.set()
 
     def _prune(self, now: float) -> None:
         for rule in self._rules:
@@ -129,7 +135,7 @@ class MemoryBudget(Budget):
         wait = self.estimate_wait()
         if wait > max_wait:
             raise self._too_long(wait)
-        me = object()
+        me = _Waiter()
         self._queue.append(me)
         try:
             with anyio.move_on_after(max_wait):
@@ -141,10 +147,12 @@ class MemoryBudget(Budget):
                         for rule in self._rules:
                             rule.in_flight += 1
                         return me
-                    changed = self._changed
                     with anyio.move_on_after(min(delay, progress.due_in())):
-                        await changed.wait()
-                    await progress.tick(self.estimate_wait(self._queue.index(me)))
+                        await me.woken.wait()
+                    if me.woken.is_set():
+                        me.woken = anyio.Event()
+                    if progress.due():  # the estimate costs a walk of the queue: only when it is reported
+                        await progress.tick(self.estimate_wait(self._queue.index(me)))
             raise self._too_long(self.estimate_wait(self._queue.index(me)))
         finally:
             was_head = self._queue[0] is me
