@@ -48,6 +48,7 @@ wait_reporter: ContextVar[WaitReporter | None] = ContextVar("wait_reporter", def
 
 PROGRESS_AFTER_SECONDS = 1.0
 """A wait shorter than this is not worth a notification."""
+RELEASE_TIMEOUT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +129,9 @@ class Budget(ABC):
         try:
             yield
         finally:
-            with anyio.CancelScope(shield=True):
+            # Shielded, so a cancelled call still gives its slot back; bounded, so a store that hangs
+            # cannot hold the caller (the Redis backend's lease ends such a slot anyway).
+            with anyio.CancelScope(shield=True, deadline=anyio.current_time() + RELEASE_TIMEOUT_SECONDS):
                 await self._release(token)
 
     @abstractmethod
