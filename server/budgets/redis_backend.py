@@ -316,15 +316,18 @@ class RedisBudget(Budget):
         longest = max(rate.seconds for rate in self.rates)
         self._ttl_ms = math.ceil((longest + LEASE_SECONDS + HEARTBEAT_SECONDS) * 1000)
         self._left = anyio.Event()  # set when a waiter of this process leaves the queue
+        self._arrivals = anyio.Lock()  # fair: first come, first into the queue
 
     async def _acquire(self, max_wait: float, progress: WaitProgress) -> object:
         ticket, slot = uuid.uuid4().hex, uuid.uuid4().hex
         args = [ticket, slot, _us(HEARTBEAT_SECONDS), _us(LEASE_SECONDS), self._ttl_ms, *self._rule_args]
         deadline = anyio.current_time() + max_wait
         first = True
+        keys = self._keys + self._rule_keys
         try:
+            async with self._arrivals:  # this process's callers join the shared queue in the order they came
+                taken, wait_us = await self._store.run(self._store.acquire, keys, args)
             while True:
-                taken, wait_us = await self._store.run(self._store.acquire, self._keys + self._rule_keys, args)
                 if int(taken):
                     return slot
                 wait = int(wait_us) / 1_000_000
@@ -336,6 +339,7 @@ class RedisBudget(Budget):
                 left_queue = self._left
                 with anyio.move_on_after(min(wait, POLL_SECONDS, left, progress.due_in())):
                     await left_queue.wait()
+                taken, wait_us = await self._store.run(self._store.acquire, keys, args)
         except BaseException:
             with anyio.CancelScope(shield=True), anyio.move_on_after(COMMAND_TIMEOUT_SECONDS):
                 await self._leave(ticket)
