@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
 from server.providers import PROVIDERS, Provider
-from server.settings import Rate, Settings
+from server.settings import Settings
 from server.state import AppState
 from tools.contacts import register_contact_tools
 
@@ -131,14 +131,12 @@ class ContactsServer(MCPServer[AppState]):
 def _lifespan(
     settings: Settings, providers: Sequence[type[Provider]], transport: TransportFactory | None
 ) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
-    defaults: dict[str, tuple[Rate, ...]] = {}
     specs: dict[str, BudgetSpec] = {}
     for provider in providers:
-        defaults.update(provider.default_budgets)
         account = fingerprint(provider.account(settings))
         for name, rates in provider.default_budgets.items():
             specs[name] = BudgetSpec(rates=settings.rate_limits.get(name, rates), account=account)
-    check_overrides(defaults, settings.rate_limits)  # at build time, so a typo stops the server at start
+    check_overrides(specs, settings.rate_limits)  # at build time, so a typo stops the server at start
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager

@@ -117,6 +117,11 @@ def rate_limit_observations(headers: httpx.Headers, *, now: float | None = None)
     return observations
 
 
+def _tries(attempts: int) -> str:
+    """How many tries an error message mentions: none for the usual one."""
+    return f" ({attempts} tries)" if attempts > 1 else ""
+
+
 class Upstream:
     """An HTTP client for one provider that keeps every request within its endpoint's budget."""
 
@@ -237,24 +242,20 @@ class Upstream:
     ) -> UpstreamUnavailable:
         kind = type(exc).__name__
         logger.warning("%s: %s failed in transit (%s) after %d tries", described, self.label, kind, attempts)
-        tries = f" ({attempts} tries)" if attempts > 1 else ""
-        if unsure is not None and not isinstance(exc, NOT_SENT):
-            what = (
-                f"did not answer within {self._client.timeout.read:g} s"
-                if isinstance(exc, httpx.TimeoutException)
-                else f"dropped the connection ({kind})"
-            )
+        sent = not isinstance(exc, NOT_SENT)
+        timed_out = f"did not answer within {self._client.timeout.read:g} s"
+        if sent and unsure is not None:
+            what = timed_out if isinstance(exc, httpx.TimeoutException) else f"dropped the connection ({kind})"
             return UpstreamUnavailable(
                 f"{self.label} {what} after the request was sent, so it may have taken effect: {unsure}.",
                 request=described,
             )
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, NOT_SENT):
+        if sent and isinstance(exc, httpx.TimeoutException):
             return UpstreamUnavailable(
-                f"{self.label} did not answer within {self._client.timeout.read:g} s{tries}. Try again in a moment.",
-                request=described,
+                f"{self.label} {timed_out}{_tries(attempts)}. Try again in a moment.", request=described
             )
         return UpstreamUnavailable(
-            f"Could not reach {self.label} at {self._client.base_url} ({kind}){tries}. "
+            f"Could not reach {self.label} at {self._client.base_url} ({kind}){_tries(attempts)}. "
             "Try again in a moment; if it persists, the server's base URL setting may be wrong.",
             request=described,
         )
@@ -311,8 +312,9 @@ class Upstream:
                 f"{unsure}.{said}"
             )
         elif status >= 500:
-            tries = f" ({attempts} tries)" if attempts > 1 else ""
-            error = UpstreamUnavailable(f"{self.label} failed with HTTP {status}{tries}.{said} Try again in a moment.")
+            error = UpstreamUnavailable(
+                f"{self.label} failed with HTTP {status}{_tries(attempts)}.{said} Try again in a moment."
+            )
         else:
             error = UpstreamUnavailable(f"{self.label} answered with unexpected HTTP {status}.{said}")
         error.status = status

@@ -93,9 +93,9 @@ class WaitProgress:
 
     async def tick(self, wait_left: float) -> None:
         """Report, if a report is due, that about `wait_left` seconds of waiting remain."""
-        now = anyio.current_time()
-        if self._report is None or now < self._next:
+        if self._report is None or not self.due():
             return
+        now = anyio.current_time()
         self._next = now + PROGRESS_AFTER_SECONDS
         waited = now - self._start
         message = (

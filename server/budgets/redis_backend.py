@@ -312,7 +312,10 @@ class RedisBudget(Budget):
         self._done = [f"{prefix}:done:{i}" for i in range(1, len(self.rates) + 1)]
         self._foreign = [f"{prefix}:foreign:{i}" for i in range(1, len(self.rates) + 1)]
         self._rule_keys = [key for pair in zip(self._done, self._foreign, strict=True) for key in pair]
-        self._rule_args = [value for rate in self.rates for value in (rate.count, _us(rate.seconds))]
+        self._windows = [_us(rate.seconds) for rate in self.rates]
+        self._rule_args = [
+            value for rate, window in zip(self.rates, self._windows, strict=True) for value in (rate.count, window)
+        ]
         longest = max(rate.seconds for rate in self.rates)
         self._ttl_ms = math.ceil((longest + LEASE_SECONDS + HEARTBEAT_SECONDS) * 1000)
         self._left = anyio.Event()  # set when a waiter of this process leaves the queue
@@ -355,10 +358,9 @@ class RedisBudget(Budget):
         self._left = anyio.Event()
 
     async def _release(self, token: object) -> None:
-        windows = [_us(rate.seconds) for rate in self.rates]
         try:
             await self._store.run(
-                self._store.release, [self._keys[3], *self._done], [str(token), self._ttl_ms, *windows]
+                self._store.release, [self._keys[3], *self._done], [str(token), self._ttl_ms, *self._windows]
             )
         except UpstreamUnavailable:
             # The request is done either way; its lease keeps it counted, so the rule still holds.

@@ -122,6 +122,11 @@ def stripped(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def look_up_before_creating_again(email: str) -> str:
+    """How to check whether a create that may have reached the upstream took effect, with no lookup by email."""
+    return f"look for {email} with list_contacts over today before calling create_contact again"
+
+
 def unexpected_shape(label: str, what: str, detail: Any = None) -> UpstreamUnavailable:
     """The error for an upstream answer that does not have the documented shape."""
     extra = f" ({detail})" if detail else ""

@@ -27,7 +27,7 @@ from pydantic import JsonValue, ValidationError
 from server.budgets import Budgets
 from server.errors import ContactsError, NotFound, PermissionDenied, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Provider, stripped, unexpected_shape
+from server.providers.base import Capability, Provider, look_up_before_creating_again, stripped, unexpected_shape
 from server.settings import ClemtaSettings, Rate, Settings
 from tools.models import (
     ClemtaDetails,
@@ -198,7 +198,7 @@ class Clemta(Provider):
             "POST",
             path("contacts"),
             json=payload,
-            unsure=f"look for {contact.emails[0]} with list_contacts over today before calling create_contact again",
+            unsure=look_up_before_creating_again(contact.emails[0]),
         )
         return self._contact(self._data(body, "a contact"))
 

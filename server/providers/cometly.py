@@ -18,7 +18,7 @@ from pydantic import JsonValue
 from server.budgets import Budgets
 from server.errors import ValidationFailed
 from server.http import QueryParams, Upstream, path
-from server.providers.base import Capability, Provider, unexpected_shape
+from server.providers.base import Capability, Provider, look_up_before_creating_again, unexpected_shape
 from server.settings import CometlySettings, Rate, Settings
 from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, iso_utc, parse_range
 
@@ -192,7 +192,7 @@ class Cometly(Provider):
             "POST",
             path("contacts"),
             json=payload,
-            unsure=f"look for {contact.emails[0]} with list_contacts over today before calling create_contact again",
+            unsure=look_up_before_creating_again(contact.emails[0]),
         )
         return self._detail(body)
 
