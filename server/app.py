@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx
@@ -24,7 +24,7 @@ from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budget
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
 from server.providers import PROVIDERS, Provider
 from server.settings import Settings
-from server.state import AppState
+from server.state import AppState, SharedState
 from tools.contacts import register_contact_tools
 
 logger = logging.getLogger(__name__)
@@ -92,8 +92,9 @@ def classify(exc: BaseException) -> ContactsError:
 class ContactsServer(MCPServer[AppState]):
     """`MCPServer` whose tool results are `[kind] message` on failure and compact on success."""
 
-    def __init__(self, *, sandbox: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, state: SharedState, sandbox: bool = False, **kwargs: Any) -> None:
+        super().__init__(lifespan=state, **kwargs)
+        self.state = state
         self.sandbox = sandbox
 
     async def call_tool(
@@ -130,7 +131,7 @@ class ContactsServer(MCPServer[AppState]):
 
 def _lifespan(
     settings: Settings, providers: Sequence[type[Provider]], transport: TransportFactory | None
-) -> Callable[[MCPServer[AppState]], AbstractAsyncContextManager[AppState]]:
+) -> SharedState:
     specs: dict[str, BudgetSpec] = {}
     for provider in providers:
         account = fingerprint(provider.account(settings))
@@ -140,7 +141,7 @@ def _lifespan(
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager
-    async def lifespan(_: MCPServer[AppState]) -> AsyncGenerator[AppState]:
+    async def open_state() -> AsyncGenerator[AppState]:
         async with AsyncExitStack() as stack:
             budgets = await stack.enter_async_context(open_budgets(specs, redis_url=redis_url))
             opened: dict[str, Provider] = {}
@@ -150,7 +151,7 @@ def _lifespan(
                 opened[provider.name] = instance
             yield AppState(providers=opened, budgets=budgets)
 
-    return lifespan
+    return SharedState(open_state)
 
 
 def build_server(
@@ -186,8 +187,8 @@ def build_server(
         name="contacts-mcp",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        lifespan=_lifespan(settings, providers, transport),
+        state=_lifespan(settings, providers, transport),
         sandbox=sandbox,
     )
-    register_contact_tools(server, providers, read_only=settings.read_only)
+    register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)
     return server

@@ -1,12 +1,13 @@
 """The `contacts-mcp` command: parse, build, run. stdout belongs to the MCP protocol under stdio.
 
     contacts-mcp [serve] [--sandbox]          the MCP server over stdio (what MCP clients start)
+    contacts-mcp serve --transport http       the MCP server over streamable HTTP at /mcp (sse: /sse)
     contacts-mcp tools [--json] [--sandbox]   the tools this configuration serves
     contacts-mcp call TOOL [JSON] [--sandbox] one tool call through the real MCP path, for debugging a setup
     contacts-mcp sandbox [--port 8765]        the sandbox contact APIs alone, on 127.0.0.1
     contacts-mcp demo                         a tour of the tools against the sandbox, over stdio
 
-Everything about the sandbox is imported only when asked for, so the stdio server starts lean.
+Everything about the sandbox and the HTTP transports is imported only when asked for, so the stdio server starts lean.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import logging
 import os
 import sys
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -48,7 +49,20 @@ def _parser() -> argparse.ArgumentParser:
         description="An MCP server that gives AI agents typed tools over a company's contacts.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = commands.add_parser("serve", help="run the MCP server over stdio (the default)")
+    serve = commands.add_parser("serve", help="run the MCP server (stdio, the default; or HTTP)")
+    serve.add_argument(
+        "--transport",
+        choices=("stdio", "http", "sse"),
+        default="stdio",
+        help="stdio for desktop clients (default); http for streamable HTTP at /mcp; sse for older clients at /sse",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000; 0 picks a free one)")
+    serve.add_argument(
+        "--stateless",
+        action="store_true",
+        help="HTTP: no sessions, so replicas behind a load balancer can answer any request",
+    )
     tools = commands.add_parser("tools", help="print the tools this configuration serves")
     tools.add_argument("--json", action="store_true", help="print the full tools/list result as JSON")
     call = commands.add_parser("call", help="run one tool through the MCP path and print its result")
@@ -107,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 server = _sandboxed(settings, args) if sandbox else None
                 return anyio.run(_call, settings, args.tool, args.arguments, server)
             case _:
-                return _serve(_sandboxed(settings, args) if sandbox else None, settings)
+                return _serve(_sandboxed(settings, args) if sandbox else None, settings, args)
     except ConfigurationError as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_CONFIGURATION
@@ -154,13 +168,57 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     return build_server(sandbox_settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 
-def _serve(server: ContactsServer | None, settings: Settings) -> int:
+def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Namespace) -> int:
     from server.app import build_server
 
+    transport: str = getattr(args, "transport", "stdio")  # `contacts-mcp` alone means `serve` over stdio
+    if getattr(args, "stateless", False) and transport != "http":
+        raise ConfigurationError("contacts-mcp: --stateless applies to --transport http only")
     server = server or build_server(settings)
-    logger.info("contacts-mcp serving over stdio%s", " (sandbox data)" if server.sandbox else "")
-    server.run("stdio")
+    data = " (sandbox data)" if server.sandbox else ""
+    if transport == "stdio":
+        logger.info("contacts-mcp serving over stdio%s", data)
+        server.run("stdio")
+        return 0
+    from server.web import HttpOptions, http_app  # deferred: uvicorn and the HTTP transports, only when asked
+
+    options = HttpOptions(
+        transport="sse" if transport == "sse" else "http", host=args.host, port=args.port, stateless=args.stateless
+    )
+    app = http_app(server, settings, options)
+    kind = "SSE" if transport == "sse" else "streamable HTTP" + (" (stateless)" if args.stateless else "")
+
+    def announce(root: str) -> None:
+        logger.info("contacts-mcp serving MCP over %s at %s%s%s", kind, root, options.path, data)
+
+    _run_uvicorn(app, host=args.host, port=args.port, announce=announce)
     return 0
+
+
+def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], None]) -> None:
+    """Serve `app` with uvicorn, logging through ours (stderr), and `announce` its root URL once bound."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level="warning", access_log=False, lifespan="on"
+    )
+    server = uvicorn.Server(config)
+
+    async def announce_when_started() -> None:
+        while not server.started:  # uvicorn offers a flag, not an event
+            if server.should_exit:
+                return
+            await anyio.sleep(0.05)
+        bound = server.servers[0].sockets[0].getsockname()[1]
+        announce(f"http://{f'[{host}]' if ':' in host else host}:{bound}")
+
+    async def run() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(announce_when_started)
+            await server.serve()
+            tg.cancel_scope.cancel()
+
+    anyio.run(run)
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:

@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.errors import ConfigurationError
 
+MIN_TOKEN_CHARS = 16
+"""The shortest `CONTACTS_MCP_HTTP_TOKEN` accepted: a guessable token is no protection."""
+
 
 @dataclass(frozen=True)
 class Rate:
@@ -133,6 +136,16 @@ class Settings(BaseSettings):
     """Budget overrides by name, e.g. `cometly.list_contacts=15/60`; they replace that budget's defaults."""
     redis_url: SecretStr | None = None
     """Share every budget through this Redis (`redis://host:6379/0`), so processes on one key never add up."""
+    tools: Annotated[list[str] | None, NoDecode] = None
+    """Serve only these tools (comma-separated names); default: every tool the configured providers offer."""
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """The largest upstream answer read; a bigger one is refused as `[upstream_unavailable]`."""
+    http_token: SecretStr | None = None
+    """The bearer token HTTP clients must send (`Authorization: Bearer ...`); required off loopback."""
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list[str])
+    """Host header values the HTTP transport accepts besides loopback ones, e.g. `contacts.example.com`."""
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list[str])
+    """Origin header values (browser clients) the HTTP transport accepts besides loopback ones."""
 
     @field_validator("redis_url")
     @classmethod
@@ -142,6 +155,32 @@ class Settings(BaseSettings):
         if not value.get_secret_value().strip().startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)")
         return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("http_token")
+    @classmethod
+    def _http_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        token = value.get_secret_value().strip()
+        if len(token) < MIN_TOKEN_CHARS:
+            raise ValueError(
+                f"must be at least {MIN_TOKEN_CHARS} characters; make one with "
+                "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+            )
+        return SecretStr(token)
+
+    @field_validator("tools", mode="before")
+    @classmethod
+    def _tools(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            names = [name.strip() for name in value.split(",") if name.strip()]
+            return names or None
+        return value
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        return [item.strip() for item in value.split(",") if item.strip()] if isinstance(value, str) else value
 
     @field_validator("rate_limits", mode="before")
     @classmethod

@@ -5,6 +5,7 @@ configured on it. This module must not use `from __future__ import annotations`:
 signatures at registration, and the `provider` annotation is a local of `register_contact_tools`.
 """
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,7 @@ from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from server.errors import ValidationFailed
+from server.errors import ConfigurationError, ValidationFailed
 from server.providers import PROVIDERS
 from server.providers.base import Capability, Provider
 from server.state import AppState
@@ -30,6 +31,8 @@ from tools.models import (
 )
 
 ToolContext = Context[AppState, Any]
+
+logger = logging.getLogger(__name__)
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 CREATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
@@ -104,20 +107,49 @@ def _provider_argument(tool: str, names: Sequence[str]) -> Any:
 
 
 def register_contact_tools(
-    server: MCPServer[AppState], providers: Sequence[type[Provider]], *, read_only: bool
+    server: MCPServer[AppState],
+    providers: Sequence[type[Provider]],
+    *,
+    read_only: bool,
+    only: Sequence[str] | None = None,
 ) -> None:
-    """Add the contact tools that at least one of `providers` serves (no writes when `read_only`)."""
+    """Add the contact tools that at least one of `providers` serves.
+
+    Args:
+        server: The server to add them to.
+        providers: The configured providers.
+        read_only: Leave out the tools that change upstream data.
+        only: Add only these tools (the operator's allow-list, `CONTACTS_MCP_TOOLS`).
+
+    Raises:
+        ConfigurationError: If `only` names a tool that does not exist, or a write tool while `read_only`.
+    """
+    if only is not None:
+        unknown = sorted(set(only) - set(_DESCRIPTIONS))
+        if unknown:
+            raise ConfigurationError(
+                f"CONTACTS_MCP_TOOLS names unknown tools: {', '.join(unknown)}; known: {', '.join(_DESCRIPTIONS)}"
+            )
+        if read_only and "create_contact" in only:
+            raise ConfigurationError(
+                "CONTACTS_MCP_TOOLS names create_contact but CONTACTS_MCP_READ_ONLY is true; remove one of them"
+            )
 
     def serving(tool: Capability) -> list[str]:
         return [provider.name for provider in providers if tool in provider.capabilities]
 
     def add(tool: Capability, annotations: ToolAnnotations, build: Callable[[str], Callable[..., Any]]) -> None:
         names = serving(tool)
-        if names:
-            fn = build(names[0])
-            fn.__annotations__["provider"] = _provider_argument(tool, names)
-            title, description = _DESCRIPTIONS[tool]
-            server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
+        if only is not None and tool not in only:
+            return
+        if not names:
+            if only is not None:
+                logger.warning("CONTACTS_MCP_TOOLS names %s, but no configured provider offers it", tool)
+            return
+        fn = build(names[0])
+        fn.__annotations__["provider"] = _provider_argument(tool, names)
+        title, description = _DESCRIPTIONS[tool]
+        server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
 
     add("get_contact", READ, _get_contact)
     add("list_contacts", READ, _list_contacts)

@@ -1,0 +1,93 @@
+"""Run the installed `contacts-mcp serve --transport http|sse` as a subprocess on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ENTRY_POINT = Path(sys.executable).parent / "contacts-mcp"
+TOKEN = "test-token-0123456789abcdefghij"
+START_SECONDS = 30.0
+
+_ANNOUNCED = re.compile(r"serving MCP over .* at (http://\S+?)(/mcp|/sse)")
+
+
+@dataclass
+class Served:
+    """A running server: where it listens, its process, and every line it wrote to stderr so far."""
+
+    root: str
+    path: str
+    process: subprocess.Popen[str]
+    stderr: list[str] = field(default_factory=list[str])
+
+    @property
+    def url(self) -> str:
+        return self.root + self.path
+
+
+def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without provider or server settings, plus `extra`."""
+    keep = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("COMETLY_", "HIGHLEVEL_", "CLEMTA_", "CONTACTS_MCP_"))
+    }
+    return {**keep, **extra}
+
+
+@contextmanager
+def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Iterator[Served]:
+    """Start `contacts-mcp serve <arguments> --port 0` and yield it once it listens; stop it afterwards.
+
+    Raises:
+        AssertionError: If it exits or does not announce its address within `START_SECONDS`.
+    """
+    process = subprocess.Popen(
+        [str(ENTRY_POINT), "serve", *arguments, "--port", "0"],
+        env=server_environment(env),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+    lines: list[str] = []
+    announced = threading.Event()
+    found: list[tuple[str, str]] = []
+
+    def read_stderr() -> None:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            match = _ANNOUNCED.search(line)
+            if match and not found:
+                found.append((match.group(1), match.group(2)))
+                announced.set()
+        announced.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    try:
+        announced.wait(START_SECONDS)
+        assert found, f"the server did not start within {START_SECONDS:.0f} s:\n{''.join(lines)}"
+        root, path = found[0]
+        yield Served(root=root, path=path, process=process, stderr=lines)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(timeout=5)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
