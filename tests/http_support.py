@@ -7,7 +7,7 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,7 +44,7 @@ def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Iterator[Served]:
+def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Generator[Served]:
     """Start `contacts-mcp serve <arguments> --port 0` and yield it once it listens; stop it afterwards.
 
     Raises:
