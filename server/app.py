@@ -1,14 +1,13 @@
 """Wiring: `build_server(settings)` returns the MCP server; its lifespan opens and closes every client.
 
 `ContactsServer` is the one seam between the SDK and the tools' results: every failure becomes a
-tool result `[kind] message` (the SDK's own argument validation included), and every success gets a
-compact text copy of its structured content with empty fields left out, since a model's context is
-the scarcest resource.
+tool result `[kind] message` (the SDK's own argument validation included), and every success is
+shaped by `server.results`: empty fields left out, long values cut, a compact JSON text copy, and
+no secret anywhere.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -23,6 +22,7 @@ from pydantic import ValidationError
 from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
 from server.providers import PROVIDERS, Provider
+from server.results import Redactor, as_text, secrets_of, shape
 from server.settings import Settings
 from server.state import AppState, SharedState
 from tools.contacts import register_contact_tools
@@ -55,13 +55,9 @@ def missing_provider_message() -> str:
     )
 
 
-def _without_empty(value: Any) -> Any:
-    """Drop `None` values from objects, recursively: an absent key costs a model nothing."""
-    if isinstance(value, dict):
-        return {k: _without_empty(v) for k, v in value.items() if v is not None}  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(value, list):
-        return [_without_empty(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
-    return value
+def _short(text: str, limit: int = 300) -> str:
+    """`text` cut to `limit` characters: an error echoes arguments, and an argument may be huge."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _validation_message(exc: ValidationError) -> str:
@@ -69,7 +65,7 @@ def _validation_message(exc: ValidationError) -> str:
     for error in exc.errors(include_url=False)[:6]:
         where = ".".join(str(part) for part in error["loc"])
         message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{where}: {message}" if where else message)
+        problems.append(_short(f"{where}: {message}" if where else message))
     more = f" (and {exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
     return f"Invalid arguments: {'; '.join(problems)}{more}. Fix them and call again; nothing was sent."
 
@@ -92,9 +88,10 @@ def classify(exc: BaseException) -> ContactsError:
 class ContactsServer(MCPServer[AppState]):
     """`MCPServer` whose tool results are `[kind] message` on failure and compact on success."""
 
-    def __init__(self, *, state: SharedState, sandbox: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *, state: SharedState, redactor: Redactor, sandbox: bool = False, **kwargs: Any) -> None:
         super().__init__(lifespan=state, **kwargs)
         self.state = state
+        self.redactor = redactor
         self.sandbox = sandbox
 
     async def call_tool(
@@ -102,7 +99,8 @@ class ContactsServer(MCPServer[AppState]):
     ) -> CallToolResult | InputRequiredResult:
         if self._tool_manager.get_tool(name) is None:
             listed = ", ".join(tool.name for tool in self._tool_manager.list_tools())
-            return self._failure(name, NotSupported(f"There is no tool {name!r} on this server; it offers: {listed}."))
+            unknown = NotSupported(f"There is no tool {_short(name, 80)!r} on this server; it offers: {listed}.")
+            return self._failure(name[:80], unknown)
         reporting = wait_reporter.set(context.report_progress if context is not None else None)
         try:
             result = await super().call_tool(name, arguments, context)
@@ -115,15 +113,18 @@ class ContactsServer(MCPServer[AppState]):
             wait_reporter.reset(reporting)
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
-        structured = _without_empty(result.structured_content)
-        text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        structured = shape(result.structured_content)
+        text = as_text(structured)
+        if self.redactor.found_in(text):  # an upstream echoing a key back must not pass it on
+            structured = self.redactor.value(structured)
+            text = as_text(structured)
         if self.sandbox:
             text = f"{SANDBOX_NOTE}\n{text}"
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
 
     def _failure(self, name: str, error: ContactsError) -> CallToolResult:
         logger.info("tool %s failed: %s %s (%s)", name, error.kind, error.request or "", error.status or "-")
-        text = error.render()
+        text = self.redactor.text(error.render())
         if self.sandbox:
             text = f"{text}\n({SANDBOX_NOTE})"
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
@@ -188,6 +189,7 @@ def build_server(
         version=VERSION,
         instructions=INSTRUCTIONS,
         state=_lifespan(settings, providers, transport),
+        redactor=Redactor(secrets_of(settings)),
         sandbox=sandbox,
     )
     register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)

@@ -3,16 +3,22 @@
 Providers describe a request (budget name, method, path, query, body) and get parsed JSON back or a
 `ContactsError` whose message the model can act on. Nothing here ever puts an API key into an
 error, a log line or a result: keys live only in the client's default headers.
+
+Whatever the upstream does, a call ends: each try within the timeout, body included; a body over
+the size limit is refused unread; and the upstream's own words reach the model only quoted as a
+short JSON string, so they read as data, never as an instruction.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json as jsonlib
 import logging
 import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -46,6 +52,10 @@ BACKOFF_CAP_SECONDS = 8.0
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 """Failures raised before any byte of the request left: safe to retry even for a create."""
 DAY_SECONDS = 86_400.0
+MAX_ERROR_BODY_BYTES = 64 * 1024
+"""How much of an error answer is read: enough for its message, never a whole page of HTML."""
+QUOTED_CHARS = 300
+"""The most of an upstream's own message quoted in an error."""
 
 
 def backoff_seconds(retry: int) -> float:
@@ -122,6 +132,55 @@ def _tries(attempts: int) -> str:
     return f" ({attempts} tries)" if attempts > 1 else ""
 
 
+def quoted(text: str) -> str:
+    """An upstream's text as a JSON string of at most `QUOTED_CHARS` characters.
+
+    The vendor's words are data: quoted and cut, they cannot read as an instruction to the model.
+    """
+    if len(text) > QUOTED_CHARS:
+        text = text[: QUOTED_CHARS - 1] + "\u2026"
+    return jsonlib.dumps(text, ensure_ascii=False)
+
+
+def public_url(url: httpx.URL) -> str:
+    """A URL fit for an error message: no user, password, query or fragment, which may hold secrets."""
+    return str(url.copy_with(userinfo=b"", query=None, fragment=None))
+
+
+def _size(limit: int) -> str:
+    return f"{limit / 2**20:.3g} MB" if limit >= 2**20 else f"{limit / 2**10:.3g} KB"
+
+
+def _try_again(headers: httpx.Headers) -> str:
+    """When to call again: what the upstream's `Retry-After` says, else in a moment."""
+    wait = retry_after_seconds(headers.get("Retry-After"))
+    return "Try again in a moment." if wait is None else f"Try again in {max(1, math.ceil(wait))} s."
+
+
+def _after_unreadable(unsure: str | None) -> str:
+    """What to do after a success whose body cannot be read: check a create, try a read again."""
+    if unsure is not None:
+        return f"The request probably took effect: {unsure}."
+    return "Try again in a moment; if it persists, the server's base URL setting may be wrong."
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An upstream response, its body read within the size limit."""
+
+    status: int
+    headers: httpx.Headers
+    body: bytes
+
+    def json(self) -> Any:
+        """The body parsed as JSON.
+
+        Raises:
+            ValueError: The body is not JSON (or is empty).
+        """
+        return jsonlib.loads(self.body)
+
+
 class Upstream:
     """An HTTP client for one provider that keeps every request within its endpoint's budget."""
 
@@ -135,6 +194,7 @@ class Upstream:
         max_wait_seconds: float,
         timeout_seconds: float,
         read_error: ErrorReader,
+        max_response_bytes: int,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff: Callable[[int], float] = backoff_seconds,
     ) -> None:
@@ -142,6 +202,8 @@ class Upstream:
         self._backoff = backoff
         self._budgets = budgets
         self._max_wait = max_wait_seconds
+        self._timeout = timeout_seconds
+        self._max_bytes = max_response_bytes
         self._read_error = read_error
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -169,21 +231,27 @@ class Upstream:
 
         Every try draws on the budget, and the budget follows the response's rate-limit headers. A
         429 blocks the budget for its `Retry-After` and is retried while that fits in the caller's
-        allowed wait (the upstream did not process it). A GET is also retried, with backoff, on
-        connection errors, timeouts and 5xx. Anything else is sent once: a create that may have
-        reached the upstream is never sent twice; its error says so, and `unsure` says how to check.
+        allowed wait (the upstream did not process it). A GET is also retried on connection errors,
+        timeouts and 5xx: after the 5xx's `Retry-After` when it fits in the allowed wait (when it
+        does not, the call fails at once), else with backoff. Anything else is sent once: a create
+        that may have reached the upstream is never sent twice; its error says so, and `unsure`
+        says how to check. Each try ends within the timeout, body included, and a body larger than
+        the size limit is refused, not read.
 
         Raises:
             ContactsError: The classified failure, with a message for the model.
         """
         safe = method == "GET"
+        unsure_if_sent = None if safe else unsure  # a GET changes nothing, so it is never in doubt
         deadline = anyio.current_time() + self._max_wait
         described = f"{method} {url}"  # for errors and logs: never the query or headers, so never a key
         limiter = self._budgets[budget]
         failed = limited = 0
         while True:
             async with limiter.slot(max_wait=max(0.0, deadline - anyio.current_time())):
-                response = await self._send(method, url, params=params, json=json)
+                response = await self._send(
+                    method, url, params=params, json=json, described=described, unsure=unsure_if_sent
+                )
             if isinstance(response, httpx.TransportError):
                 failure = response
                 sent = not isinstance(failure, NOT_SENT)
@@ -191,9 +259,9 @@ class Upstream:
                     failed += 1
                     await self._back_off(described, type(failure).__name__, failed)
                     continue
-                raise self._transport_error(failure, described, attempts=failed + 1, unsure=None if safe else unsure)
+                raise self._transport_error(failure, described, attempts=failed + 1, unsure=unsure_if_sent)
             await self._observe(limiter, response, described)
-            status = response.status_code
+            status = response.status
             if status == 429:
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 wait = DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait
@@ -203,34 +271,117 @@ class Upstream:
                     limited += 1
                     continue
                 message = self._message(response)
+                said = f" ({self.label} said: {quoted(message)})" if message else ""
                 raise RateLimited(
-                    f"{self.label}'s rate limit was hit{f' ({message})' if message else ''}.",
+                    f"{self.label}'s rate limit was hit{said}.",
                     retry_after=wait,
                     status=429,
                     request=described,
                 )
-            if status >= 500 and safe and failed + 1 < MAX_ATTEMPTS:
-                failed += 1
-                await self._back_off(described, f"HTTP {status}", failed)
-                continue
+            if status >= 500 and safe:
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is not None and anyio.current_time() + wait > deadline:
+                    raise self._unavailable_for(response, wait, described=described, attempts=failed + 1)
+                if failed + 1 < MAX_ATTEMPTS:
+                    failed += 1
+                    await self._back_off(described, f"HTTP {status}", failed, delay=wait)
+                    continue
             return self._parse(
-                response, described=described, not_found=not_found, attempts=failed + 1, unsure=None if safe else unsure
+                response, described=described, not_found=not_found, attempts=failed + 1, unsure=unsure_if_sent
             )
 
     async def _send(
-        self, method: str, url: str, *, params: QueryParams | None, json: Any
-    ) -> httpx.Response | httpx.TransportError:
+        self, method: str, url: str, *, params: QueryParams | None, json: Any, described: str, unsure: str | None
+    ) -> Answer | httpx.TransportError:
+        """One try: the answer read whole within the timeout, or how it failed in transit.
+
+        Raises:
+            UpstreamUnavailable: The answer is larger than the size limit (it is not read).
+        """
+        request = self._client.build_request(method, url, params=list(params or ()), json=json)
         try:
-            return await self._client.request(method, url, params=list(params or ()), json=json)
+            # httpx's timeouts bound each connect, write and read; this bounds the whole try, so a
+            # body that trickles in cannot hold the call past its timeout.
+            with anyio.fail_after(self._timeout):
+                response = await self._client.send(request, stream=True)
+                try:
+                    return await self._read(response, described=described, unsure=unsure)
+                finally:
+                    await response.aclose()
         except httpx.TransportError as exc:
             return exc
+        except TimeoutError:
+            return httpx.ReadTimeout(f"no whole answer within {self._timeout:g} s", request=request)
 
-    async def _back_off(self, described: str, what: str, retry: int) -> None:
-        delay = self._backoff(retry)
+    async def _read(self, response: httpx.Response, *, described: str, unsure: str | None) -> Answer:
+        """The body, up to the size limit for a success and `MAX_ERROR_BODY_BYTES` (then cut) otherwise."""
+        success = response.is_success
+        limit = self._max_bytes if success else MAX_ERROR_BODY_BYTES
+        declared = response.headers.get("Content-Length", "")
+        if success and declared.isdigit() and int(declared) > limit:
+            raise self._too_large(response.status_code, described=described, unsure=unsure)
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():  # decoded: a small compressed body cannot grow past the limit
+                body += chunk
+                if len(body) > limit:
+                    if success:
+                        raise self._too_large(response.status_code, described=described, unsure=unsure)
+                    del body[limit:]
+                    break
+        except httpx.DecodingError:
+            if not success:  # the status says enough without the message
+                return Answer(status=response.status_code, headers=response.headers, body=b"")
+            encoding = quoted(response.headers.get("Content-Encoding", "")[:40])
+            logger.warning("%s: %s sent a body that could not be decoded (%s)", described, self.label, encoding)
+            raise UpstreamUnavailable(
+                f"{self.label} answered HTTP {response.status_code} with a body that could not be decoded "
+                f"(Content-Encoding {encoding}). {_after_unreadable(unsure)}",
+                status=response.status_code,
+                request=described,
+            ) from None
+        return Answer(status=response.status_code, headers=response.headers, body=bytes(body))
+
+    def _too_large(self, status: int, *, described: str, unsure: str | None) -> UpstreamUnavailable:
+        size = _size(self._max_bytes)
+        logger.warning("%s: %s answered with more than %s; not read", described, self.label, size)
+        if unsure is not None:
+            message = (
+                f"{self.label} answered HTTP {status}, so the request probably took effect, but with more than "
+                f"{size}, which was not read: {unsure}."
+            )
+        else:
+            message = (
+                f"{self.label} answered with more than {size}, more than this server reads; ask for less, "
+                "e.g. a smaller per_page or fewer include_ options."
+            )
+        return UpstreamUnavailable(message, status=status, request=described)
+
+    def _unavailable_for(self, answer: Answer, wait: float, *, described: str, attempts: int) -> UpstreamUnavailable:
+        seconds = max(1, math.ceil(wait))
+        logger.warning(
+            "%s: HTTP %d from %s asks for %d s; more than the call may wait",
+            described,
+            answer.status,
+            self.label,
+            seconds,
+        )
+        message = self._message(answer)
+        said = f" {self.label} said: {quoted(message)}." if message else ""
+        return UpstreamUnavailable(
+            f"{self.label} is unavailable (HTTP {answer.status}){_tries(attempts)} and asks callers to wait "
+            f"{seconds} s, longer than this call may wait.{said} Try again in {seconds} s.",
+            status=answer.status,
+            request=described,
+        )
+
+    async def _back_off(self, described: str, what: str, retry: int, *, delay: float | None = None) -> None:
+        """Wait before retry `retry`: `delay` (the upstream's `Retry-After`) when given, else the backoff."""
+        delay = self._backoff(retry) if delay is None else delay
         logger.warning("%s: %s from %s; retry %d in %.2f s", described, what, self.label, retry, delay)
         await anyio.sleep(delay)
 
-    async def _observe(self, limiter: Budget, response: httpx.Response, described: str) -> None:
+    async def _observe(self, limiter: Budget, response: Answer, described: str) -> None:
         try:
             for observation in rate_limit_observations(response.headers):
                 await limiter.observe(observation)
@@ -255,42 +406,40 @@ class Upstream:
                 f"{self.label} {timed_out}{_tries(attempts)}. Try again in a moment.", request=described
             )
         return UpstreamUnavailable(
-            f"Could not reach {self.label} at {self._client.base_url} ({kind}){_tries(attempts)}. "
+            f"Could not reach {self.label} at {public_url(self._client.base_url)} ({kind}){_tries(attempts)}. "
             "Try again in a moment; if it persists, the server's base URL setting may be wrong.",
             request=described,
         )
 
-    def _message(self, response: httpx.Response) -> str | None:
+    def _message(self, response: Answer) -> str | None:
         try:
             body = response.json()
         except ValueError:
             return None
         try:
-            return self._read_error(body)
+            message = self._read_error(body)
         except Exception:  # an error body of an unexpected shape must not hide the status
             return None
+        return message.strip() or None if isinstance(message, str) else None
 
-    def _parse(
-        self, response: httpx.Response, *, described: str, not_found: str, attempts: int, unsure: str | None
-    ) -> Any:
-        status = response.status_code
+    def _parse(self, response: Answer, *, described: str, not_found: str, attempts: int, unsure: str | None) -> Any:
+        status = response.status
         if 200 <= status < 300:
             try:
                 return response.json()
             except ValueError:
-                kind = response.headers.get("content-type", "no content type")
-                logger.warning(
-                    "%s: %s sent HTTP %d with a body that is not JSON (%s)", described, self.label, status, kind
-                )
+                media = response.headers.get("Content-Type", "").partition(";")[0].strip()[:60]
+                kind = quoted(media) if media else "no content type"
+                what = "an empty body" if not response.body.strip() else f"a body that is not JSON ({kind})"
+                logger.warning("%s: %s sent HTTP %d with %s", described, self.label, status, what)
                 raise UpstreamUnavailable(
-                    f"{self.label} answered HTTP {status} with a body that is not JSON ({kind}). "
-                    "Try again in a moment.",
+                    f"{self.label} answered HTTP {status} with {what}. {_after_unreadable(unsure)}",
                     status=status,
                     request=described,
                 ) from None
         logger.info("%s: %s answered HTTP %d", described, self.label, status)
         message = self._message(response)
-        said = f" {self.label} said: {message}" if message else ""
+        said = f" {self.label} said: {quoted(message)}." if message else ""
         error: ContactsError
         if status == 401:
             error = AuthenticationFailed(
@@ -313,7 +462,7 @@ class Upstream:
             )
         elif status >= 500:
             error = UpstreamUnavailable(
-                f"{self.label} failed with HTTP {status}{_tries(attempts)}.{said} Try again in a moment."
+                f"{self.label} failed with HTTP {status}{_tries(attempts)}.{said} {_try_again(response.headers)}"
             )
         else:
             error = UpstreamUnavailable(f"{self.label} answered with unexpected HTTP {status}.{said}")

@@ -15,16 +15,18 @@ import anyio
 import httpx
 import httpx2
 import pytest
+import respx
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
+from server.app import build_server
 from server.errors import ConfigurationError
-from server.settings import Settings
+from server.settings import Rate, Settings
 from server.web import HttpOptions, is_loopback, transport_security
-from tests.conftest import text_of
+from tests.conftest import make_settings, text_of
 from tests.http_support import ENTRY_POINT, TOKEN, Served, serve_http, server_environment
 
 pytestmark = pytest.mark.anyio
@@ -235,3 +237,17 @@ def test_a_specific_address_with_a_token_accepts_its_own_host_and_the_configured
 def test_a_specific_address_without_a_token_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="CONTACTS_MCP_HTTP_TOKEN"):
         transport_security(Settings(), HttpOptions(host="10.0.0.5"))
+
+
+async def test_sessions_of_one_server_share_one_budget_however_many_connect(cometly: respx.MockRouter) -> None:
+    """SSE and in-memory clients enter the lifespan per connection; they must not get a budget each."""
+    cometly.get("/contacts/4821").respond(200, json={"id": 4821})
+    server = build_server(make_settings(rate_limits={"cometly.get_contact": (Rate(1, 60),)}, max_wait_seconds=0))
+
+    async with Client(server) as first, Client(server) as second:
+        sent = await first.call_tool("get_contact", {"contact_id": "4821"})
+        refused = await second.call_tool("get_contact", {"contact_id": "4821"})
+
+    assert not sent.is_error, text_of(sent)
+    assert text_of(refused).startswith("[rate_limited]")
+    assert cometly.calls.call_count == 1

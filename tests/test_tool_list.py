@@ -11,7 +11,8 @@ import pytest
 from mcp import Client
 
 from server.app import build_server
-from server.settings import Settings
+from server.errors import ConfigurationError
+from server.settings import Settings, load_settings
 from tests.conftest import clemta_settings, highlevel_settings, make_all_settings, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
@@ -181,3 +182,34 @@ def test_a_default_provider_that_is_not_configured_stops_the_server() -> None:
 
     with pytest.raises(ConfigurationError, match="CONTACTS_MCP_DEFAULT_PROVIDER"):
         build_server(make_settings(default_provider="highlevel"))
+
+
+async def test_the_tools_allow_list_serves_exactly_the_tools_named() -> None:
+    tools = await tools_of(make_all_settings(tools=["get_contact", "find_contact"]))
+
+    assert [tool["name"] for tool in tools] == ["get_contact", "find_contact"]
+
+
+async def test_a_tool_left_off_the_allow_list_is_refused_as_not_supported() -> None:
+    async with Client(build_server(make_settings(tools=["get_contact"]))) as client:
+        result = await client.call_tool("create_contact", {"emails": ["a@example.com"]})
+
+    assert text_of(result).startswith("[not_supported]")
+
+
+def test_the_allow_list_parses_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONTACTS_MCP_TOOLS", " get_contact , list_contacts,")
+
+    assert load_settings(env_file=None).tools == ["get_contact", "list_contacts"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"tools": ["get_contacts"]}, "unknown tools: get_contacts"),
+        ({"tools": ["create_contact"], "read_only": True}, "CONTACTS_MCP_READ_ONLY"),
+    ],
+)
+def test_a_contradictory_allow_list_stops_the_server(overrides: dict[str, Any], complaint: str) -> None:
+    with pytest.raises(ConfigurationError, match=complaint):
+        build_server(make_settings(**overrides))

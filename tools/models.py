@@ -7,6 +7,7 @@ a bad argument is reported before any request is sent.
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import UTC, date, datetime, time, tzinfo
 from typing import Annotated, Literal, Self
@@ -60,6 +61,22 @@ def iso_utc(value: object) -> str | None:
     return moment.replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class Cut(BaseModel):
+    """One value the server shortened."""
+
+    path: str = Field(description="Where it is in the result, e.g. browsing_hits or contacts[3].custom_fields.Notes.")
+    shown: int = Field(description="How many characters or items are shown.")
+    total: int = Field(description="How many there are.")
+    unit: Literal["characters", "items"]
+
+
+class Truncated(BaseModel):
+    """What the server cut from a result to fit a model's context, and how to get more."""
+
+    note: str = Field(description="What was cut and how to get more.")
+    cuts: list[Cut]
+
+
 class Contact(BaseModel):
     """One contact, the same shape whichever provider it came from. Empty sections are left out."""
 
@@ -84,6 +101,7 @@ class Contact(BaseModel):
     )
     highlevel: HighLevelDetails | None = Field(default=None, description="What only HighLevel holds.")
     clemta: ClemtaDetails | None = Field(default=None, description="What only Clemta holds.")
+    truncated: Truncated | None = Field(default=None, description="Present when long values were cut.")
 
 
 class ContactPage(BaseModel):
@@ -94,6 +112,7 @@ class ContactPage(BaseModel):
         default=None, description="Pass as `cursor`, with the same other arguments, to get the next page."
     )
     has_more: bool = Field(description="Whether there are more contacts after this page.")
+    truncated: Truncated | None = Field(default=None, description="Present when long values were cut.")
 
 
 # --- Custom-field filters ------------------------------------------------------------------------------------------
@@ -172,12 +191,16 @@ def slot_type(slot: str) -> SlotType:
 def _as_number(value: Scalar, what: str) -> int | float:
     if isinstance(value, bool):
         raise ValueError(f"{what} must be a number, not {value!r}")
-    if isinstance(value, int | float):
-        return value
     try:
         number = float(value)
     except ValueError:
         raise ValueError(f"{what} must be a number, not {value!r}") from None
+    except OverflowError:  # an int beyond any float
+        number = math.inf
+    if not math.isfinite(number):  # 'nan', 'inf', '1e400': no JSON body or upstream can carry them
+        raise ValueError(f"{what} must be a finite number of at most about 1e308")
+    if isinstance(value, int | float):
+        return value
     return int(number) if number.is_integer() and "." not in value else number
 
 
@@ -249,6 +272,11 @@ class FilterCondition(BaseModel):
             self.value = _as_date(self.value, f"the value for {self.field}")
         else:
             self.value = str(self.value)
+            if len(self.value) > TEXT_MAX_CHARS:  # no text slot holds more, so no longer value can match
+                raise ValueError(
+                    f"the value for {self.field} is {len(self.value)} characters; text slots hold at most "
+                    f"{TEXT_MAX_CHARS}"
+                )
         return self
 
     def query(self, index: int) -> list[tuple[str, str]]:
@@ -359,7 +387,11 @@ def parse_bound(text: str, *, end: bool, zone: tzinfo) -> datetime:
         which = "end_date" if end else "start_date"
         raise ValidationFailed(f"{which} {text!r} is not a date; use {DATE_FORMATS_HELP}.") from None
     if moment.tzinfo is not None:
-        moment = moment.astimezone(zone).replace(tzinfo=None)
+        try:
+            moment = moment.astimezone(zone).replace(tzinfo=None)
+        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before the first representable moment
+            which = "end_date" if end else "start_date"
+            raise ValidationFailed(f"{which} {text!r} is out of range; use a date from 0002 to 9998.") from None
     return moment.replace(microsecond=0)
 
 

@@ -8,7 +8,8 @@ its entry in `server.providers.PROVIDERS`, and its tests; no tool changes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
 
 import httpx
@@ -77,6 +78,7 @@ class Provider(ABC):
             budgets=budgets,
             max_wait_seconds=settings.max_wait_seconds,
             timeout_seconds=settings.timeout_seconds,
+            max_response_bytes=settings.max_response_bytes,
             read_error=read_error,
             transport=transport,
         )
@@ -122,14 +124,36 @@ def stripped(value: Any) -> str | None:
     return value.strip() or None if isinstance(value, str) else None
 
 
+def upstream_id(value: Any) -> str | None:
+    """A contact id from an upstream answer, as text: a non-blank string or a whole number; None for anything else."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return stripped(value)
+
+
 def look_up_before_creating_again(email: str) -> str:
     """How to check whether a create that may have reached the upstream took effect, with no lookup by email."""
     return f"look for {email} with list_contacts over today before calling create_contact again"
 
 
+_TRY_AGAIN = " Try again; if it persists, its API may have changed."
+
+
 def unexpected_shape(label: str, what: str, detail: Any = None) -> UpstreamUnavailable:
     """The error for an upstream answer that does not have the documented shape."""
     extra = f" ({detail})" if detail else ""
-    return UpstreamUnavailable(
-        f"{label} sent {what} of an unexpected shape{extra}. Try again; if it persists, its API may have changed."
-    )
+    return UpstreamUnavailable(f"{label} sent {what} of an unexpected shape{extra}.{_TRY_AGAIN}")
+
+
+@contextmanager
+def created(unsure: str) -> Generator[None]:
+    """Around reading a create's successful answer: one of an unexpected shape still means it took effect.
+
+    Raises:
+        UpstreamUnavailable: The answer's error, saying how to check instead of to try again.
+    """
+    try:
+        yield
+    except UpstreamUnavailable as exc:
+        what = exc.message.removesuffix(_TRY_AGAIN)
+        raise UpstreamUnavailable(f"{what} The create probably took effect: {unsure}.") from None

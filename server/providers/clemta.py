@@ -26,8 +26,16 @@ from pydantic import JsonValue, ValidationError
 
 from server.budgets import Budgets
 from server.errors import ContactsError, NotFound, PermissionDenied, ValidationFailed
-from server.http import Upstream, path
-from server.providers.base import Capability, Provider, look_up_before_creating_again, stripped, unexpected_shape
+from server.http import Upstream, path, quoted
+from server.providers.base import (
+    Capability,
+    Provider,
+    created,
+    look_up_before_creating_again,
+    stripped,
+    unexpected_shape,
+    upstream_id,
+)
 from server.settings import ClemtaSettings, Rate, Settings
 from tools.models import (
     ClemtaDetails,
@@ -193,14 +201,12 @@ class Clemta(Provider):
         }
         if len(contact.emails) > 1:
             payload["cc_emails"] = contact.emails[1:]
+        unsure = look_up_before_creating_again(contact.emails[0])
         body = await self._upstream.request(
-            "clemta.create_contact",
-            "POST",
-            path("contacts"),
-            json=payload,
-            unsure=look_up_before_creating_again(contact.emails[0]),
+            "clemta.create_contact", "POST", path("contacts"), json=payload, unsure=unsure
         )
-        return self._contact(self._data(body, "a contact"))
+        with created(unsure):
+            return self._contact(self._data(body, "a contact"))
 
     def _data(self, body: Any, what: str) -> dict[str, Any]:
         if not isinstance(body, dict):
@@ -215,8 +221,9 @@ class Clemta(Provider):
 
     def _failure(self, body: dict[str, Any]) -> ContactsError:
         """A `success: false` answer that came with a 2xx status, classified by its error code."""
-        message = _read_error(body) or "no message"
-        code = str(cast(dict[str, Any], body.get("error") or {}).get("code", ""))
+        message = quoted(_read_error(body) or "no message")
+        error = body.get("error")
+        code = str(cast(dict[str, Any], error).get("code", "")) if isinstance(error, dict) else ""
         if code == "NOT_FOUND":
             return NotFound(f"Clemta: {message}")
         if code in ("ACCESS_DENIED", "COMPANY_NOT_FOUND"):
@@ -224,7 +231,8 @@ class Clemta(Provider):
         return ValidationFailed(f"Clemta rejected the request: {message}")
 
     def _contact(self, raw: dict[str, Any]) -> Contact:
-        if not raw.get("id"):
+        contact_id = upstream_id(raw.get("id"))
+        if contact_id is None:
             raise unexpected_shape(self.label, "a contact", "no `id`")
         billing = cast(dict[str, Any], raw["billing"]) if isinstance(raw.get("billing"), dict) else {}
         emails: list[str] = []
@@ -236,14 +244,14 @@ class Clemta(Provider):
         if phone and (code := stripped(billing.get("phone_code"))) and not phone.startswith("+"):
             phone = f"{code}{phone}"
         address = ", ".join(text for key in _ADDRESS_KEYS if (text := stripped(billing.get(key))))
-        present = {key: raw[key] for key in ("type", "status", "description", "cc_emails", "bcc_emails")}
+        present = {key: raw.get(key) for key in ("type", "status", "description", "cc_emails", "bcc_emails")}
         present["billing"] = {k: cast(JsonValue, v) for k, v in billing.items() if v not in (None, "")} or None
         try:
             details = ClemtaDetails.model_validate({k: v for k, v in present.items() if v not in (None, "", [])})
         except ValidationError:
             raise unexpected_shape(self.label, "a contact", "fields of unexpected types") from None
         return Contact(
-            id=str(raw["id"]),
+            id=contact_id,
             provider=self.name,
             created_at=iso_utc(raw.get("created_at")),
             updated_at=iso_utc(raw.get("updated_at")),

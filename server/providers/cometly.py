@@ -18,11 +18,20 @@ from pydantic import JsonValue
 from server.budgets import Budgets
 from server.errors import ValidationFailed
 from server.http import QueryParams, Upstream, path
-from server.providers.base import Capability, Provider, look_up_before_creating_again, unexpected_shape
+from server.providers.base import (
+    Capability,
+    Provider,
+    created,
+    look_up_before_creating_again,
+    unexpected_shape,
+    upstream_id,
+)
 from server.settings import CometlySettings, Rate, Settings
 from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, iso_utc, parse_range
 
 _CONTACT_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+MAX_QUERY_CHARS = 60_000
+"""The longest encoded query a list request sends; httpx refuses a URL part over 65,536 characters."""
 _LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
 """Keys of a list item that are not custom fields (labelled custom fields arrive as top-level keys)."""
 _ELEMENT_KEYS = {
@@ -151,8 +160,9 @@ class Cometly(Provider):
     async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
         start, end = parse_range(query.start_date, query.end_date, zone=self._zone)
         params: list[tuple[str, str]] = [
-            ("start_date", f"{start:%Y-%m-%d %H:%M:%S}"),
-            ("end_date", f"{end:%Y-%m-%d %H:%M:%S}"),
+            # isoformat, not %Y: strftime writes year 1 as "1", which Cometly's Y-m-d H:i:s refuses
+            ("start_date", start.isoformat(sep=" ", timespec="seconds")),
+            ("end_date", end.isoformat(sep=" ", timespec="seconds")),
             ("per_page", str(query.per_page)),
         ]
         if query.cursor:
@@ -165,6 +175,12 @@ class Cometly(Provider):
         ]
         for index, condition in enumerate(query.conditions):
             params += condition.query(index)
+        encoded = len(str(httpx.QueryParams(tuple(params))))
+        if encoded > MAX_QUERY_CHARS:
+            raise ValidationFailed(
+                f"The conditions are too long to send: the query would be {encoded} characters once encoded, "
+                f"and at most {MAX_QUERY_CHARS} fit in a URL. Shorten the conditions' values."
+            )
         return await self._list(params)
 
     async def _list(self, params: QueryParams) -> ContactPage:
@@ -187,23 +203,22 @@ class Cometly(Provider):
             value = getattr(contact, key)
             if value:
                 payload[key] = value
+        unsure = look_up_before_creating_again(contact.emails[0])
         body = await self._upstream.request(
-            "cometly.create_contact",
-            "POST",
-            path("contacts"),
-            json=payload,
-            unsure=look_up_before_creating_again(contact.emails[0]),
+            "cometly.create_contact", "POST", path("contacts"), json=payload, unsure=unsure
         )
-        return self._detail(body)
+        with created(unsure):
+            return self._detail(body)
 
     def _detail(self, body: Any) -> Contact:
         """A contact from the get/create endpoints (`ContactDetail`)."""
-        if not isinstance(body, dict) or "id" not in body:
+        raw: dict[str, Any] = cast(dict[str, Any], body) if isinstance(body, dict) else {}
+        contact_id = upstream_id(raw.get("id"))
+        if contact_id is None:
             raise unexpected_shape(self.label, "a contact", "no `id`")
-        raw = cast(dict[str, Any], body)
         custom = raw.get("custom_fields")
         return Contact(
-            id=str(raw["id"]),
+            id=contact_id,
             provider=self.name,
             created_at=iso_utc(raw.get("created_at")),
             emails=_texts(raw.get("emails"), _ELEMENT_KEYS["emails"]),
@@ -220,15 +235,19 @@ class Cometly(Provider):
 
     def _list_item(self, raw: dict[str, Any]) -> Contact:
         """A contact from the list endpoint: primary values, plus custom fields as top-level keys."""
-        if "id" not in raw:
+        contact_id = upstream_id(raw.get("id"))
+        if contact_id is None:
             raise unexpected_shape(self.label, "a contact list", "an item without `id`")
-        emails = _texts([raw.get("email"), *(raw.get("emails") or [])], _ELEMENT_KEYS["emails"])
+        more = raw.get("emails")
+        emails = _texts(
+            [raw.get("email"), *(cast(list[Any], more) if isinstance(more, list) else [])], _ELEMENT_KEYS["emails"]
+        )
         custom = {key: value for key, value in raw.items() if key not in _LIST_KEYS and key != "custom_fields"}
         nested = raw.get("custom_fields")
         if isinstance(nested, dict):
             custom.update(cast(dict[str, Any], nested))
         return Contact(
-            id=str(raw["id"]),
+            id=contact_id,
             provider=self.name,
             created_at=iso_utc(raw.get("created_at")),
             emails=emails,
