@@ -73,7 +73,9 @@ def _validation_message(exc: ValidationError) -> str:
 def classify(exc: BaseException) -> ContactsError:
     """The `ContactsError` that a failed tool call stands for."""
     seen: BaseException | None = exc
-    while seen is not None:
+    visited: set[int] = set()
+    while seen is not None and id(seen) not in visited:  # a cause chain can loop
+        visited.add(id(seen))
         if isinstance(seen, ContactsError):
             return seen
         if isinstance(seen, ValidationError):

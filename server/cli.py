@@ -4,7 +4,7 @@
     contacts-mcp serve --transport http       the MCP server over streamable HTTP at /mcp (sse: /sse)
     contacts-mcp tools [--json] [--sandbox]   the tools this configuration serves
     contacts-mcp call TOOL [JSON] [--sandbox] one tool call through the real MCP path, for debugging a setup
-    contacts-mcp sandbox [--port 8765]        the sandbox contact APIs alone, on 127.0.0.1
+    contacts-mcp sandbox [--faults KINDS]     the sandbox contact APIs alone on 127.0.0.1, optionally failing
     contacts-mcp demo                         a tour of the tools against the sandbox, over stdio
 
 Everything about the sandbox and the HTTP transports is imported only when asked for, so the stdio server starts lean.
@@ -25,6 +25,7 @@ import anyio
 from pydantic import SecretStr
 
 from server.errors import ConfigurationError
+from server.results import Redactor, redact_logs, secrets_of
 from server.settings import (
     ClemtaSettings,
     CometlySettings,
@@ -73,7 +74,13 @@ def _parser() -> argparse.ArgumentParser:
             "--sandbox", action="store_true", help="use the built-in sandbox (generated contacts) instead of real APIs"
         )
         _sandbox_data_arguments(command)
-    sandbox = commands.add_parser("sandbox", help="run the sandbox contact APIs alone on 127.0.0.1")
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="run the sandbox contact APIs alone on 127.0.0.1",
+        description="Run the sandbox contact APIs (Cometly, HighLevel, Clemta on one port), optionally failing.",
+        epilog=_SANDBOX_FAULTS,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
     _sandbox_data_arguments(sandbox)
@@ -84,8 +91,66 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME=COUNT/SECONDS",
         help="replace a sandbox endpoint's limit, e.g. cometly.get_contact=10/2 (repeatable)",
     )
+    sandbox.add_argument(
+        "--faults",
+        type=_fault_kinds,
+        metavar="KIND[,KIND...]",
+        help="answer requests with these upstream failures, taking turns (kinds below)",
+    )
+    sandbox.add_argument(
+        "--fault-rate", type=_probability, default=1.0, metavar="P", help="probability a request fails (default 1)"
+    )
+    sandbox.add_argument("--fault-route", metavar="TEXT", help="fail only requests whose path contains TEXT")
+    sandbox.add_argument(
+        "--fault-retry-after", type=int, default=1, metavar="SECONDS", help="Retry-After of a 503 (default 1)"
+    )
+    sandbox.add_argument(
+        "--fault-delay", type=float, default=60.0, metavar="SECONDS", help="how long a timeout lasts (default 60)"
+    )
+    sandbox.add_argument(
+        "--fault-size", type=int, default=16 * 1024 * 1024, metavar="BYTES", help="size of a large body (16 MiB)"
+    )
     commands.add_parser("demo", help="tour the tools against the sandbox over stdio; exits 0 if all steps work")
     return parser
+
+
+_SANDBOX_FAULTS = """\
+fault kinds (--faults), injected before keys and rate limits are checked:
+  500          HTTP 500 with a JSON error body
+  502-html     HTTP 502 with an HTML page, as a proxy sends
+  503          HTTP 503 with Retry-After: --fault-retry-after
+  reset        the headers and a few bytes, then the connection is reset (TCP RST)
+  timeout      no answer for --fault-delay seconds, without holding up other requests
+  not-json     HTTP 200 with an HTML page
+  wrong-shape  HTTP 200 with JSON of the wrong shape: {"unexpected": true}
+  empty        HTTP 200 with an empty body
+  large        HTTP 200 with --fault-size bytes of valid JSON, chunked
+
+e.g. contacts-mcp sandbox --faults 503,reset --fault-rate 0.3 --fault-route /highlevel/
+
+While it runs, POST /_sandbox/faults replaces the faults, e.g. {"kinds": ["timeout"], "delay": 5};
+{"kinds": []} turns them off; GET /_sandbox/faults shows them. Other fields: rate, route, times
+(fail only that many requests), retry_after, large_bytes, shape, seed.
+"""
+
+
+def _fault_kinds(text: str) -> tuple[str, ...]:
+    from server.sandbox.faults import parse_kinds  # deferred: only the sandbox command imports the sandbox
+
+    try:
+        return parse_kinds(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1, e.g. 0.25")
+    return value
 
 
 def _sandbox_data_arguments(command: argparse.ArgumentParser) -> None:
@@ -113,6 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             case _:
                 pass
         settings = load_settings()
+        redact_logs(Redactor(secrets_of(settings)))
         sandbox = getattr(args, "sandbox", False)
         match args.command:
             case "tools":
@@ -225,15 +291,25 @@ def _run_sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
     from server.sandbox import SANDBOX_KEYS, create_app
+    from server.sandbox.faults import Faults
 
     limits: dict[str, tuple[Rate, ...]] = {}
     try:
         for text in args.rate_limit:
             limits.update(parse_rate_limits(text))
+        faults = Faults(
+            kinds=args.faults or (),
+            rate=args.fault_rate,
+            route=args.fault_route,
+            retry_after=args.fault_retry_after,
+            delay=args.fault_delay,
+            large_bytes=args.fault_size,
+        )
         app = create_app(
             db_path=args.db,
             contacts=args.contacts,
             rate_limits={name: (rates[0].count, rates[0].seconds) for name, rates in limits.items()},
+            faults=faults,
         )
     except ValueError as exc:
         raise ConfigurationError(f"contacts-mcp sandbox: {exc}") from None
@@ -252,6 +328,13 @@ def _run_sandbox(args: argparse.Namespace) -> int:
             f"  CLEMTA_BASE_URL={root}/clemta  CLEMTA_API_KEY={SANDBOX_KEYS['clemta']}",
             flush=True,
         )
+        if faults.kinds:
+            where = f" on paths containing {faults.route!r}" if faults.route else ""
+            print(
+                f"  failing {faults.rate:.0%} of requests{where} with {', '.join(faults.kinds)}; "
+                f"switch with POST {root}/_sandbox/faults",
+                flush=True,
+            )
 
     async def run() -> None:
         async with anyio.create_task_group() as tg:

@@ -9,7 +9,7 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
+from server.app import build_server, classify
 from server.results import CONTACT_CAPS, PAGE_CAPS, as_text, shape
 from tests.conftest import make_settings, text_of
 
@@ -106,3 +106,10 @@ async def test_an_error_never_echoes_a_huge_argument_whole(tool: str, arguments:
 
     assert result.is_error
     assert len(text_of(result)) < 1_500
+
+
+def test_classifying_an_exception_whose_causes_loop_ends() -> None:
+    first, second = RuntimeError("a"), RuntimeError("b")
+    first.__cause__, second.__cause__ = second, first
+
+    assert classify(first).kind == "internal_error"

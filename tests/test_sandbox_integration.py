@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import socket
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,16 +12,15 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-import uvicorn
 from mcp import Client
 from pydantic import SecretStr
-from starlette.types import Message, Receive, Scope, Send
 
 from server.app import SANDBOX_NOTE, build_server
 from server.demo import run_demo
 from server.sandbox import CLEMTA_COMPANY_ID, COMETLY_INACTIVE_KEY, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
 from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings, parse_rate_limits
 from tests.conftest import text_of
+from tests.sandbox.serving import serve
 
 pytestmark = pytest.mark.anyio
 
@@ -37,35 +35,7 @@ def serve_sandbox(*, statuses: list[int] | None = None, **options: Any) -> Itera
         statuses: When given, the status of every response the sandbox sends is appended to it.
         options: For `create_app`.
     """
-    sandbox = create_app(contacts=150, now=NOW, **options)
-
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        async def recording(message: Message) -> None:
-            if statuses is not None and message["type"] == "http.response.start":
-                statuses.append(message["status"])
-            await send(message)
-
-        await sandbox(scope, receive, recording)
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        with anyio.from_thread.start_blocking_portal() as portal:
-            portal.call(_wait_started, server)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-async def _wait_started(server: uvicorn.Server) -> None:
-    with anyio.fail_after(10):
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-            await anyio.sleep(0.01)
+    yield from serve(create_app(contacts=150, now=NOW, **options), statuses=statuses)
 
 
 @pytest.fixture(scope="module")

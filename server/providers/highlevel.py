@@ -18,7 +18,7 @@ from pydantic import JsonValue, ValidationError
 from server.budgets import Budgets
 from server.errors import NotFound, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Provider, stripped, unexpected_shape
+from server.providers.base import Capability, Provider, created, stripped, unexpected_shape, upstream_id
 from server.settings import HighLevelSettings, Rate, Settings
 from tools.models import Contact, GetContactQuery, HighLevelDetails, NewContact, iso_utc
 
@@ -108,7 +108,7 @@ class HighLevel(Provider):
         body = await self._upstream.request(
             "highlevel.location", "GET", path("contacts", "search", "duplicate"), params=params
         )
-        if isinstance(body, dict) and cast(dict[str, Any], body).get("contact") is None:
+        if isinstance(body, dict) and "contact" in body and cast(dict[str, Any], body)["contact"] is None:
             wanted = " or ".join(f"{what} {value!r}" for what, value in (("email", email), ("phone", phone)) if value)
             raise NotFound(f"HighLevel has no contact with {wanted}.")
         return self._unwrap(body)
@@ -131,14 +131,12 @@ class HighLevel(Provider):
             payload["name"] = contact.names[0]
         if contact.locations:
             payload["address1"] = contact.locations[0]
+        unsure = f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again"
         body = await self._upstream.request(
-            "highlevel.location",
-            "POST",
-            path("contacts") + "/",
-            json=payload,
-            unsure=f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again",
+            "highlevel.location", "POST", path("contacts") + "/", json=payload, unsure=unsure
         )
-        return self._unwrap(body)
+        with created(unsure):
+            return self._unwrap(body)
 
     def _unwrap(self, body: Any) -> Contact:
         raw = cast(dict[str, Any], body).get("contact") if isinstance(body, dict) else None
@@ -147,6 +145,9 @@ class HighLevel(Provider):
         return self._contact(cast(dict[str, Any], raw))
 
     def _contact(self, raw: dict[str, Any]) -> Contact:
+        contact_id = upstream_id(raw.get("id"))
+        if contact_id is None:
+            raise unexpected_shape(self.label, "a contact", "a `contact.id` that is not an id")
         name = stripped(raw.get("name")) or stripped(
             " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str))
         )
@@ -167,7 +168,7 @@ class HighLevel(Provider):
         except ValidationError:
             raise unexpected_shape(self.label, "a contact", "fields of unexpected types") from None
         return Contact(
-            id=str(raw["id"]),
+            id=contact_id,
             provider=self.name,
             created_at=iso_utc(raw.get("dateAdded")),
             updated_at=iso_utc(raw.get("dateUpdated")),

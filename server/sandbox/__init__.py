@@ -2,12 +2,14 @@
 
 ```python
 app = create_app(contacts=500, seed=1)  # an ASGI app; serve it with uvicorn or call it via httpx.ASGITransport
+sandbox_of(app).faults.set(Faults(kinds=("503", "reset")))  # and now it fails, as a vendor's infrastructure can
 ```
 """
 
 from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_of
 from server.sandbox.clemta import COMPANY_ID as CLEMTA_COMPANY_ID
 from server.sandbox.cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
+from server.sandbox.faults import FAULT_KINDS, FaultKind, FaultPlan, Faults
 from server.sandbox.highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
 from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS
 
@@ -15,8 +17,12 @@ __all__ = [
     "CLEMTA_COMPANY_ID",
     "COMETLY_INACTIVE_KEY",
     "DEFAULT_RATE_LIMITS",
+    "FAULT_KINDS",
     "HIGHLEVEL_LOCATION_ID",
     "SANDBOX_KEYS",
+    "FaultKind",
+    "FaultPlan",
+    "Faults",
     "create_app",
     "sandbox_of",
 ]

@@ -4,6 +4,9 @@
 `/cometly/public-api/v1/...`, `/highlevel/...` and `/clemta/...`. Point a provider's base URL at
 `<sandbox>/cometly/public-api/v1`, `<sandbox>/highlevel` or `<sandbox>/clemta` and use the key
 from `SANDBOX_KEYS`.
+
+Failures can be injected in front of all of it (`server.sandbox.faults`): pass `faults` here, switch
+them with `sandbox_of(app).faults.set(...)`, or over HTTP with `POST /_sandbox/faults`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,18 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import MappingProxyType
+from typing import Any
 
+from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from server.sandbox import clemta, cometly, highlevel
+from server.sandbox.faults import CONTROL_PATH, FaultPlan, Faults, inject
 from server.sandbox.generator import LABELS, generate
 from server.sandbox.model import aware_utc
 from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS, SlidingWindowLimiter
@@ -39,6 +47,7 @@ def create_app(
     seed: int = 1,
     now: datetime | None = None,
     rate_limits: Mapping[str, tuple[int, float]] | None = None,
+    faults: Faults | None = None,
 ) -> Starlette:
     """Build the sandbox app.
 
@@ -52,6 +61,7 @@ def create_app(
             current time.
         rate_limits: Budgets that replace entries of `DEFAULT_RATE_LIMITS` by endpoint name, as
             (requests, window seconds).
+        faults: Failures to inject from the start (see `server.sandbox.faults`); default: none.
 
     Returns:
         The app; its lifespan closes the database on shutdown (or call `sandbox_of(app).store.close()`).
@@ -74,7 +84,8 @@ def create_app(
     except BaseException:
         store.close()
         raise
-    sandbox = Sandbox(store=store, limiter=limiter, clock=_clock(start, pinned=now is not None))
+    plan = FaultPlan(faults)
+    sandbox = Sandbox(store=store, limiter=limiter, clock=_clock(start, pinned=now is not None), faults=plan)
     vendors = [
         cometly.build(sandbox, SANDBOX_KEYS["cometly"]),
         highlevel.build(sandbox, SANDBOX_KEYS["highlevel"]),
@@ -100,8 +111,21 @@ def create_app(
         finally:
             store.close()
 
-    app = Starlette(
-        routes=[route for vendor in vendors for route in vendor.routes],
+    async def control(request: Request) -> Response:
+        if request.method == "POST":
+            try:
+                plan.set(Faults.model_validate_json(await request.body()))
+            except ValidationError as exc:
+                problems = exc.errors(include_url=False, include_context=False, include_input=False)
+                return JSONResponse({"message": "not a valid fault plan", "errors": problems}, status_code=422)
+        return JSONResponse(plan.faults.model_dump(mode="json"))
+
+    app = SandboxApp(
+        plan,
+        routes=[
+            *(route for vendor in vendors for route in vendor.routes),
+            Route(CONTROL_PATH, control, methods=["GET", "POST"]),
+        ],
         exception_handlers={404: route_error, 405: route_error},
         lifespan=lifespan,
     )
@@ -109,8 +133,25 @@ def create_app(
     return app
 
 
+class SandboxApp(Starlette):
+    """The vendors' routes behind the fault plan: a faulted request never reaches routing, keys or budgets."""
+
+    def __init__(self, faults: FaultPlan, **options: Any) -> None:
+        super().__init__(**options)
+        self._faults = faults
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Here rather than in a middleware, so `send` is still the server's own (see `faults.inject`'s reset).
+        picked = self._faults.pick(scope["method"], scope["path"]) if scope["type"] == "http" else None
+        if picked is None:
+            await super().__call__(scope, receive, send)
+        else:
+            kind, faults = picked
+            await inject(kind, faults, scope, receive, send, super().__call__)
+
+
 def sandbox_of(app: Starlette) -> Sandbox:
-    """The state behind an app from `create_app`: its store, limiter and clock."""
+    """The state behind an app from `create_app`: its store, limiter, clock and fault plan."""
     sandbox = app.state.sandbox
     if not isinstance(sandbox, Sandbox):
         raise TypeError("not an app made by create_app")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from server.sandbox.faults import FaultPlan
 from server.sandbox.ratelimit import Decision, SlidingWindowLimiter
 from server.sandbox.store import Store
 
@@ -25,12 +26,14 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 @dataclass(frozen=True)
 class Sandbox:
-    """The state every route reads: the database, the rate limiter and the clock."""
+    """The state every route reads: the database, the rate limiter and the clock; and the faults in force."""
 
     store: Store
     limiter: SlidingWindowLimiter
     clock: Callable[[], datetime]
     """The current aware UTC time: creation times and "today" for age filters."""
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    """The failures injected in front of every vendor; switch them while the sandbox runs."""
 
 
 @dataclass(frozen=True)
