@@ -290,7 +290,7 @@ def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], No
 def _run_sandbox(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from server.sandbox import SANDBOX_KEYS, create_app
+    from server.sandbox import CLEMTA_COMPANY_ID, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
     from server.sandbox.faults import Faults
 
     limits: dict[str, tuple[Rate, ...]] = {}
@@ -324,8 +324,10 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         print(
             f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})\n"
             f"  COMETLY_BASE_URL={root}/cometly/public-api/v1  COMETLY_API_KEY={SANDBOX_KEYS['cometly']}\n"
-            f"  HIGHLEVEL_BASE_URL={root}/highlevel  HIGHLEVEL_API_KEY={SANDBOX_KEYS['highlevel']}\n"
-            f"  CLEMTA_BASE_URL={root}/clemta  CLEMTA_API_KEY={SANDBOX_KEYS['clemta']}",
+            f"  HIGHLEVEL_BASE_URL={root}/highlevel  HIGHLEVEL_API_KEY={SANDBOX_KEYS['highlevel']}  "
+            f"HIGHLEVEL_LOCATION_ID={HIGHLEVEL_LOCATION_ID}\n"
+            f"  CLEMTA_BASE_URL={root}/clemta  CLEMTA_API_KEY={SANDBOX_KEYS['clemta']}  "
+            f"CLEMTA_COMPANY_ID={CLEMTA_COMPANY_ID}",
             flush=True,
         )
         if faults.kinds:

@@ -40,6 +40,11 @@ HEALTH_PATH = "/healthz"
 LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
 LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
 
+SESSION_IDLE_SECONDS = 600.0
+"""A session no request has touched for this long is closed: a client that vanished must not hold memory."""
+MAX_SESSIONS = 1_000
+"""Open sessions at most (each holds about 45 KiB); past it new sessions are refused until some end."""
+
 Transport = Literal["http", "sse"]
 
 
@@ -183,7 +188,11 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
         app.router.lifespan_context = lifespan
     else:
         app = server.streamable_http_app(
-            transport_security=security, stateless_http=options.stateless, host=options.host
+            transport_security=security,
+            stateless_http=options.stateless,
+            host=options.host,
+            session_idle_timeout=SESSION_IDLE_SECONDS,
+            max_sessions=MAX_SESSIONS,
         )
     token = settings.http_token.get_secret_value() if settings.http_token else None
     if token is None:
