@@ -52,6 +52,7 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
+from bench.tables import print_table
 from server.errors import ContactsError
 from server.providers import PROVIDERS
 from server.sandbox import CLEMTA_COMPANY_ID, DEFAULT_RATE_LIMITS, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS
@@ -662,14 +663,6 @@ def print_report(report: Report) -> None:
         for label, counts in report.by_label().items()
     ]
     print_table(("call", "n", "expected", "ended as"), calls)
-
-
-def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """Print `rows` under `header`, columns padded to their widest cell."""
-    lines = [header, *rows]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

@@ -42,6 +42,7 @@ from mcp.client.stdio import stdio_client
 from mcp_types import TextContent
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bench.tables import print_table
 from server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
 from server.sandbox.store import ListQuery
 
@@ -305,14 +306,6 @@ def summarise(outcome: Outcome, args: argparse.Namespace) -> Row:
 HEADER = ("scenario", "procs", "ok/failed", "errors", "upstream", "429s", "peak", "sustained", "p50 s", "p95 s", "")
 
 
-def print_table(rows: Sequence[Row]) -> None:
-    """Print the rows under `HEADER`, columns padded to their widest cell."""
-    lines = [HEADER, *(row.cells for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADER))]
-    for line in lines:
-        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """The command line; `--scenarios` is checked against the known names."""
     parser = argparse.ArgumentParser(
@@ -360,7 +353,7 @@ async def run(args: argparse.Namespace) -> int:
                     return 2
                 rows.append(summarise(outcome, args))
     print()
-    print_table(rows)
+    print_table(HEADER, [row.cells for row in rows])
     for row in rows:
         if row.note:
             print(row.note)

@@ -288,7 +288,6 @@ def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], No
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    import uvicorn
 
     from server.sandbox import CLEMTA_COMPANY_ID, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
     from server.sandbox.faults import Faults
@@ -313,14 +312,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigurationError(f"contacts-mcp sandbox: {exc}") from None
-    config = uvicorn.Config(app, host=args.host, port=args.port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
 
-    async def announce() -> None:
-        while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event
-            await anyio.sleep(0.05)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        root = f"http://{args.host}:{port}"
+    def announce(root: str) -> None:
         print(
             f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})\n"
             f"  COMETLY_BASE_URL={root}/cometly/public-api/v1  COMETLY_API_KEY={SANDBOX_KEYS['cometly']}\n"
@@ -338,13 +331,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
                 flush=True,
             )
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(announce)
-            await server.serve()
-            tg.cancel_scope.cancel()
-
-    anyio.run(run)
+    _run_uvicorn(app, host=args.host, port=args.port, announce=announce)
     return 0
 
 
