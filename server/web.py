@@ -7,9 +7,9 @@ request ─> BearerGate ──/healthz──> "ok" (no token, nothing revealed)
 ```
 
 An HTTP server holding a CRM key is a target, so the rules are checked before anything binds:
-off loopback a token is required, and so is the list of Host names clients use (DNS rebinding
-protection cannot guess them). This module is imported only by `serve --transport http|sse`, so the
-stdio path never loads uvicorn.
+off loopback a token is required, and on every address (0.0.0.0, ::) so is the list of Host names
+clients use, which DNS rebinding protection cannot guess. This module is imported only by
+`serve --transport http|sse`, so the stdio path never loads uvicorn.
 """
 
 from __future__ import annotations
