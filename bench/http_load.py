@@ -55,7 +55,10 @@ from mcp_types import CallToolResult, TextContent
 from bench.tables import print_table
 from server.errors import ContactsError
 from server.providers import PROVIDERS
-from server.sandbox import CLEMTA_COMPANY_ID, DEFAULT_RATE_LIMITS, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS
+from server.sandbox import (
+    DEFAULT_RATE_LIMITS,
+    sandbox_environment,
+)
 
 
 def _kinds(error: type[ContactsError]) -> set[str]:
@@ -519,14 +522,7 @@ def clean_environment() -> dict[str, str]:
 def server_environment(sandbox: str, token: str) -> dict[str, str]:
     """Settings pointing all three providers at the sandbox at `sandbox`, with every budget out of the way."""
     return {
-        "COMETLY_BASE_URL": f"{sandbox}/cometly/public-api/v1",
-        "COMETLY_API_KEY": SANDBOX_KEYS["cometly"],
-        "HIGHLEVEL_BASE_URL": f"{sandbox}/highlevel",
-        "HIGHLEVEL_API_KEY": SANDBOX_KEYS["highlevel"],
-        "HIGHLEVEL_LOCATION_ID": HIGHLEVEL_LOCATION_ID,
-        "CLEMTA_BASE_URL": f"{sandbox}/clemta",
-        "CLEMTA_API_KEY": SANDBOX_KEYS["clemta"],
-        "CLEMTA_COMPANY_ID": CLEMTA_COMPANY_ID,
+        **sandbox_environment(sandbox),
         "CONTACTS_MCP_HTTP_TOKEN": token,
         "CONTACTS_MCP_RATE_LIMITS": ",".join(f"{name}={UNLIMITED}" for name in budget_names()),
     }

@@ -22,19 +22,10 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from pydantic import SecretStr
 
 from server.errors import ConfigurationError
 from server.results import Redactor, redact_logs, secrets_of
-from server.settings import (
-    ClemtaSettings,
-    CometlySettings,
-    HighLevelSettings,
-    Rate,
-    Settings,
-    load_settings,
-    parse_rate_limits,
-)
+from server.settings import Rate, Settings, load_settings, parse_rate_limits
 
 if TYPE_CHECKING:
     from server.app import ContactsServer
@@ -212,26 +203,11 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     import httpx
 
     from server.app import build_server
-    from server.sandbox import CLEMTA_COMPANY_ID, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
+    from server.sandbox import create_app, sandbox_settings
 
     app = create_app(db_path=args.db, contacts=args.contacts)
-    base = "http://sandbox"
-    sandbox_settings = settings.model_copy(
-        update={
-            "cometly": CometlySettings(
-                api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{base}/cometly/public-api/v1", timezone="UTC"
-            ),
-            "highlevel": HighLevelSettings(
-                api_key=SecretStr(SANDBOX_KEYS["highlevel"]),
-                base_url=f"{base}/highlevel",
-                location_id=HIGHLEVEL_LOCATION_ID,
-            ),
-            "clemta": ClemtaSettings(
-                api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{base}/clemta", company_id=CLEMTA_COMPANY_ID
-            ),
-        }
-    )
-    return build_server(sandbox_settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
+    sandboxed = settings.model_copy(update=sandbox_settings("http://sandbox"))
+    return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 
 def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Namespace) -> int:
@@ -289,7 +265,7 @@ def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], No
 
 def _run_sandbox(args: argparse.Namespace) -> int:
 
-    from server.sandbox import CLEMTA_COMPANY_ID, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
+    from server.sandbox import create_app, sandbox_environment
     from server.sandbox.faults import Faults
 
     limits: dict[str, tuple[Rate, ...]] = {}
@@ -314,15 +290,11 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"contacts-mcp sandbox: {exc}") from None
 
     def announce(root: str) -> None:
-        print(
-            f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})\n"
-            f"  COMETLY_BASE_URL={root}/cometly/public-api/v1  COMETLY_API_KEY={SANDBOX_KEYS['cometly']}\n"
-            f"  HIGHLEVEL_BASE_URL={root}/highlevel  HIGHLEVEL_API_KEY={SANDBOX_KEYS['highlevel']}  "
-            f"HIGHLEVEL_LOCATION_ID={HIGHLEVEL_LOCATION_ID}\n"
-            f"  CLEMTA_BASE_URL={root}/clemta  CLEMTA_API_KEY={SANDBOX_KEYS['clemta']}  "
-            f"CLEMTA_COMPANY_ID={CLEMTA_COMPANY_ID}",
-            flush=True,
-        )
+        print(f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})", flush=True)
+        env = sandbox_environment(root)
+        for vendor in ("COMETLY_", "HIGHLEVEL_", "CLEMTA_"):
+            shown = "  ".join(f"{name}={value}" for name, value in env.items() if name.startswith(vendor))
+            print(f"  {shown}", flush=True)
         if faults.kinds:
             where = f" on paths containing {faults.route!r}" if faults.route else ""
             print(

@@ -15,9 +15,7 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 
 from server.app import ContactsServer, build_server
-from server.sandbox import CLEMTA_COMPANY_ID as SANDBOX_COMPANY
-from server.sandbox import HIGHLEVEL_LOCATION_ID as SANDBOX_LOCATION
-from server.sandbox import SANDBOX_KEYS
+from server.sandbox import sandbox_settings
 from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings
 
 COMETLY_KEY = "cm-test-key-0123456789abcdef"
@@ -110,17 +108,5 @@ def sandboxed_server(app: Starlette, **overrides: Any) -> ContactsServer:
 
     The same wiring as `contacts-mcp --sandbox`, with the app (its data, clock and limits) chosen by the test.
     """
-    root = "http://sandbox"
-    settings = make_settings(
-        cometly=CometlySettings(
-            api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{root}/cometly/public-api/v1", timezone="UTC"
-        ),
-        highlevel=HighLevelSettings(
-            api_key=SecretStr(SANDBOX_KEYS["highlevel"]), base_url=f"{root}/highlevel", location_id=SANDBOX_LOCATION
-        ),
-        clemta=ClemtaSettings(
-            api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{root}/clemta", company_id=SANDBOX_COMPANY
-        ),
-        **overrides,
-    )
+    settings = make_settings(**{**sandbox_settings("http://sandbox"), **overrides})
     return build_server(settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)

@@ -26,18 +26,16 @@ from server.app import build_server
 from server.cli import main
 from server.providers import PROVIDERS
 from server.sandbox import (
-    CLEMTA_COMPANY_ID,
     FAULT_KINDS,
-    HIGHLEVEL_LOCATION_ID,
-    SANDBOX_KEYS,
     FaultKind,
     FaultPlan,
     Faults,
     create_app,
     sandbox_of,
+    sandbox_settings,
 )
 from server.sandbox.generator import FIRST_ID
-from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Rate, Settings
+from server.settings import CometlySettings, Rate, Settings
 from tests.conftest import COMETLY_URL, make_settings, text_of
 from tests.sandbox.serving import serve
 from tests.sandbox.support import UNLIMITED
@@ -169,15 +167,7 @@ def _no_faults_left(sandbox: Running) -> Iterator[None]:
 
 def settings_for(root: str) -> Settings:
     return Settings(
-        cometly=CometlySettings(api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{root}/cometly/public-api/v1"),
-        highlevel=HighLevelSettings(
-            api_key=SecretStr(SANDBOX_KEYS["highlevel"]),
-            base_url=f"{root}/highlevel",
-            location_id=HIGHLEVEL_LOCATION_ID,
-        ),
-        clemta=ClemtaSettings(
-            api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{root}/clemta", company_id=CLEMTA_COMPANY_ID
-        ),
+        **sandbox_settings(root),
         timeout_seconds=TIMEOUT_SECONDS,
         max_wait_seconds=5,
         rate_limits={name: (Rate(10_000, 60.0),) for name in BUDGETS},

@@ -17,8 +17,13 @@ from pydantic import SecretStr
 
 from server.app import SANDBOX_NOTE, build_server
 from server.demo import run_demo
-from server.sandbox import CLEMTA_COMPANY_ID, COMETLY_INACTIVE_KEY, HIGHLEVEL_LOCATION_ID, SANDBOX_KEYS, create_app
-from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings, parse_rate_limits
+from server.sandbox import (
+    COMETLY_INACTIVE_KEY,
+    SANDBOX_KEYS,
+    create_app,
+    sandbox_settings,
+)
+from server.settings import CometlySettings, Settings, parse_rate_limits
 from tests.conftest import text_of
 from tests.sandbox.serving import serve
 
@@ -172,17 +177,7 @@ async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
 
 
 def all_providers_for(root: str) -> Settings:
-    return Settings(
-        cometly=CometlySettings(api_key=SecretStr(SANDBOX_KEYS["cometly"]), base_url=f"{root}/cometly/public-api/v1"),
-        highlevel=HighLevelSettings(
-            api_key=SecretStr(SANDBOX_KEYS["highlevel"]),
-            base_url=f"{root}/highlevel",
-            location_id=HIGHLEVEL_LOCATION_ID,
-        ),
-        clemta=ClemtaSettings(
-            api_key=SecretStr(SANDBOX_KEYS["clemta"]), base_url=f"{root}/clemta", company_id=CLEMTA_COMPANY_ID
-        ),
-    )
+    return Settings(**sandbox_settings(root))
 
 
 async def test_highlevel_creates_finds_and_gets_against_the_sandbox(sandbox: str) -> None:

@@ -6,7 +6,7 @@ sandbox_of(app).faults.set(Faults(kinds=("503", "reset")))  # and now it fails, 
 ```
 """
 
-from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_of
+from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_environment, sandbox_of, sandbox_settings
 from server.sandbox.clemta import COMPANY_ID as CLEMTA_COMPANY_ID
 from server.sandbox.cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
 from server.sandbox.faults import FAULT_KINDS, FaultKind, FaultPlan, Faults
@@ -24,5 +24,7 @@ __all__ = [
     "FaultPlan",
     "Faults",
     "create_app",
+    "sandbox_environment",
     "sandbox_of",
+    "sandbox_settings",
 ]

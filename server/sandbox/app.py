@@ -16,9 +16,9 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypedDict
 
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -33,11 +33,57 @@ from server.sandbox.model import aware_utc
 from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS, SlidingWindowLimiter
 from server.sandbox.routing import Sandbox, Vendor
 from server.sandbox.store import Store
+from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings
 
 SANDBOX_KEYS: Mapping[str, str] = MappingProxyType(
     {"cometly": "sandbox-cometly-key", "highlevel": "sandbox-highlevel-token", "clemta": "sandbox-clemta-key"}
 )
 """The one API key each vendor accepts, by vendor name."""
+
+
+class SandboxProviders(TypedDict):
+    """`Settings` fields that point all three providers at one sandbox."""
+
+    cometly: CometlySettings
+    highlevel: HighLevelSettings
+    clemta: ClemtaSettings
+
+
+def sandbox_environment(root: str) -> dict[str, str]:
+    """The environment variables that point all three providers at the sandbox served at `root`."""
+    return {
+        "COMETLY_BASE_URL": f"{root}{cometly.PREFIX}",
+        "COMETLY_API_KEY": SANDBOX_KEYS["cometly"],
+        "COMETLY_TIMEZONE": "UTC",  # the sandbox's Space keeps its dates in UTC
+        "HIGHLEVEL_BASE_URL": f"{root}/highlevel",
+        "HIGHLEVEL_API_KEY": SANDBOX_KEYS["highlevel"],
+        "HIGHLEVEL_LOCATION_ID": highlevel.LOCATION_ID,
+        "CLEMTA_BASE_URL": f"{root}/clemta",
+        "CLEMTA_API_KEY": SANDBOX_KEYS["clemta"],
+        "CLEMTA_COMPANY_ID": clemta.COMPANY_ID,
+    }
+
+
+def sandbox_settings(root: str) -> SandboxProviders:
+    """`sandbox_environment(root)` as settings models, for building `Settings` in code (`Settings(**...)`)."""
+    env = sandbox_environment(root)
+    return SandboxProviders(
+        cometly=CometlySettings(
+            api_key=SecretStr(env["COMETLY_API_KEY"]),
+            base_url=env["COMETLY_BASE_URL"],
+            timezone=env["COMETLY_TIMEZONE"],
+        ),
+        highlevel=HighLevelSettings(
+            api_key=SecretStr(env["HIGHLEVEL_API_KEY"]),
+            base_url=env["HIGHLEVEL_BASE_URL"],
+            location_id=env["HIGHLEVEL_LOCATION_ID"],
+        ),
+        clemta=ClemtaSettings(
+            api_key=SecretStr(env["CLEMTA_API_KEY"]),
+            base_url=env["CLEMTA_BASE_URL"],
+            company_id=env["CLEMTA_COMPANY_ID"],
+        ),
+    )
 
 
 def create_app(
