@@ -1,4 +1,4 @@
-"""Run the installed `contacts-mcp serve --transport http|sse` as a subprocess on a free loopback port."""
+"""Servers on free loopback ports: the installed `contacts-mcp serve --transport http|sse`, and stub upstreams."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import threading
 from collections.abc import Generator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 ENTRY_POINT = Path(sys.executable).parent / "contacts-mcp"
@@ -91,3 +92,17 @@ def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Generator[Se
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+@contextmanager
+def local_http_server(handler: type[BaseHTTPRequestHandler]) -> Generator[str]:
+    """Serve `handler` on a free 127.0.0.1 port, a thread per request; yield its root URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -12,7 +12,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from server.app import build_server
 from server.results import REDACTED, RedactingFilter, Redactor, secrets_of
 from tests.conftest import COMETLY_KEY, make_settings, text_of
-from tests.http_support import ENTRY_POINT, server_environment
+from tests.http_support import ENTRY_POINT, local_http_server, server_environment
 
 pytestmark = pytest.mark.anyio
 
@@ -81,15 +81,8 @@ class _Leaky(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def leaky_upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Leaky)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_Leaky) as root:
+        yield root
 
 
 async def test_no_output_of_a_run_full_of_failures_contains_a_key(leaky_upstream: str, tmp_path: Path) -> None:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +13,9 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import COMETLY_KEY, text_of
+from tests.http_support import ENTRY_POINT, local_http_server
 
 pytestmark = pytest.mark.anyio
-
-ENTRY_POINT = Path(sys.executable).parent / "contacts-mcp"
 
 
 class _Cometly(BaseHTTPRequestHandler):
@@ -42,14 +39,8 @@ class _Cometly(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Cometly)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/public-api/v1"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with local_http_server(_Cometly) as root:
+        yield f"{root}/public-api/v1"
 
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
