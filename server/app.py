@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -22,18 +23,22 @@ from pydantic import ValidationError
 from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
 from server.providers import PROVIDERS, Provider
-from server.results import Redactor, as_text, secrets_of, shape
+from server.results import CHARS_PER_TOKEN, Redactor, as_text, fit, secrets_of, shape
 from server.settings import Settings
 from server.state import AppState, SharedState
 from tools.contacts import register_contact_tools
+from tools.server import About, register_server_tools
 
 logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 INSTRUCTIONS = (
-    "Tools over the company's contacts. Find contacts with list_contacts (by creation date) or "
-    "filter_by_custom_field (by custom-field values), then read one in full with get_contact. Failed calls "
-    "start with an error class in brackets, e.g. [rate_limited], followed by what to do next."
+    "Tools over the company's contacts. Find contacts with list_contacts (by creation date, which may be "
+    "words such as 'last week') or filter_by_custom_field (by custom-field values, naming fields by the labels "
+    "describe_custom_fields lists), then read one in full with get_contact. Lists of objects come as tables: "
+    "column names once, then one row per item; a row shorter than the columns ends in nulls. Failed calls "
+    "start with an error class in brackets, e.g. [rate_limited], followed by what to do next; server_info "
+    "shows what each rate budget has left."
 )
 SANDBOX_NOTE = "SANDBOX DATA: generated contacts from the built-in sandbox, not real customers."
 
@@ -90,11 +95,20 @@ def classify(exc: BaseException) -> ContactsError:
 class ContactsServer(MCPServer[AppState]):
     """`MCPServer` whose tool results are `[kind] message` on failure and compact on success."""
 
-    def __init__(self, *, state: SharedState, redactor: Redactor, sandbox: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *,
+        state: SharedState,
+        redactor: Redactor,
+        sandbox: bool = False,
+        max_result_chars: int = 80_000,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(lifespan=state, **kwargs)
         self.state = state
         self.redactor = redactor
         self.sandbox = sandbox
+        self.max_result_chars = max_result_chars
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
@@ -115,7 +129,8 @@ class ContactsServer(MCPServer[AppState]):
             wait_reporter.reset(reporting)
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
-        structured = shape(result.structured_content)
+        note_chars = len(SANDBOX_NOTE) + 1 if self.sandbox else 0
+        structured = fit(shape(result.structured_content), self.max_result_chars, extra_chars=note_chars)
         text = as_text(structured)
         if self.redactor.found_in(text):  # an upstream echoing a key back must not pass it on
             structured = self.redactor.value(structured)
@@ -133,7 +148,10 @@ class ContactsServer(MCPServer[AppState]):
 
 
 def _lifespan(
-    settings: Settings, providers: Sequence[type[Provider]], transport: TransportFactory | None
+    settings: Settings,
+    providers: Sequence[type[Provider]],
+    transport: TransportFactory | None,
+    clock: Callable[[], datetime] | None,
 ) -> SharedState:
     specs: dict[str, BudgetSpec] = {}
     for provider in providers:
@@ -152,7 +170,12 @@ def _lifespan(
                 instance = provider.from_settings(settings, budgets=budgets, transport=transport and transport())
                 stack.push_async_callback(instance.aclose)
                 opened[provider.name] = instance
-            yield AppState(providers=opened, budgets=budgets)
+            yield AppState(
+                providers=opened,
+                budgets=budgets,
+                max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
+                **({"clock": clock} if clock is not None else {}),
+            )
 
     return SharedState(open_state)
 
@@ -163,6 +186,7 @@ def build_server(
     transport: TransportFactory | None = None,
     sandbox: bool = False,
     providers: Sequence[type[Provider]] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> ContactsServer:
     """The MCP server for `settings`: tools for every configured provider.
 
@@ -171,6 +195,7 @@ def build_server(
         transport: Makes the HTTP transport of each provider's client (the sandbox, tests); default: network.
         sandbox: Mark every result as sandbox data.
         providers: Serve these instead of the configured ones (to describe the tools without credentials).
+        clock: The current moment (aware) that date words are resolved against; default: the system clock.
 
     Raises:
         ConfigurationError: If no provider is configured or a budget override names an unknown budget.
@@ -190,9 +215,23 @@ def build_server(
         name="contacts-mcp",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        state=_lifespan(settings, providers, transport),
+        state=_lifespan(settings, providers, transport, clock),
         redactor=Redactor(secrets_of(settings)),
         sandbox=sandbox,
+        max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
     )
     register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)
+    register_server_tools(
+        server,
+        providers,
+        state=server.state,
+        about=About(
+            version=VERSION,
+            read_only=settings.read_only,
+            sandbox=sandbox,
+            max_result_tokens=settings.max_result_tokens,
+            shared_budgets="redis" if settings.redis_url else "memory",
+        ),
+        only=settings.tools,
+    )
     return server

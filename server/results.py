@@ -43,7 +43,9 @@ class Caps:
 CONTACT_CAPS = Caps(string_chars=2_000, list_items=100)
 """One contact (get_contact, find_contact, create_contact)."""
 PAGE_CAPS = Caps(string_chars=300, list_items=10)
-"""Each contact of a page; the page's own list of contacts is bounded by `per_page` and the cursor."""
+"""Each contact of a page; the page's own length is bounded by the result ceiling and the cursor."""
+CHARS_PER_TOKEN = 4
+"""How the result ceiling (in tokens) is turned into characters: a common rough estimate for JSON and prose."""
 
 PAGE_NOTE = (
     "Long values of this page were cut to fit a model's context (strings end in '…'). "
@@ -55,28 +57,84 @@ CONTACT_NOTE = (
     f"(ending in '…'), lists to their first {CONTACT_CAPS.list_items} items (the newest). The rest is only "
     "in the provider's own app."
 )
-
-
-def shape(structured: dict[str, Any]) -> dict[str, Any]:
-    """`structured` with empty fields left out and long strings and lists cut, plus `truncated` when any was."""
-    cuts: list[dict[str, Any]] = []
-    caps = PAGE_CAPS if isinstance(structured.get("contacts"), list) else CONTACT_CAPS
-    shaped: dict[str, Any] = {}
-    for key, value in structured.items():
-        if key == "contacts" and caps is PAGE_CAPS:  # bounded by per_page; each contact is capped alone
-            shaped[key] = [_cut(contact, caps, f"contacts[{n}]", cuts) for n, contact in enumerate(value)]
-        elif value is not None:
-            shaped[key] = _cut(value, caps, key, cuts)
-    if cuts:
-        shaped["truncated"] = {"note": PAGE_NOTE if caps is PAGE_CAPS else CONTACT_NOTE, "cuts": cuts}
-    return shaped
-
+CEILING_NOTE = (
+    "The result was longer than the server's ceiling of about {tokens:,} tokens, so the longest lists were "
+    "shortened (newest items kept)."
+)
 
 KEPT_WHOLE = frozenset({"id", "next_cursor"})
 """Keys whose values are handles for the next call: cutting them would make them useless."""
+KEPT_EMPTY = frozenset({"contacts", "fields"})
+"""Top-level lists the output schemas require, kept even when empty."""
+SERVER_MADE = frozenset({"truncated", "range", "filters"})
+"""Top-level values the server writes itself: already short, and never cut."""
+
+Cuts = list[dict[str, Any]]
 
 
-def _cut(value: Any, caps: Caps, path: str, cuts: list[dict[str, Any]]) -> Any:
+def prune(value: Any) -> Any:
+    """`value` without None, empty strings, empty lists and empty objects, at any depth."""
+    if isinstance(value, dict):
+        pruned = {key: prune(item) for key, item in cast(dict[str, Any], value).items()}
+        return {key: item for key, item in pruned.items() if not _empty(item)}
+    if isinstance(value, list):
+        return [item for item in (prune(item) for item in cast(list[Any], value)) if not _empty(item)]
+    return value
+
+
+def _empty(value: Any) -> bool:
+    return value is None or (isinstance(value, str | list | dict) and not value)
+
+
+def shape_contact(contact: dict[str, Any], caps: Caps, path: str = "") -> tuple[dict[str, Any], Cuts]:
+    """One contact with empty fields left out and long values cut; the cuts, with paths under `path`."""
+    cuts: Cuts = []
+    shaped = _cut(prune(contact), caps, path, cuts)
+    return shaped, cuts
+
+
+def shape(structured: dict[str, Any]) -> dict[str, Any]:
+    """`structured` with empty fields left out and long strings and lists cut, plus `truncated` when any was.
+
+    Shaping twice changes nothing: what was cut is within the caps, and a `truncated` already there
+    (the page walker's) is kept, with any new cuts added to it.
+    """
+    cuts: Cuts = []
+    caps = PAGE_CAPS if isinstance(structured.get("contacts"), list) else CONTACT_CAPS
+    shaped: dict[str, Any] = {}
+    for key, value in structured.items():
+        if key == "truncated":
+            continue
+        if key in SERVER_MADE:
+            value = prune(value)
+        elif key == "contacts" and caps is PAGE_CAPS:
+            value = [_cut(prune(contact), caps, f"contacts[{n}]", cuts) for n, contact in enumerate(value)]
+        else:
+            value = _cut(prune(value), caps, key, cuts)
+        if not _empty(value) or key in KEPT_EMPTY or isinstance(value, bool):
+            shaped[key] = value
+    earlier = structured.get("truncated")
+    if cuts:
+        earlier = _merge(earlier, PAGE_NOTE if caps is PAGE_CAPS else CONTACT_NOTE, cuts)
+    if earlier:
+        shaped["truncated"] = earlier
+    return shaped
+
+
+def _merge(truncated: Any, note: str, cuts: Cuts) -> dict[str, Any]:
+    """`truncated` with `note` (unless already said) and `cuts` added."""
+    earlier = cast(dict[str, Any], truncated) if isinstance(truncated, dict) else {}
+    notes = str(earlier.get("note") or "")
+    by_path: dict[str, dict[str, Any]] = {}
+    for cut in [*cast(Cuts, earlier.get("cuts") or []), *cuts]:
+        if cut["path"] in by_path:  # cut again: fewer shown, of the same original total
+            by_path[cut["path"]] = {**by_path[cut["path"]], "shown": cut["shown"]}
+        else:
+            by_path[cut["path"]] = cut
+    return {"note": f"{notes} {note}".strip() if note not in notes else notes, "cuts": list(by_path.values())}
+
+
+def _cut(value: Any, caps: Caps, path: str, cuts: Cuts) -> Any:
     if isinstance(value, str):
         if len(value) <= caps.string_chars or path.rpartition(".")[2] in KEPT_WHOLE:
             return value
@@ -86,7 +144,6 @@ def _cut(value: Any, caps: Caps, path: str, cuts: list[dict[str, Any]]) -> Any:
         return {
             key: _cut(item, caps, f"{path}.{key}" if path else key, cuts)
             for key, item in cast(dict[str, Any], value).items()
-            if item is not None
         }
     if isinstance(value, list):
         items = cast(list[Any], value)
@@ -97,10 +154,192 @@ def _cut(value: Any, caps: Caps, path: str, cuts: list[dict[str, Any]]) -> Any:
     return value
 
 
+def fit(structured: dict[str, Any], max_chars: int, *, extra_chars: int = 0) -> dict[str, Any]:
+    """`structured` (already shaped) made to render within `max_chars`, shortening its longest lists.
+
+    The page walker already fits pages item by item with a cursor to resume; this is the ceiling for
+    everything else (one contact with a long journey, say), and a last resort for pages. Halving the
+    longest list each time keeps the newest items and takes few renders.
+
+    Args:
+        structured: The shaped result.
+        max_chars: The ceiling for its text.
+        extra_chars: Text the caller adds to the rendering (the sandbox's note).
+    """
+    if len(as_text(structured)) + extra_chars <= max_chars:
+        return structured
+    result = cast(dict[str, Any], json.loads(json.dumps(structured)))  # a private copy to cut in place
+    note = CEILING_NOTE.format(tokens=max_chars // CHARS_PER_TOKEN)
+    if "contacts" in result:
+        note += " Call again with a smaller per_page or max_results to see every contact of the range."
+    cuts: dict[str, dict[str, Any]] = {}
+
+    def fitted() -> dict[str, Any]:
+        listed = list(cuts.values())
+        said = note if len(listed) <= MAX_CUTS_LISTED else f"{note} ({len(listed) - MAX_CUTS_LISTED} more cuts.)"
+        if not listed:
+            return result
+        return {**result, "truncated": _merge(result.get("truncated"), said, listed[:MAX_CUTS_LISTED])}
+
+    for _ in range(500):  # each round halves one list or string; a few hundred rounds end any realistic result
+        if len(as_text(fitted())) + extra_chars <= max_chars:
+            break
+        longest = _longest(result)
+        if longest is None:
+            break
+        holder, key, path = longest
+        value: list[Any] | str = holder[key]
+        cut = cuts.setdefault(path, {"path": path, "shown": 0, "total": len(value), "unit": "characters"})
+        if isinstance(value, list):
+            cut["unit"], cut["shown"] = "items", len(value) // 2
+            holder[key] = value[: len(value) // 2]
+        else:
+            cut["shown"] = len(value) // 2
+            holder[key] = value[: len(value) // 2] + "…"
+    return fitted()
+
+
+MAX_CUTS_LISTED = 20
+"""A result cut in many places lists the first cuts and counts the rest, so the list cannot flood it."""
+
+
+def _longest(value: Any, path: str = "") -> tuple[Any, Any, str] | None:
+    """The container, key and path of the longest cuttable list (or, failing that, string) in `value`."""
+    best: tuple[int, Any, Any, str] | None = None
+    best_string: tuple[int, Any, Any, str] | None = None
+
+    def visit(holder: Any, key: Any, item: Any, where: str) -> None:
+        nonlocal best, best_string
+        if isinstance(item, list) and len(cast(list[Any], item)) > 1:
+            size = len(json.dumps(item))
+            if best is None or size > best[0]:
+                best = (size, holder, key, where)
+        elif (
+            isinstance(item, str)
+            and len(item) > 40
+            and str(key) not in KEPT_WHOLE
+            and (best_string is None or len(item) > best_string[0])
+        ):
+            best_string = (len(item), holder, key, where)
+        if isinstance(item, dict):
+            for child, inner in cast(dict[str, Any], item).items():
+                if not (holder is None and child in SERVER_MADE):
+                    visit(item, child, inner, f"{where}.{child}" if where else child)
+        elif isinstance(item, list):
+            for index, inner in enumerate(cast(list[Any], item)):
+                visit(item, index, inner, f"{where}[{index}]")
+
+    visit(None, None, value, path)
+    chosen = best or best_string
+    return None if chosen is None else chosen[1:]
+
+
+# --- Text ----------------------------------------------------------------------------------------------------------
+
+TABLE_MIN_ROWS = 2
+"""Lists of objects this long or longer are written as a table: column names once, then one row per item."""
+
+
 def as_text(structured: dict[str, Any]) -> str:
-    """Compact JSON of `structured`, readable Unicode except characters that hide text, which are escaped."""
-    text = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+    """The text a model reads: compact JSON, lists of objects as tables, characters that hide text escaped.
+
+    A table is `{"columns": [...], "same_in_every_row": {...}, "rows": [[...], ...]}`: names are
+    written once instead of once per item, a nested object's keys become `object.key` columns, a
+    column with one value on every row is written once, a one-item list in a cell is its item, and
+    a row shorter than the columns ends in nulls (the fullest columns come first, so it often does).
+    Every string stays a JSON string, so nothing a contact's field holds can read as an instruction.
+    """
+    text = _encode({key: value for key, value in structured.items() if value != []})  # count_only's contacts
     return _INVISIBLE.sub(lambda found: f"\\u{ord(found[0]):04x}" if ord(found[0]) < 0x10000 else _pair(found[0]), text)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, dict):
+        items = cast(dict[str, Any], value).items()
+        return "{" + ",".join(f"{_json(key)}:{_encode(item)}" for key, item in items) + "}"
+    if isinstance(value, list):
+        items = cast(list[Any], value)
+        if len(items) >= TABLE_MIN_ROWS and all(isinstance(item, dict) for item in items):
+            return _table(cast(list[dict[str, Any]], items))
+        return "[" + ",".join(_encode(item) for item in items) + "]"
+    return _json(value)
+
+
+def _flat(item: dict[str, Any]) -> dict[str, Any]:
+    """A row's cells: nested objects' keys become `object.key`; a one-item list becomes its item."""
+    cells: dict[str, Any] = {}
+    for key, value in item.items():
+        inner = cast(dict[str, Any], value) if isinstance(value, dict) else {}
+        dotted = {f"{key}.{name}": _cell(cell) for name, cell in inner.items()}
+        if dotted and not set(dotted) & set(item):  # an upstream key with a dot must not be overwritten
+            cells.update(dotted)
+        else:
+            cells[key] = _cell(value)
+    return cells
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        items = cast(list[Any], value)
+        return items[0] if len(items) == 1 else items
+    return value
+
+
+def _table(items: list[dict[str, Any]]) -> str:
+    rows = [_flat(item) for item in items]
+    columns = _columns(rows)
+    missing = object()
+    same = {
+        column: rows[0][column]
+        for column in columns
+        if all(row.get(column, missing) == rows[0].get(column, missing) for row in rows) and column not in KEPT_WHOLE
+    }
+    shown = [column for column in columns if column not in same]
+    if not shown:  # identical rows: hoisting every column would leave rows of nothing
+        same, shown = {}, columns
+    # The fullest columns first (ids always first), so a row's empty cells gather at its end and are left out.
+    filled = {column: sum(row.get(column) is not None for row in rows) for column in shown}
+    shown.sort(key=lambda column: (column not in KEPT_WHOLE, -filled[column]))
+    parts = ['{"columns":', _json(shown)]
+    if same:
+        parts += [',"same_in_every_row":', _encode(same)]
+    lines = ("[" + ",".join(_encode(cell) for cell in _trimmed([row.get(c) for c in shown])) + "]" for row in rows)
+    parts += [',"rows":[\n', ",\n".join(lines), "]}"]
+    return "".join(parts)
+
+
+def _trimmed(cells: list[Any]) -> list[Any]:
+    """A row without its trailing empty cells: a row shorter than the columns ends in nulls."""
+    end = len(cells)
+    while end and cells[end - 1] is None:
+        end -= 1
+    return cells[:end]
+
+
+def _columns(rows: list[dict[str, Any]]) -> list[str]:
+    """Every key of `rows`: a new key goes just before the next key of its row already placed, else last.
+
+    Rows leave out empty fields, so a plain union in order of appearance would put `phones` after
+    the custom fields when the first contact has no phone; this keeps the model's field order.
+    """
+    columns: list[str] = []
+    for row in rows:
+        keys = list(row)
+        for index, key in enumerate(keys):
+            if key in columns:
+                continue
+            following = next((later for later in keys[index + 1 :] if later in columns), None)
+            columns.insert(columns.index(following) if following is not None else len(columns), key)
+    return columns
+
+
+def row_chars(item: dict[str, Any]) -> int:
+    """At most how many characters `item` adds as one row of a table (its columns are written once)."""
+    return len(_json(list(_flat(item).values()))) + 2
 
 
 def _pair(character: str) -> str:

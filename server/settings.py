@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from server.errors import ConfigurationError
@@ -51,23 +51,25 @@ class ProviderSettings(BaseSettings):
         return self.api_key.get_secret_value().strip() if self.api_key else ""
 
 
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown IANA timezone {value!r} (e.g. UTC, Europe/Berlin)") from None
+    return value
+
+
+Timezone = Annotated[str, AfterValidator(_known_zone)]
+
+
 class CometlySettings(ProviderSettings):
     """Cometly: `COMETLY_API_KEY`, `COMETLY_BASE_URL`, `COMETLY_TIMEZONE`."""
 
     model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore")
 
     base_url: str = "https://app.cometly.com/public-api/v1"
-    timezone: str = "UTC"
-    """The Space's timezone: list date ranges are interpreted in it, so offsets are converted to it."""
-
-    @field_validator("timezone")
-    @classmethod
-    def _timezone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown IANA timezone {value!r} (e.g. UTC, Europe/Berlin)") from None
-        return value
+    timezone: Timezone = "UTC"
+    """The Space's timezone: list date ranges and date words ("last week") are interpreted in it."""
 
 
 class HighLevelSettings(ProviderSettings):
@@ -84,13 +86,15 @@ class HighLevelSettings(ProviderSettings):
 
 
 class ClemtaSettings(ProviderSettings):
-    """Clemta: `CLEMTA_API_KEY`, `CLEMTA_BASE_URL`, `CLEMTA_COMPANY_ID`."""
+    """Clemta: `CLEMTA_API_KEY`, `CLEMTA_BASE_URL`, `CLEMTA_COMPANY_ID`, `CLEMTA_TIMEZONE`."""
 
     model_config = SettingsConfigDict(env_prefix="CLEMTA_", extra="ignore")
 
     base_url: str = "https://api.clemta.com"
     company_id: str | None = None
     """The company whose contacts are listed and created (Clemta requires it on both)."""
+    timezone: Timezone = "UTC"
+    """The timezone list date ranges and date words are read in (Clemta itself counts in Unix time)."""
 
 
 def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
@@ -146,6 +150,10 @@ class Settings(BaseSettings):
     """Host header values the HTTP transport accepts besides loopback ones, e.g. `contacts.example.com`."""
     allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list[str])
     """Origin header values (browser clients) the HTTP transport accepts besides loopback ones."""
+    max_result_tokens: int = Field(default=20_000, ge=1_000, le=1_000_000)
+    """The largest tool result, in tokens estimated as characters / 4; a longer one is cut with a cursor or a hint."""
+    custom_fields_ttl_seconds: float = Field(default=3_600.0, ge=0)
+    """How long the custom-field labels read from an upstream are reused before they are read again."""
 
     @field_validator("redis_url")
     @classmethod

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
@@ -20,6 +21,10 @@ class AppState:
 
     providers: Mapping[str, Provider]
     budgets: Budgets
+    max_result_chars: int = 80_000
+    """The ceiling for one result's text (`CONTACTS_MCP_MAX_RESULT_TOKENS` x 4)."""
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    """The current moment, aware; date words ("today", "last week") are resolved against it."""
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`.

@@ -54,7 +54,6 @@ NORMALIZED: dict[str, Any] = {
     "phones": ["+11234567890"],
     "names": ["John Doe"],
     "locations": ["123 Main Street, Suite 100, Downtown, 12345, CA, California, United States"],
-    "custom_fields": {},
     "clemta": {
         "type": "customer",
         "status": "active",
@@ -120,6 +119,12 @@ async def test_list_contacts_maps_the_range_and_pages_through_the_cursor(
     }
     assert sent[1]["skip"] == "2"
     assert [c["id"] for c in first.structured_content["contacts"]] == ["64b8f1a2e4b0c8d9f0123456"]
+    assert first.structured_content["count"] == 1
+    assert first.structured_content["range"] == {
+        "start": "2021-12-31T00:00:00+00:00",
+        "end": "2022-01-01T23:59:59+00:00",
+        "timezone": "UTC",
+    }
     assert first.structured_content["has_more"] is True
     assert second.structured_content is not None
     assert [c["id"] for c in second.structured_content["contacts"]] == ["64b8f1a2e4b0c8d9f0000001"]

@@ -154,27 +154,13 @@ async def test_list_contacts_sends_bare_dates_as_full_day_bounds_and_returns_the
     ]
     assert structured(result) == {
         "contacts": [
-            {
-                "id": "12",
-                "provider": "cometly",
-                "emails": ["a@example.com"],
-                "phones": [],
-                "names": ["Ann"],
-                "locations": ["Paris"],
-                "custom_fields": {},
-            },
-            {
-                "id": "11",
-                "provider": "cometly",
-                "emails": [],
-                "phones": ["+33100000000"],
-                "names": [],
-                "locations": [],
-                "custom_fields": {},
-            },
+            {"id": "12", "provider": "cometly", "emails": ["a@example.com"], "names": ["Ann"], "locations": ["Paris"]},
+            {"id": "11", "provider": "cometly", "phones": ["+33100000000"]},
         ],
+        "count": 2,
         "next_cursor": "eyJpZCI6MTF9",
         "has_more": True,
+        "range": {"start": "2024-01-15T00:00:00+00:00", "end": "2024-01-21T23:59:59+00:00", "timezone": "UTC"},
     }
 
 
@@ -233,11 +219,18 @@ async def test_list_contacts_converts_times_with_an_offset_into_the_space_timezo
     route = cometly.get("/contacts").respond(200, json={"data": [], "next_cursor": None})
 
     async with Client(build_server(settings)) as client:
-        await client.call_tool("list_contacts", {"start_date": "2024-07-01T12:00:00Z", "end_date": "2024-07-02"})
+        result = await client.call_tool(
+            "list_contacts", {"start_date": "2024-07-01T12:00:00Z", "end_date": "2024-07-02"}
+        )
 
     query = dict(sent_query(route.calls.last.request))
     assert query["start_date"] == "2024-07-01 08:00:00"
     assert query["end_date"] == "2024-07-02 23:59:59"
+    assert structured(result)["range"] == {
+        "start": "2024-07-01T08:00:00-04:00",
+        "end": "2024-07-02T23:59:59-04:00",
+        "timezone": "America/New_York",
+    }
 
 
 async def test_filter_by_custom_field_encodes_conditions_exactly_as_cometly_documents(
@@ -260,7 +253,19 @@ async def test_filter_by_custom_field_encodes_conditions_exactly_as_cometly_docu
         },
     )
 
-    assert structured(result) == {"contacts": [], "has_more": False}
+    assert structured(result) == {
+        "contacts": [],
+        "count": 0,
+        "has_more": False,
+        "range": {"start": "2024-01-15T00:00:00+00:00", "end": "2024-01-15T23:59:59+00:00", "timezone": "UTC"},
+        "filters": [
+            {"field": "profile_field_5", "operator": "equal_to", "value": "Premium"},
+            {"field": "profile_field_16", "operator": "greater_than", "value": 10},
+            {"field": "profile_field_26", "operator": "between", "start": "2024-01-01", "end": "2024-01-31"},
+            {"field": "profile_field_27", "operator": "age_less_than", "value": 30},
+            {"field": "profile_field_3", "operator": "unknown"},
+        ],
+    }
     raw = unquote(route.calls.last.request.url.query.decode())
     assert raw.startswith(
         "start_date=2024-01-15+00:00:00&end_date=2024-01-15+23:59:59&per_page=50"
@@ -334,5 +339,7 @@ async def test_tools_work_over_the_legacy_handshake_that_older_desktop_clients_u
         "list_contacts",
         "filter_by_custom_field",
         "create_contact",
+        "describe_custom_fields",
+        "server_info",
     }
     assert structured(result)["emails"] == ["e@example.com"]

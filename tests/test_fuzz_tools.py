@@ -15,7 +15,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import pytest
@@ -36,6 +36,7 @@ from server.sandbox.store import clemta_id_for, highlevel_id_for
 from server.settings import Rate
 from tests.conftest import sandboxed_server, text_of
 from tests.sandbox.support import NOW, SEED, UNLIMITED
+from tools.contacts import SERVER_TOOLS
 from tools.models import OPERATORS, Operator, slot_type
 
 EXAMPLES = 250
@@ -52,6 +53,8 @@ NO_BUDGET_LIMITS = {
 
 
 def serving(tool: str) -> list[str]:
+    if tool in SERVER_TOOLS:  # about the server itself: every configured provider
+        return list(PROVIDERS)
     return [provider.name for provider in PROVIDERS.values() if tool in provider.capabilities]
 
 
@@ -186,6 +189,22 @@ ODD_DATES: SearchStrategy[str] = st.sampled_from(
         "\uff12\uff10\uff12\uff16-\uff10\uff13-\uff10\uff11",  # fullwidth digits
     ]
 )
+DATE_WORDS: SearchStrategy[str] = st.sampled_from(
+    [
+        *("today", "yesterday", "last 7 days", "last 90 days", "this week", "last week", "this month", "last month"),
+        *("2026-01", "2026-02", "2026-03", "Last_Week", " LAST-MONTH ", "last  7   days", "last 1 day"),
+    ]
+)
+"""Date words and months the tools document, in the spellings they accept."""
+ODD_WORDS: SearchStrategy[str] = st.sampled_from(
+    [
+        *("last 0 days", "last 3660 days", "last 3661 days", "last -1 days", "last 1.5 days", "last 7 day"),
+        *("last " + "9" * 5_000 + " days", "last \u0667 days", "last 00000000000000000000007 days"),
+        *("2026-13", "2026-00", "0000-01", "0001-01", "9999-12", "\u0662\u0660\u0662\u0666-\u0660\u0663"),
+        *("tomorrow", "next week", "this year", "last year", "todayy", "to day", "today\x00", "week"),
+    ]
+)
+"""Text shaped like a date word or a month that names none, or names one at the edges of the calendar."""
 OFFSETS: SearchStrategy[timezone] = st.builds(
     timezone, st.timedeltas(min_value=timedelta(hours=-23, minutes=-59), max_value=timedelta(hours=23, minutes=59))
 )
@@ -223,6 +242,8 @@ ANY_MOMENT = st.one_of(
 """Any moment, often one of the first or last days a datetime holds."""
 ANY_DATES: SearchStrategy[str] = st.one_of(
     ODD_DATES,
+    DATE_WORDS,
+    ODD_WORDS,
     date_texts(ANY_MOMENT),
     date_texts(st.builds(_with_zone, ANY_MOMENT, OFFSETS)),
 )
@@ -236,6 +257,13 @@ def date_ranges(draw: st.DrawFn) -> dict[str, str]:
     start = draw(NEAR)
     end = start + draw(st.timedeltas(min_value=timedelta(days=1), max_value=timedelta(days=150)))
     dates = {"start_date": draw(date_texts(st.just(start))), "end_date": draw(date_texts(st.just(end)))}
+    match draw(st.integers(0, 5)):
+        case 0:  # a period in words, ending where the period ends
+            dates = {"start_date": draw(DATE_WORDS)}
+        case 1:  # no end: a date's own day, or until now
+            del dates["end_date"]
+        case _:
+            pass
     edgy = draw(st.sampled_from([None, None, None, None, "start_date", "end_date"]))
     if edgy is not None:  # one in three: one end of the range any date text at all
         dates[edgy] = draw(ANY_DATES)
@@ -247,6 +275,9 @@ def date_ranges(draw: st.DrawFn) -> dict[str, str]:
 BOOLS: SearchStrategy[Any] = st.one_of(st.booleans(), st.sampled_from(["true", "false", "yes", "no", "1", 0, 1, 2]))
 PER_PAGE: SearchStrategy[Any] = st.one_of(
     st.integers(1, 5000), st.sampled_from([0, -1, 5001, 2**63, 1.5, 50.0, "50", "5e1", 1e308, True])
+)
+MAX_RESULTS: SearchStrategy[Any] = st.one_of(
+    st.integers(1, 100_000), st.sampled_from([0, -1, 100_001, 2**63, 1.5, 10.0, "10", 1e308, True, None])
 )
 
 
@@ -309,7 +340,13 @@ def valid_get_contact(draw: st.DrawFn) -> dict[str, Any]:
     arguments: dict[str, Any] = {"contact_id": draw(st.sampled_from(CONTACT_IDS[provider])), "provider": provider}
     flags = ("include_comet_tokens", "include_events", "include_direct_touchpoints", "include_browsing_hits")
     arguments |= draw(st.fixed_dictionaries({}, optional=dict.fromkeys((*flags, "use_custom_field_labels"), BOOLS)))
+    arguments |= draw(st.fixed_dictionaries({}, optional={"limit": st.integers(1, 100)}))
     return arguments
+
+
+LIMITS: SearchStrategy[Any] = st.one_of(
+    st.integers(1, 100), st.sampled_from([0, -1, 101, 2**63, 1.5, 20.0, "20", 1e308, True, None])
+)
 
 
 GET_CONTACT = tool_arguments(
@@ -321,6 +358,7 @@ GET_CONTACT = tool_arguments(
         "include_direct_touchpoints": BOOLS,
         "include_browsing_hits": BOOLS,
         "use_custom_field_labels": BOOLS,
+        "limit": LIMITS,
         "provider": providers("get_contact"),
     },
 )
@@ -343,6 +381,8 @@ def valid_list_contacts(draw: st.DrawFn) -> dict[str, Any]:
     optional = {
         "per_page": st.integers(1, 120),
         "cursor": st.builds(encode_cursor, st.integers(0, 60)),
+        "max_results": st.integers(1, 100_000),
+        "count_only": st.booleans(),
         "include_all_emails": st.booleans(),
         "include_comet_tokens": st.booleans(),
         "include_custom_fields": st.booleans(),
@@ -356,6 +396,8 @@ LIST_BAD: dict[str, SearchStrategy[Any]] = {
     "end_date": ANY_DATES,
     "per_page": PER_PAGE,
     "cursor": CURSORS,
+    "max_results": MAX_RESULTS,
+    "count_only": BOOLS,
     "include_all_emails": BOOLS,
     "include_comet_tokens": BOOLS,
     "include_custom_fields": BOOLS,
@@ -370,6 +412,8 @@ SLOT_NAMES: SearchStrategy[Any] = st.one_of(
     st.builds("profile_field_{}".format, st.integers(0, 31)),
     st.sampled_from(["profile_field_01", "Profile_Field_1", "profile_field_1 ", "profile_field_", "profile_field_-1"]),
     st.sampled_from(["profile_field_1\n", "Customer Plan", "custom_fields", "profile_field_\u0663"]),
+    st.sampled_from(["customer plan", " Customer   Plan ", "Customer Plan ", "No Such Label", "Email", "id", ""]),
+    st.sampled_from([*LABELS.values(), "PROFILE_FIELD_5", "profile_field_4", "profile_field_18", "x" * 201]),
 )
 ALL_OPERATORS: list[str] = sorted({operator for operators in OPERATORS.values() for operator in operators})
 BAD_OPERATORS: SearchStrategy[Any] = st.one_of(
@@ -394,13 +438,18 @@ SLOT_EDGES: dict[str, SearchStrategy[Any]] = {
 
 @st.composite
 def valid_conditions(draw: st.DrawFn) -> dict[str, Any]:
-    """A condition on a labelled slot with an operator of its type and, mostly, a value of that type."""
-    field = f"profile_field_{draw(st.sampled_from(sorted(LABELS)))}"
-    kind = slot_type(field)
+    """A condition on a labelled slot (by slot or label) with an operator of its type and, mostly, a value of it."""
+    number = draw(st.sampled_from(sorted(LABELS)))
+    slot = f"profile_field_{number}"
+    label = LABELS[number]
+    field = draw(st.sampled_from([slot, label, label.upper(), f" {label.lower()} "]))
+    kind = slot_type(slot)
     operator: Operator = draw(st.sampled_from(OPERATORS[kind]))
     condition: dict[str, Any] = {"field": field, "operator": operator}
     if operator == "between":
         first, last = sorted([draw(DAYS), draw(DAYS)])
+        if draw(st.booleans()):  # a period in words at both ends
+            first = last = draw(DATE_WORDS)
         condition |= {"start": draw(mostly(st.just(first), ANY_DATES)), "end": draw(mostly(st.just(last), ANY_DATES))}
     elif operator.startswith("age_"):
         condition["value"] = draw(mostly(st.integers(0, 400), SLOT_EDGES["age"]))
@@ -439,6 +488,8 @@ def valid_filter(draw: st.DrawFn) -> dict[str, Any]:
     }
     optional = {
         "per_page": st.integers(1, 120),
+        "max_results": st.integers(1, 100_000),
+        "count_only": st.booleans(),
         "include_custom_fields": st.booleans(),
         "use_custom_field_labels": st.booleans(),
     }
@@ -453,6 +504,8 @@ FILTER_BY_CUSTOM_FIELD = tool_arguments(
         "conditions": CONDITIONS,
         "per_page": PER_PAGE,
         "cursor": CURSORS,
+        "max_results": MAX_RESULTS,
+        "count_only": BOOLS,
         "include_custom_fields": BOOLS,
         "use_custom_field_labels": BOOLS,
         "provider": providers("filter_by_custom_field"),
@@ -547,6 +600,34 @@ CREATE_CONTACT = tool_arguments(
     },
 )
 
+# --- describe_custom_fields and server_info -------------------------------------------------------------------------
+
+
+@st.composite
+def valid_describe_custom_fields(draw: st.DrawFn) -> dict[str, Any]:
+    optional = {"refresh": st.booleans(), "provider": st.sampled_from(serving("describe_custom_fields"))}
+    return draw(st.fixed_dictionaries({}, optional=optional))
+
+
+DESCRIBE_CUSTOM_FIELDS = tool_arguments(
+    valid_describe_custom_fields(),
+    {"refresh": BOOLS, "provider": providers("describe_custom_fields")},
+)
+
+
+def _provider_only(name: str) -> dict[str, Any]:
+    """A `provider` argument, which server_info does not declare: it is about the whole server."""
+    return {"provider": name}
+
+
+SERVER_INFO: SearchStrategy[Any] = st.one_of(
+    st.just({}),
+    st.none(),
+    extras(set()),
+    providers("server_info").map(_provider_only),
+)
+"""server_info takes no arguments: none, or only arguments it does not declare."""
+
 # --- The property --------------------------------------------------------------------------------------------------
 
 STRATEGIES: dict[str, SearchStrategy[Any]] = {
@@ -555,6 +636,8 @@ STRATEGIES: dict[str, SearchStrategy[Any]] = {
     "filter_by_custom_field": FILTER_BY_CUSTOM_FIELD,
     "find_contact": FIND_CONTACT,
     "create_contact": CREATE_CONTACT,
+    "describe_custom_fields": DESCRIBE_CUSTOM_FIELDS,
+    "server_info": SERVER_INFO,
 }
 KNOWN_GOOD: dict[str, dict[str, Any]] = {
     "get_contact": {"contact_id": str(DATASET[0].id)},
@@ -566,6 +649,8 @@ KNOWN_GOOD: dict[str, dict[str, Any]] = {
     },
     "find_contact": {"email": EMAILS[0]},
     "create_contact": {"emails": ["fuzz.known.good@example.test"], "provider": "cometly"},
+    "describe_custom_fields": {"provider": "cometly", "refresh": True},
+    "server_info": {},
 }
 """One call per tool that must succeed after the fuzzing, to show the server still answers."""
 FOUND: dict[str, list[dict[str, Any]]] = {
@@ -651,7 +736,20 @@ def check_answer(result: CallToolResult) -> None:
     event("success")
     assert result.structured_content is not None
     assert text.startswith(SANDBOX_NOTE)
-    assert json.loads(text.removeprefix(SANDBOX_NOTE)) == result.structured_content
+    shown = json.loads(text.removeprefix(SANDBOX_NOTE))  # valid JSON, lists of objects written as tables
+    missing = scalar_leaves(result.structured_content) - scalar_leaves(shown)
+    assert not missing, f"values of the structured content missing from the text: {sorted(missing)[:5]}"
+
+
+def scalar_leaves(value: Any) -> set[str]:
+    """Every string, number and boolean in `value`, at any depth, as JSON (so `true`, `1` and `1.0` stay apart)."""
+    if isinstance(value, dict):
+        return {leaf for item in cast(dict[str, Any], value).values() for leaf in scalar_leaves(item)}
+    if isinstance(value, list):
+        return {leaf for item in cast(list[Any], value) for leaf in scalar_leaves(item)}
+    if value is None:
+        return set()
+    return {json.dumps(value)}
 
 
 def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -710,4 +808,9 @@ def test_a_range_in_the_first_years_reaches_cometly_as_dates_it_accepts(session:
     arguments = {"start_date": "0001-01-01", "end_date": "0999-12-31 23:59:59", "provider": "cometly"}
     result = session.call("list_contacts", arguments)
     assert not result.is_error, text_of(result)
-    assert result.structured_content == {"contacts": [], "has_more": False}
+    assert result.structured_content == {
+        "contacts": [],
+        "count": 0,
+        "has_more": False,
+        "range": {"start": "0001-01-01T00:00:00+00:00", "end": "0999-12-31T23:59:59+00:00", "timezone": "UTC"},
+    }

@@ -64,7 +64,7 @@ NORMALIZED: dict[str, Any] = {
         "source": "api",
         "companyName": "Acme Corp",
         "dnd": False,
-        "dndSettings": {"Email": {"status": "active", "message": "", "code": ""}},
+        "dndSettings": {"Email": {"status": "active"}},
         "attributions": [{"url": "https://example.com/landing", "campaign": "spring_promo", "utmSource": "google"}],
         "assignedTo": "user_abc123",
         "dateOfBirth": "1990-01-15",

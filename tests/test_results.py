@@ -57,7 +57,6 @@ def test_a_result_with_nothing_long_has_no_truncated_and_no_empty_fields() -> No
     assert shape({"id": "1", "created_at": None, "emails": ["a@example.com"], "highlevel": {"tags": None}}) == {
         "id": "1",
         "emails": ["a@example.com"],
-        "highlevel": {},
     }
 
 

@@ -55,18 +55,21 @@ async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, 
             tools = await client.list_tools()
             found = await client.call_tool("get_contact", {"contact_id": "4821"})
             missing = await client.call_tool("get_contact", {"contact_id": "1"})
+            info = await client.call_tool("server_info", {})
 
-    assert len(tools.tools) == 4
-    assert found.structured_content == {
-        "id": "4821",
-        "provider": "cometly",
-        "emails": ["jane@example.com"],
-        "phones": [],
-        "names": [],
-        "locations": [],
-        "custom_fields": {},
-    }
+    assert [tool.name for tool in tools.tools] == [
+        "get_contact",
+        "list_contacts",
+        "filter_by_custom_field",
+        "create_contact",
+        "describe_custom_fields",
+        "server_info",
+    ]
+    assert found.structured_content == {"id": "4821", "provider": "cometly", "emails": ["jane@example.com"]}
     assert text_of(missing).startswith("[not_found]")
+    assert not info.is_error, text_of(info)
+    assert info.structured_content is not None
+    assert info.structured_content["default_provider"] == "cometly"
 
 
 async def test_the_entry_point_exits_2_naming_the_variables_when_no_provider_is_configured(tmp_path: Path) -> None:

@@ -47,6 +47,8 @@ async def test_every_tool_sets_its_annotations_deliberately() -> None:
     assert hints["list_contacts"] == read
     assert hints["filter_by_custom_field"] == read
     assert hints["find_contact"] == read
+    assert hints["describe_custom_fields"] == read
+    assert hints["server_info"] == {**read, "openWorldHint": False}  # asks no upstream: only the server's own state
     assert hints["create_contact"] == {
         "readOnlyHint": False,
         "destructiveHint": False,
@@ -63,7 +65,35 @@ async def test_every_tool_has_a_valid_name_a_description_and_structured_output()
         assert tool["outputSchema"]["type"] == "object"
         assert "anyOf" not in tool["inputSchema"]
         assert "oneOf" not in tool["inputSchema"]
-        assert tool["inputSchema"]["properties"]["provider"]["enum"]
+        if tool["name"] != "server_info":  # about the whole server, so no provider to choose
+            assert tool["inputSchema"]["properties"]["provider"]["enum"]
+
+
+async def test_server_info_takes_no_arguments_and_no_provider() -> None:
+    tools = {tool["name"]: tool for tool in await tools_of(make_all_settings())}
+
+    assert tools["server_info"]["inputSchema"]["properties"] == {}
+    assert "required" not in tools["server_info"]["inputSchema"]
+
+
+async def test_describe_custom_fields_offers_every_configured_provider_and_a_refresh_flag() -> None:
+    tools = {tool["name"]: tool for tool in await tools_of(make_all_settings())}
+
+    arguments = tools["describe_custom_fields"]["inputSchema"]["properties"]
+    assert set(arguments) == {"refresh", "provider"}
+    assert arguments["refresh"]["type"] == "boolean"
+    assert arguments["refresh"]["default"] is False
+    assert arguments["provider"]["enum"] == ["cometly", "highlevel", "clemta"]
+    assert "required" not in tools["describe_custom_fields"]["inputSchema"]
+
+
+async def test_the_custom_fields_resource_is_listed_as_json() -> None:
+    async with Client(build_server(make_all_settings())) as client:
+        result = await client.list_resources()
+
+    [resource] = result.resources
+    assert str(resource.uri) == "contacts://custom-fields"
+    assert resource.mime_type == "application/json"
 
 
 PROVIDER_COMBINATIONS = [
@@ -75,17 +105,28 @@ PROVIDER_COMBINATIONS = [
             "list_contacts": ["cometly"],
             "filter_by_custom_field": ["cometly"],
             "create_contact": ["cometly"],
+            "describe_custom_fields": ["cometly"],
         },
     ),
     (
         "highlevel",
         {"highlevel": True},
-        {"get_contact": ["highlevel"], "find_contact": ["highlevel"], "create_contact": ["highlevel"]},
+        {
+            "get_contact": ["highlevel"],
+            "find_contact": ["highlevel"],
+            "create_contact": ["highlevel"],
+            "describe_custom_fields": ["highlevel"],
+        },
     ),
     (
         "clemta",
         {"clemta": True},
-        {"get_contact": ["clemta"], "list_contacts": ["clemta"], "create_contact": ["clemta"]},
+        {
+            "get_contact": ["clemta"],
+            "list_contacts": ["clemta"],
+            "create_contact": ["clemta"],
+            "describe_custom_fields": ["clemta"],
+        },
     ),
     (
         "cometly and highlevel",
@@ -96,6 +137,7 @@ PROVIDER_COMBINATIONS = [
             "filter_by_custom_field": ["cometly"],
             "find_contact": ["highlevel"],
             "create_contact": ["cometly", "highlevel"],
+            "describe_custom_fields": ["cometly", "highlevel"],
         },
     ),
     (
@@ -106,6 +148,7 @@ PROVIDER_COMBINATIONS = [
             "list_contacts": ["clemta"],
             "find_contact": ["highlevel"],
             "create_contact": ["highlevel", "clemta"],
+            "describe_custom_fields": ["highlevel", "clemta"],
         },
     ),
     (
@@ -117,6 +160,7 @@ PROVIDER_COMBINATIONS = [
             "filter_by_custom_field": ["cometly"],
             "find_contact": ["highlevel"],
             "create_contact": ["cometly", "highlevel", "clemta"],
+            "describe_custom_fields": ["cometly", "highlevel", "clemta"],
         },
     ),
 ]
@@ -134,10 +178,12 @@ async def test_each_tool_is_listed_for_exactly_the_configured_providers_that_ser
     if "clemta" in configured:
         settings = settings.model_copy(update={"clemta": clemta_settings()})
 
-    tools = await tools_of(settings)
+    tools = {tool["name"]: tool for tool in await tools_of(settings)}
 
-    assert {tool["name"]: tool["inputSchema"]["properties"]["provider"]["enum"] for tool in tools} == expected
-    for tool in tools:
+    server_info = tools.pop("server_info")  # listed whichever providers are configured, without a provider argument
+    assert "provider" not in server_info["inputSchema"]["properties"]
+    assert {name: tool["inputSchema"]["properties"]["provider"]["enum"] for name, tool in tools.items()} == expected
+    for tool in tools.values():
         provider = tool["inputSchema"]["properties"]["provider"]
         assert provider["default"] == provider["enum"][0]
 
@@ -145,9 +191,16 @@ async def test_each_tool_is_listed_for_exactly_the_configured_providers_that_ser
 async def test_read_only_mode_does_not_list_create_contact_at_all() -> None:
     names = [tool["name"] for tool in await listed_tools(read_only=True)]
 
-    assert names == ["get_contact", "list_contacts", "filter_by_custom_field"]
+    assert names == ["get_contact", "list_contacts", "filter_by_custom_field", "describe_custom_fields", "server_info"]
     all_names = [tool["name"] for tool in await tools_of(make_all_settings(read_only=True))]
-    assert all_names == ["get_contact", "list_contacts", "filter_by_custom_field", "find_contact"]
+    assert all_names == [
+        "get_contact",
+        "list_contacts",
+        "filter_by_custom_field",
+        "find_contact",
+        "describe_custom_fields",
+        "server_info",
+    ]
 
 
 async def test_read_only_mode_refuses_a_create_call_as_not_supported() -> None:
@@ -161,10 +214,13 @@ async def test_read_only_mode_refuses_a_create_call_as_not_supported() -> None:
 async def test_the_default_provider_setting_puts_that_provider_first() -> None:
     tools = await tools_of(make_all_settings(default_provider="clemta"))
 
-    providers = {tool["name"]: tool["inputSchema"]["properties"]["provider"] for tool in tools}
+    providers = {tool["name"]: tool["inputSchema"]["properties"].get("provider") for tool in tools}
     assert providers["get_contact"]["default"] == "clemta"
     assert providers["list_contacts"]["default"] == "clemta"
     assert providers["filter_by_custom_field"]["default"] == "cometly"
+    assert providers["describe_custom_fields"]["default"] == "clemta"
+    assert providers["describe_custom_fields"]["enum"][0] == "clemta"
+    assert providers["server_info"] is None
 
 
 async def test_asking_a_provider_for_what_it_cannot_do_is_not_supported_and_names_who_can() -> None:
@@ -188,6 +244,21 @@ async def test_the_tools_allow_list_serves_exactly_the_tools_named() -> None:
     tools = await tools_of(make_all_settings(tools=["get_contact", "find_contact"]))
 
     assert [tool["name"] for tool in tools] == ["get_contact", "find_contact"]
+
+
+async def test_the_tools_allow_list_knows_the_tools_about_the_server() -> None:
+    tools = await tools_of(make_all_settings(tools=["get_contact", "describe_custom_fields", "server_info"]))
+
+    assert [tool["name"] for tool in tools] == ["get_contact", "describe_custom_fields", "server_info"]
+
+
+async def test_an_allow_list_without_describe_custom_fields_lists_neither_it_nor_its_resource() -> None:
+    async with Client(build_server(make_all_settings(tools=["get_contact", "server_info"]))) as client:
+        tools = await client.list_tools()
+        resources = await client.list_resources()
+
+    assert [tool.name for tool in tools.tools] == ["get_contact", "server_info"]
+    assert resources.resources == []
 
 
 async def test_a_tool_left_off_the_allow_list_is_refused_as_not_supported() -> None:

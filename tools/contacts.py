@@ -15,16 +15,17 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from server.errors import ConfigurationError, ValidationFailed
+from server.paging import MAX_RESULTS, list_query, read_contacts
 from server.providers import PROVIDERS
 from server.providers.base import Capability, Provider
 from server.state import AppState
+from tools.dates import DATE_FORMATS_HELP
 from tools.models import (
-    DATE_FORMATS_HELP,
+    MAX_JOURNEY_ITEMS,
     Contact,
     ContactPage,
     FilterCondition,
     GetContactQuery,
-    ListContactsQuery,
     NewContact,
     Scalar,
     SlotName,
@@ -57,16 +58,17 @@ StartDate = Annotated[
     Field(
         min_length=1,
         max_length=40,
-        description=f"First moment of the creation-date range, in the Space's timezone: {DATE_FORMATS_HELP} "
-        "(a bare date starts at 00:00:00).",
+        description=f"Start of the creation-date range, in the account's timezone: {DATE_FORMATS_HELP}. "
+        "A date starts at 00:00:00; a word or month starts on its first day.",
     ),
 ]
 EndDate = Annotated[
-    str,
+    str | None,
     Field(
-        min_length=1,
         max_length=40,
-        description=f"Last moment of the range, after start_date: {DATE_FORMATS_HELP} (a bare date ends at 23:59:59).",
+        description="End of the range, in the same forms; a date ends at 23:59:59, a word or month on its last "
+        "day. Leave it out for the end of what start_date names ('last week' alone is last week; a date alone "
+        "is that day; a date and time alone runs until now).",
     ),
 ]
 PerPage = Annotated[int, Field(ge=1, le=5000, description="Contacts per page, 1-5000.")]
@@ -75,9 +77,28 @@ Cursor = Annotated[
     Field(max_length=2000, description="next_cursor of the previous page; omit for the first page."),
 ]
 Texts = Annotated[list[str], Field(max_length=25)]
+MaxResults = Annotated[
+    int | None,
+    Field(
+        ge=1,
+        le=MAX_RESULTS,
+        description="Read pages until this many contacts (at most 100,000), instead of one page: the server "
+        "walks the cursor itself, 5,000 per request, reporting progress. The result still stops at the size "
+        "ceiling with a next_cursor.",
+    ),
+]
+CountOnly = Annotated[
+    bool,
+    Field(
+        description="Return only how many contacts match (`count`, counted up to max_results or 100,000), "
+        "no contacts: for 'how many signed up last month?'."
+    ),
+]
+SERVER_TOOLS = ("describe_custom_fields", "server_info")
+"""The tools about the server itself (`tools.server`); named here so the allow-list knows them."""
 
 
-def _provider_argument(tool: str, names: Sequence[str]) -> Any:
+def provider_argument(tool: str, names: Sequence[str]) -> Any:
     """The `provider` argument's annotation: a string enum of the providers that serve the tool.
 
     The tool functions declare `provider: str` for the type checker; registration swaps in this
@@ -125,10 +146,11 @@ def register_contact_tools(
         ConfigurationError: If `only` names a tool that does not exist, or a write tool while `read_only`.
     """
     if only is not None:
-        unknown = sorted(set(only) - set(_DESCRIPTIONS))
+        known = [*_DESCRIPTIONS, *SERVER_TOOLS]
+        unknown = sorted(set(only) - set(known))
         if unknown:
             raise ConfigurationError(
-                f"CONTACTS_MCP_TOOLS names unknown tools: {', '.join(unknown)}; known: {', '.join(_DESCRIPTIONS)}"
+                f"CONTACTS_MCP_TOOLS names unknown tools: {', '.join(unknown)}; known: {', '.join(known)}"
             )
         if read_only and "create_contact" in only:
             raise ConfigurationError(
@@ -147,7 +169,7 @@ def register_contact_tools(
                 logger.warning("CONTACTS_MCP_TOOLS names %s, but no configured provider offers it", tool)
             return
         fn = build(names[0])
-        fn.__annotations__["provider"] = _provider_argument(tool, names)
+        fn.__annotations__["provider"] = provider_argument(tool, names)
         title, description = _DESCRIPTIONS[tool]
         server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
 
@@ -175,6 +197,15 @@ def _get_contact(default: str) -> Callable[..., Any]:
         use_custom_field_labels: Annotated[
             bool, Field(description="Key custom fields by their label (e.g. 'Customer Plan') instead of slot.")
         ] = True,
+        limit: Annotated[
+            int,
+            Field(
+                ge=1,
+                le=MAX_JOURNEY_ITEMS,
+                description="At most this many events and this many browsing hits, the newest; the result counts "
+                "those left out.",
+            ),
+        ] = 20,
         provider: str = default,
     ) -> Contact:
         query = GetContactQuery(
@@ -185,7 +216,8 @@ def _get_contact(default: str) -> Callable[..., Any]:
             include_browsing_hits=include_browsing_hits,
             use_custom_field_labels=use_custom_field_labels,
         )
-        return await ctx.request_context.lifespan_context.provider(provider).get_contact(query)
+        contact = await ctx.request_context.lifespan_context.provider(provider).get_contact(query)
+        return contact.limited(limit)
 
     return get_contact
 
@@ -194,9 +226,11 @@ def _list_contacts(default: str) -> Callable[..., Any]:
     async def list_contacts(
         ctx: ToolContext,
         start_date: StartDate,
-        end_date: EndDate,
+        end_date: EndDate = None,
         per_page: PerPage = 50,
         cursor: Cursor = None,
+        max_results: MaxResults = None,
+        count_only: CountOnly = False,
         include_all_emails: Annotated[bool, Field(description="List every email, not just the primary one.")] = False,
         include_comet_tokens: Annotated[bool, Field(description="Add the last 5 comet tokens.")] = False,
         include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = False,
@@ -205,9 +239,13 @@ def _list_contacts(default: str) -> Callable[..., Any]:
         ] = True,
         provider: str = default,
     ) -> ContactPage:
-        query = ListContactsQuery(
+        app = ctx.request_context.lifespan_context
+        source = app.provider(provider)
+        query = list_query(
+            source,
             start_date=start_date,
             end_date=end_date,
+            now=app.clock(),
             per_page=per_page,
             cursor=cursor,
             include_all_emails=include_all_emails,
@@ -215,7 +253,14 @@ def _list_contacts(default: str) -> Callable[..., Any]:
             include_custom_fields=include_custom_fields,
             use_custom_field_labels=use_custom_field_labels,
         )
-        return await ctx.request_context.lifespan_context.provider(provider).list_contacts(query)
+        return await read_contacts(
+            source,
+            query,
+            max_results=max_results,
+            count_only=count_only,
+            max_chars=app.max_result_chars,
+            progress=ctx.report_progress,
+        )
 
     return list_contacts
 
@@ -224,29 +269,42 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
     async def filter_by_custom_field(
         ctx: ToolContext,
         start_date: StartDate,
-        end_date: EndDate,
         conditions: Annotated[
             list[FilterCondition],
             Field(min_length=1, max_length=10, description="1-10 conditions, all of which must hold."),
         ],
+        end_date: EndDate = None,
         per_page: PerPage = 50,
         cursor: Cursor = None,
+        max_results: MaxResults = None,
+        count_only: CountOnly = False,
         include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = True,
         use_custom_field_labels: Annotated[
             bool, Field(description="Key custom fields by their label instead of slot.")
         ] = True,
         provider: str = default,
     ) -> ContactPage:
-        query = ListContactsQuery(
+        app = ctx.request_context.lifespan_context
+        source = app.provider(provider)
+        query = list_query(
+            source,
             start_date=start_date,
             end_date=end_date,
+            now=app.clock(),
+            conditions=conditions,
             per_page=per_page,
             cursor=cursor,
             include_custom_fields=include_custom_fields,
             use_custom_field_labels=use_custom_field_labels,
-            conditions=conditions,
         )
-        return await ctx.request_context.lifespan_context.provider(provider).list_contacts(query)
+        return await read_contacts(
+            source,
+            query,
+            max_results=max_results,
+            count_only=count_only,
+            max_chars=app.max_result_chars,
+            progress=ctx.report_progress,
+        )
 
     return filter_by_custom_field
 
@@ -309,27 +367,31 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "Look up one contact by id and return its full record: every email, phone, name and location "
         "(merged profiles included) and the custom fields that have a value. Ask for more only when needed: "
         "include_events adds its ad journey (conversions and touchpoints with ad, ad set, campaign and account), "
-        "include_comet_tokens its latest comet tokens, include_browsing_hits its raw page views. "
-        "Ids come from list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one Contact.",
+        "include_comet_tokens its latest comet tokens, include_browsing_hits its raw page views (the newest "
+        "`limit` of events and of hits, 20 unless asked; `truncated` counts the rest). Ids come from "
+        "list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one Contact.",
     ),
     "list_contacts": (
         "List contacts",
-        "List the contacts created in a date range, newest first, one page at a time: use it for questions "
-        "like 'who signed up last week?'. Dates are in the Space's timezone; a bare YYYY-MM-DD covers the whole "
-        "day. Each contact carries its primary email, name, phone and location; call get_contact for one "
-        "contact's full record or journey, and filter_by_custom_field to narrow by custom fields. Returns "
-        "`contacts`, `has_more` and `next_cursor`: to read on, call again with the same arguments and "
-        "cursor=next_cursor.",
+        "List the contacts created in a date range, newest first: use it for questions like 'who signed up "
+        "last week?' (start_date='last week') or, with count_only, 'how many signed up this month?'. Dates "
+        "may be words (today, last 7 days, last month, ...) or dates, read in the account's timezone; the "
+        "result's `range` shows the exact range used. Each contact carries its primary email, name, phone and "
+        "location; call get_contact for one contact's full record or journey, and filter_by_custom_field to "
+        "narrow by custom fields. One page by default; max_results reads several. Returns `contacts` (a "
+        "table in the text), `count`, `has_more` and `next_cursor`: to read on, call again with the same "
+        "arguments and cursor=next_cursor.",
     ),
     "filter_by_custom_field": (
         "Filter contacts by custom field",
         "Find the contacts created in a date range whose custom fields match all of 1-10 conditions, e.g. "
-        "leads whose Customer Plan (say profile_field_5) is Premium: "
-        '{"field": "profile_field_5", "operator": "equal_to", "value": "Premium"}. Slots 1-15 are text, '
-        "16-25 numbers, 26-30 dates; each type has its own operators (see `operator`), `between` takes "
-        "`start` and `end`, `any`/`unknown` take no value. Only slots that have a label in the Space can be "
-        "filtered; get_contact or list_contacts with include_custom_fields shows which slots hold what. "
-        "Returns a page like list_contacts, custom fields included.",
+        'leads whose Customer Plan is Premium: {"field": "Customer Plan", "operator": "equal_to", "value": '
+        '"Premium"}. A field is named by its label (any case) or its slot profile_field_N; '
+        "describe_custom_fields lists both, with each field's type and operators. Text, number and date "
+        "fields each have their own operators (see `operator`); `between` takes `start` and `end`, "
+        "`any`/`unknown` take no value; date values may be words ('last month'). Only labelled fields can be "
+        "filtered. Returns what list_contacts returns, custom fields included, plus `filters`: the "
+        "conditions as sent, labels resolved to slots.",
     ),
     "find_contact": (
         "Find contact",

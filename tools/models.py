@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, date, datetime, time, tzinfo
-from typing import Annotated, Literal, Self
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal, Self, cast
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StringConstraints, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from server.errors import ValidationFailed
+from tools.dates import DateRange, period
 
 # --- Results -------------------------------------------------------------------------------------------------------
 
@@ -74,7 +84,7 @@ class Truncated(BaseModel):
     """What the server cut from a result to fit a model's context, and how to get more."""
 
     note: str = Field(description="What was cut and how to get more.")
-    cuts: list[Cut]
+    cuts: list[Cut] = Field(default_factory=list[Cut], description="Each value cut; none when whole items were.")
 
 
 class Contact(BaseModel):
@@ -103,16 +113,64 @@ class Contact(BaseModel):
     clemta: ClemtaDetails | None = Field(default=None, description="What only Clemta holds.")
     truncated: Truncated | None = Field(default=None, description="Present when long values were cut.")
 
+    def limited(self, limit: int) -> Contact:
+        """This contact with at most `limit` events and browsing hits (the newest), counting those left out."""
+        update: dict[str, object] = {}
+        cuts: list[Cut] = []
+        for key in ("events", "browsing_hits"):
+            items: list[dict[str, JsonValue]] | None = getattr(self, key)
+            if items is not None and len(items) > limit:
+                update[key] = items[:limit]
+                cuts.append(Cut(path=key, shown=limit, total=len(items), unit="items"))
+        if not cuts:
+            return self
+        note = (
+            f"Only the newest {limit} of each were kept; call get_contact again with a larger limit "
+            f"(at most {MAX_JOURNEY_ITEMS}) to see more."
+        )
+        return self.model_copy(update={**update, "truncated": Truncated(note=note, cuts=cuts)})
+
+
+MAX_JOURNEY_ITEMS = 100
+"""The most events and browsing hits get_contact's `limit` allows: one contact's journey, not its log."""
+
+
+class Range(BaseModel):
+    """The exact creation-date range a list covered, after date words were resolved."""
+
+    start: str = Field(description="Its first moment, ISO 8601 with the timezone's offset at that moment.")
+    end: str = Field(description="Its last moment, ISO 8601 with the timezone's offset at that moment.")
+    timezone: str = Field(description="The IANA timezone the dates were read in (the account's).")
+
+
+class AppliedFilter(BaseModel):
+    """One condition as it was sent: its field as a slot, date words as dates."""
+
+    field: str = Field(description="The slot filtered on, e.g. profile_field_5.")
+    label: str | None = Field(default=None, description="The label the condition named, when it named one.")
+    operator: str
+    value: str | int | float | None = None
+    start: str | None = None
+    end: str | None = None
+
 
 class ContactPage(BaseModel):
-    """One page of contacts and how to get the next one."""
+    """Contacts of a date range (one page, or several when max_results is given) and how to read on."""
 
-    contacts: list[Contact] = Field(description="The contacts of this page, newest first.")
-    next_cursor: str | None = Field(
-        default=None, description="Pass as `cursor`, with the same other arguments, to get the next page."
+    contacts: list[Contact] = Field(description="The contacts, newest first; empty with count_only.")
+    count: int = Field(
+        default=0,
+        description="How many contacts this result holds; with count_only, how many match (up to max_results).",
     )
-    has_more: bool = Field(description="Whether there are more contacts after this page.")
-    truncated: Truncated | None = Field(default=None, description="Present when long values were cut.")
+    has_more: bool = Field(description="Whether more contacts match after these.")
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor`, with the same other arguments, to read on."
+    )
+    range: Range | None = Field(default=None, description="The creation-date range used, date words resolved.")
+    filters: list[AppliedFilter] | None = Field(
+        default=None, description="The conditions as sent, labels resolved to slots and date words to dates."
+    )
+    truncated: Truncated | None = Field(default=None, description="Present when something was cut.")
 
 
 # --- Custom-field filters ------------------------------------------------------------------------------------------
@@ -204,15 +262,26 @@ def _as_number(value: Scalar, what: str) -> int | float:
     return int(number) if number.is_integer() and "." not in value else number
 
 
-def _as_date(value: Scalar, what: str) -> str:
+def _as_date(value: Scalar, what: str, *, words: bool = False) -> str:
     text = str(value).strip()
+    if words and period(text, today=_ANY_DAY) is not None:
+        return " ".join(text.lower().replace("_", " ").split())  # resolved once the account's today is known
     if not _DATE_VALUE.match(text):
-        raise ValueError(f"{what} must be a date YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS), not {value!r}")
+        accepted = "YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS)"
+        if words:
+            accepted += ", YYYY-MM, or a date word: today, yesterday, last 7 days, this week, last month, ..."
+        raise ValueError(f"{what} must be a date {accepted}, not {str(value)[:40]!r}")
     try:
         datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"{what} is not a real date: {value!r}") from None
+        raise ValueError(f"{what} is not a real date: {str(value)[:40]!r}") from None
     return text
+
+
+_ANY_DAY = date(2000, 1, 1)
+"""Any day will do to ask `period` whether a text is a date word at all."""
+
+FieldName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class FilterCondition(BaseModel):
@@ -220,8 +289,9 @@ class FilterCondition(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    field: SlotName = Field(
-        description="The custom-field slot, profile_field_1..profile_field_30 (1-15 text, 16-25 number, 26-30 date)."
+    field: FieldName = Field(
+        description="The custom field: its label as describe_custom_fields lists it (e.g. 'Customer Plan', any "
+        "case) or its slot profile_field_1..profile_field_30 (1-15 text, 16-25 number, 26-30 date)."
     )
     operator: Operator = Field(
         description=(
@@ -233,43 +303,69 @@ class FilterCondition(BaseModel):
         )
     )
     value: Scalar | None = Field(
-        default=None, description="The value to compare with; not used by any/unknown/between."
+        default=None,
+        description="The value to compare with; not used by any/unknown/between. Dates are YYYY-MM-DD or a "
+        "date word (today, yesterday; after/before a period with greater_than/less_than: 'last month').",
     )
-    start: Scalar | None = Field(default=None, description="First date of a `between` range (YYYY-MM-DD).")
-    end: Scalar | None = Field(default=None, description="Last date of a `between` range (YYYY-MM-DD).")
+    start: Scalar | None = Field(
+        default=None, description="First date of a `between` range: YYYY-MM-DD, YYYY-MM or a word like 'last week'."
+    )
+    end: Scalar | None = Field(
+        default=None, description="Last date of a `between` range: YYYY-MM-DD, YYYY-MM or a word like 'last week'."
+    )
+
+    @property
+    def slot(self) -> str | None:
+        """The slot this condition names, or None when it names a label still to be resolved."""
+        return self.field if re.match(SLOT_PATTERN, self.field) else None
 
     @model_validator(mode="after")
     def _check(self) -> Self:
-        kind = slot_type(self.field)
-        if self.operator not in OPERATORS[kind]:
-            raise ValueError(
-                f"operator {self.operator!r} is not valid for {self.field}, a {kind} slot; "
-                f"use one of: {', '.join(OPERATORS[kind])}"
-            )
+        if re.fullmatch(r"profile_field_\d+", self.field.lower()) and not re.match(SLOT_PATTERN, self.field.lower()):
+            raise ValueError(f"{self.field[:40]} is not a slot: slots are profile_field_1..profile_field_30")
+        if re.match(SLOT_PATTERN, self.field.lower()):
+            self.field = self.field.lower()
+            return self._typed(slot_type(self.field))
+        return self._untyped()  # a label: its type is known once it is resolved to a slot
+
+    def _untyped(self) -> Self:
+        """The checks that hold whatever the field's type."""
         if self.operator in ("any", "unknown"):
             self.value = self.start = self.end = None
-            return self
-        if self.operator == "between":
+        elif self.operator == "between":
             if self.start is None or self.end is None:
                 raise ValueError(f"{self.field} between needs both `start` and `end` dates")
-            self.start, self.end = _as_date(self.start, "start"), _as_date(self.end, "end")
-            if self.start > self.end:
-                raise ValueError(f"{self.field} between: start {self.start} is after end {self.end}")
             self.value = None
-            return self
-        if self.start is not None or self.end is not None:
+        elif self.start is not None or self.end is not None:
             raise ValueError(f"`start` and `end` are only for the between operator; use `value` with {self.operator}")
-        if self.value is None or self.value == "":
+        elif self.value is None or self.value == "":
             raise ValueError(f"{self.field} {self.operator} needs a `value`")
+        return self
+
+    def _typed(self, kind: SlotType) -> Self:
+        if self.operator not in OPERATORS[kind]:
+            raise ValueError(
+                f"operator {self.operator!r} is not valid for {self.field}, a {kind} field; "
+                f"use one of: {', '.join(OPERATORS[kind])}"
+            )
+        self._untyped()
+        if self.operator in ("any", "unknown"):
+            return self
+        if self.operator == "between":
+            start, end = cast(Scalar, self.start), cast(Scalar, self.end)  # _untyped made sure both are there
+            self.start, self.end = _as_date(start, "start", words=True), _as_date(end, "end", words=True)
+            if _DATE_VALUE.match(self.start) and _DATE_VALUE.match(self.end) and self.start > self.end:
+                raise ValueError(f"{self.field} between: start {self.start} is after end {self.end}")
+            return self
         if self.operator.startswith("age_"):
-            days = _as_number(self.value, "an age in days")
+            days = _as_number(cast(Scalar, self.value), "an age in days")
             if not float(days).is_integer() or days < 0:
                 raise ValueError(f"{self.operator} takes a whole number of days, not {self.value!r}")
             self.value = int(days)
         elif kind == "number":
-            self.value = _as_number(self.value, f"the value for {self.field}")
+            self.value = _as_number(cast(Scalar, self.value), f"the value for {self.field}")
         elif kind == "date":
-            self.value = _as_date(self.value, f"the value for {self.field}")
+            self.value = _as_date(cast(Scalar, self.value), f"the value for {self.field}", words=True)
         else:
             self.value = str(self.value)
             if len(self.value) > TEXT_MAX_CHARS:  # no text slot holds more, so no longer value can match
@@ -278,6 +374,65 @@ class FilterCondition(BaseModel):
                     f"{TEXT_MAX_CHARS}"
                 )
         return self
+
+    def for_slot(self, slot: str) -> FilterCondition:
+        """This condition on `slot`, the slot its label names, checked against the slot's type.
+
+        Raises:
+            ValidationFailed: If the operator or value does not suit the slot's type.
+        """
+        try:
+            return FilterCondition(field=slot, operator=self.operator, value=self.value, start=self.start, end=self.end)
+        except ValidationError as exc:
+            problem = exc.errors(include_url=False)[0]["msg"].removeprefix("Value error, ")
+            raise ValidationFailed(
+                f"The condition on {self.field[:80]!r} ({slot}, a {slot_type(slot)} field): {problem}. "
+                "Fix it and call again; nothing was sent."
+            ) from None
+
+    def on_day(self, today: date) -> FilterCondition:
+        """This condition with date words resolved against `today` (the account's date).
+
+        `greater_than` a period means after its last day, `less_than` before its first; `between`
+        runs from its start's first day to its end's last day; `equal_to` takes one day.
+
+        Raises:
+            ValidationFailed: If `equal_to` names a period longer than a day, or the range runs backwards.
+        """
+        if self.slot is None or slot_type(self.slot) != "date":
+            return self
+        update: dict[str, str] = {}
+        for key in ("value", "start", "end"):
+            text = getattr(self, key)
+            try:
+                days = period(text, today=today) if isinstance(text, str) else None
+            except ValueError as exc:  # a period past year 9999 or before year 1
+                raise ValidationFailed(f"{self.field} {key}: {exc}.") from None
+            if days is None:
+                continue
+            first, last = days
+            if key == "value" and self.operator == "equal_to" and first != last:
+                raise ValidationFailed(
+                    f"{self.field} equal_to matches one day, and {text!r} is {first} to {last}; use between with "
+                    f"start and end {text!r} instead."
+                )
+            use_last = key == "end" or (key == "value" and self.operator == "greater_than")
+            update[key] = (last if use_last else first).isoformat()
+        resolved = self.model_copy(update=update)
+        if resolved.operator == "between" and str(resolved.start) > str(resolved.end):
+            raise ValidationFailed(f"{self.field} between: start {resolved.start} is after end {resolved.end}.")
+        return resolved
+
+    def applied(self, label: str | None = None) -> AppliedFilter:
+        """The condition as sent, for the result to show."""
+        return AppliedFilter(
+            field=self.field,
+            label=label,
+            operator=self.operator,
+            value=self.value,
+            start=None if self.start is None else str(self.start),
+            end=None if self.end is None else str(self.end),
+        )
 
     def query(self, index: int) -> list[tuple[str, str]]:
         """This condition as `custom_field_filters[i][key]=value` query pairs, as Cometly documents."""
@@ -288,6 +443,42 @@ class FilterCondition(BaseModel):
             if value is not None:
                 pairs.append((f"{prefix}[{key}]", str(value)))
         return pairs
+
+
+class CustomField(BaseModel):
+    """One custom-field slot the account has given a label: what filter_by_custom_field can filter on."""
+
+    slot: str = Field(description="The slot, e.g. profile_field_5; filter_by_custom_field takes it or the label.")
+    label: str = Field(description="The label the account gave it, e.g. 'Customer Plan'.")
+    type: SlotType = Field(description="text, number or date: it decides the operators (see `operators`).")
+
+
+class CustomFields(BaseModel):
+    """The custom fields of one provider's account, as the server found them."""
+
+    provider: str = Field(description="The provider they belong to.")
+    filterable: bool = Field(description="Whether filter_by_custom_field can filter this provider's contacts.")
+    fields: list[CustomField] = Field(
+        default_factory=list[CustomField], description="The labelled slots, in slot order."
+    )
+    operators: dict[str, list[Operator]] = Field(
+        default_factory=dict[str, list[Operator]],
+        description="The operators filter_by_custom_field accepts, by field type (for the types listed).",
+    )
+    checked_at: str | None = Field(default=None, description="When the server last read them (ISO 8601 UTC).")
+    note: str | None = Field(default=None, description="How they were found, and what is not known.")
+
+    @model_validator(mode="after")
+    def _operators(self) -> Self:
+        if not self.operators:
+            types: dict[SlotType, None] = dict.fromkeys(field.type for field in self.fields)
+            self.operators = {kind: list(OPERATORS[kind]) for kind in types}
+        return self
+
+
+def custom_field(slot: str, label: str) -> CustomField:
+    """The `CustomField` of a labelled slot, its type taken from the slot's number."""
+    return CustomField(slot=slot, label=label, type=slot_type(slot))
 
 
 # --- Requests to providers -----------------------------------------------------------------------------------------
@@ -307,10 +498,12 @@ class GetContactQuery(BaseModel):
 
 
 class ListContactsQuery(BaseModel):
-    """What `list_contacts` and `filter_by_custom_field` ask of a provider; dates are still as given."""
+    """What `list_contacts` and `filter_by_custom_field` ask of a provider for one page."""
 
-    start_date: str
-    end_date: str
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    range: DateRange
+    """The creation-date range, date words already resolved in the provider's timezone."""
     per_page: int = 50
     cursor: str | None = None
     include_all_emails: bool = False
@@ -318,6 +511,8 @@ class ListContactsQuery(BaseModel):
     include_custom_fields: bool = False
     use_custom_field_labels: bool = True
     conditions: list[FilterCondition] = Field(default_factory=list[FilterCondition])
+    today: date
+    """The account's date when the range was resolved: date words in conditions are read against it."""
 
 
 class NewContact(BaseModel):
@@ -360,51 +555,3 @@ class NewContact(BaseModel):
                     raise ValueError(f"{slot} is {len(text)} characters; text slots hold at most {TEXT_MAX_CHARS}")
                 checked[slot] = text
         return checked
-
-
-# --- Dates ---------------------------------------------------------------------------------------------------------
-
-DATE_FORMATS_HELP = "YYYY-MM-DD HH:MM:SS, ISO 8601 (2024-01-15T09:30:00), or a bare date YYYY-MM-DD"
-
-
-def parse_bound(text: str, *, end: bool, zone: tzinfo) -> datetime:
-    """Parse one end of a date range into a naive datetime in the Space's timezone.
-
-    A bare date means the whole day: 00:00:00 for a start, 23:59:59 for an end. A time with an
-    offset (or `Z`) is converted into `zone`; a time without one is taken as already in it.
-
-    Raises:
-        ValidationFailed: If the text is none of the accepted formats.
-    """
-    raw = text.strip()
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
-            return datetime.combine(date.fromisoformat(raw), time(23, 59, 59) if end else time(0, 0, 0))
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?", raw):
-            raise ValueError
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        which = "end_date" if end else "start_date"
-        raise ValidationFailed(f"{which} {text!r} is not a date; use {DATE_FORMATS_HELP}.") from None
-    if moment.tzinfo is not None:
-        try:
-            moment = moment.astimezone(zone).replace(tzinfo=None)
-        except OverflowError:  # e.g. 0001-01-01T00:00:00+14:00 is before the first representable moment
-            which = "end_date" if end else "start_date"
-            raise ValidationFailed(f"{which} {text!r} is out of range; use a date from 0002 to 9998.") from None
-    return moment.replace(microsecond=0)
-
-
-def parse_range(start_date: str, end_date: str, *, zone: tzinfo) -> tuple[datetime, datetime]:
-    """Parse and check a creation-date range.
-
-    Raises:
-        ValidationFailed: If either end is not a date or the end is not after the start.
-    """
-    start = parse_bound(start_date, end=False, zone=zone)
-    stop = parse_bound(end_date, end=True, zone=zone)
-    if stop <= start:
-        raise ValidationFailed(
-            f"end_date ({stop:%Y-%m-%d %H:%M:%S}) must be after start_date ({start:%Y-%m-%d %H:%M:%S})."
-        )
-    return start, stop

@@ -28,7 +28,7 @@ import hashlib
 import logging
 import math
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -201,3 +201,6 @@ class Budgets:
 
     def __getitem__(self, name: str) -> Budget:
         return self._budgets[name]
+
+    def __iter__(self) -> Iterator[Budget]:
+        return iter(self._budgets.values())

@@ -11,6 +11,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import Any, ClassVar, Literal
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -18,9 +19,10 @@ from server.budgets import Budgets
 from server.errors import NotSupported, UpstreamUnavailable
 from server.http import ErrorReader, Upstream
 from server.settings import ProviderSettings, Rate, Settings
-from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact
+from tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
 
 Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
+UTC_ZONE = ZoneInfo("UTC")
 
 
 class Provider(ABC):
@@ -85,6 +87,24 @@ class Provider(ABC):
 
     def _unsupported(self, tool: str) -> NotSupported:
         return NotSupported(f"{self.label} does not support {tool}.")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The timezone date ranges and date words are read in for this provider."""
+        return UTC_ZONE
+
+    async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
+        """The account's custom fields: which can be filtered, under which labels.
+
+        Args:
+            refresh: Read them from the upstream again instead of using what is cached.
+
+        Raises:
+            ContactsError: Classified failures of the upstream requests this takes.
+        """
+        return CustomFields(
+            provider=self.name, filterable=False, note=f"{self.label} custom fields cannot be filtered on this server."
+        )
 
     async def get_contact(self, query: GetContactQuery) -> Contact:
         """Fetch one contact by id.

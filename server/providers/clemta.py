@@ -8,7 +8,7 @@ Listing maps the tools' arguments onto what Clemta's OpenAPI file offers:
 - the date range's start becomes `created_at=gt` with `created_at_value` one second before it (the
   file offers one comparison at a time), results are sorted `created_at desc`, and contacts created
   after the range's end are dropped here, so a page may hold fewer than `per_page` contacts;
-- Space timezones do not apply: Clemta's times are absolute, and dates without an offset are UTC.
+- Clemta's times are absolute (Unix seconds); date ranges and date words are read in `CLEMTA_TIMEZONE` (UTC).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any, ClassVar, cast
+from zoneinfo import ZoneInfo
 
 import httpx
 from pydantic import JsonValue, ValidationError
@@ -41,11 +41,11 @@ from tools.models import (
     ClemtaDetails,
     Contact,
     ContactPage,
+    CustomFields,
     GetContactQuery,
     ListContactsQuery,
     NewContact,
     iso_utc,
-    parse_range,
 )
 
 _CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
@@ -101,7 +101,19 @@ class Clemta(Provider):
 
     def __init__(self, settings: ClemtaSettings, upstream: Upstream) -> None:
         self._company = settings.company_id or ""
+        self._zone = ZoneInfo(settings.timezone)
         self._upstream = upstream
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._zone
+
+    async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
+        return CustomFields(
+            provider=self.name,
+            filterable=False,
+            note="Clemta contacts have no custom fields: its API knows type, status, description, emails and billing.",
+        )
 
     @classmethod
     def configured(cls, settings: Settings) -> bool:
@@ -155,9 +167,9 @@ class Clemta(Provider):
         if query.conditions:
             raise self._unsupported("filter_by_custom_field")
         company = self._need_company("list_contacts")
-        start, end = parse_range(query.start_date, query.end_date, zone=UTC)
-        after = int(start.replace(tzinfo=UTC).timestamp()) - 1
-        until = int(end.replace(tzinfo=UTC).timestamp())
+        start, end = query.range.aware()
+        after = int(start.timestamp()) - 1
+        until = int(end.timestamp())
         skip = decode_cursor(query.cursor) if query.cursor else 0
         params = [
             ("company_id", company),

@@ -7,8 +7,11 @@ response shows `[{}]`), so both plain strings and objects are read, taking the `
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
@@ -16,7 +19,7 @@ import httpx
 from pydantic import JsonValue
 
 from server.budgets import Budgets
-from server.errors import ValidationFailed
+from server.errors import ContactsError, ValidationFailed
 from server.http import QueryParams, Upstream, path
 from server.providers.base import (
     Capability,
@@ -26,10 +29,25 @@ from server.providers.base import (
     unexpected_shape,
     upstream_id,
 )
+from server.providers.cometly_fields import FieldCache, discover, named_slots, resolve_field
 from server.settings import CometlySettings, Rate, Settings
-from tools.models import Contact, ContactPage, GetContactQuery, ListContactsQuery, NewContact, iso_utc, parse_range
+from tools.models import (
+    Contact,
+    ContactPage,
+    CustomField,
+    CustomFields,
+    FilterCondition,
+    GetContactQuery,
+    ListContactsQuery,
+    NewContact,
+    iso_utc,
+)
+
+logger = logging.getLogger(__name__)
 
 _CONTACT_ID = re.compile(r"^[1-9][0-9]{0,18}$")
+REFRESH_AFTER_422_SECONDS = 60.0
+"""The least time between two re-reads of the labels that 422s about unlabelled slots set off."""
 MAX_QUERY_CHARS = 60_000
 """The longest encoded query a list request sends; httpx refuses a URL part over 65,536 characters."""
 _LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
@@ -105,9 +123,16 @@ class Cometly(Provider):
         "cometly.create_contact": (Rate(60, 60.0),),
     }
 
-    def __init__(self, settings: CometlySettings, upstream: Upstream) -> None:
+    def __init__(self, settings: CometlySettings, upstream: Upstream, *, fields_ttl_seconds: float = 3_600.0) -> None:
         self._zone = ZoneInfo(settings.timezone)
         self._upstream = upstream
+        self._fields = FieldCache(discover=self._discover_fields, ttl_seconds=fields_ttl_seconds)
+        self._fields_ttl = fields_ttl_seconds
+        self._refreshed_at: float | None = None
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return self._zone
 
     @classmethod
     def configured(cls, settings: Settings) -> bool:
@@ -129,7 +154,7 @@ class Cometly(Provider):
             budgets=budgets,
             transport=transport,
         )
-        return cls(settings.cometly, upstream)
+        return cls(settings.cometly, upstream, fields_ttl_seconds=settings.custom_fields_ttl_seconds)
 
     async def aclose(self) -> None:
         await self._upstream.aclose()
@@ -158,11 +183,48 @@ class Cometly(Provider):
         return self._detail(body)
 
     async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
-        start, end = parse_range(query.start_date, query.end_date, zone=self._zone)
+        conditions = await self._on_slots(query.conditions)
+        try:
+            page = await self._list(self._list_params(query, conditions))
+        except ValidationFailed as exc:
+            if exc.status != 422 or not set(named_slots(exc.message)) & {c.field for c, _ in conditions}:
+                raise
+            # A slot lost its label (or a label moved) since the labels were read: read them again, and
+            # send once more if a label now names another slot; otherwise say which fields can be filtered.
+            fields = await self._labels_after_422()
+            again = _on_slots_with(query.conditions, fields) if fields is not None else conditions
+            if [c.field for c, _ in again] == [c.field for c, _ in conditions]:
+                raise ValidationFailed(f"{exc.message} {_labelled_now(fields)}", status=exc.status) from exc
+            conditions = again
+            page = await self._list(self._list_params(query, conditions))
+        if conditions:
+            page.filters = [condition.applied(label) for condition, label in conditions]
+        return page
+
+    async def _labels_after_422(self) -> list[CustomField] | None:
+        """The labels after Cometly refused a slot: read again, at most once a minute, never failing the call.
+
+        A model that keeps naming unlabelled slots would otherwise spend two list requests of the tiny
+        budget (15 a minute) on every try; and a failed re-read must not hide the 422 it follows.
+        """
+        cached = self._fields.cached
+        now = time.monotonic()
+        if self._refreshed_at is not None and now - self._refreshed_at < REFRESH_AFTER_422_SECONDS:
+            return cached.fields if cached else None
+        self._refreshed_at = now
+        try:
+            return (await self._fields.get(refresh=True)).fields
+        except ContactsError as exc:
+            logger.info("could not read Cometly's custom-field labels again after a 422: %s", exc.kind)
+            return cached.fields if cached else None
+
+    def _list_params(
+        self, query: ListContactsQuery, conditions: Sequence[tuple[FilterCondition, str | None]]
+    ) -> list[tuple[str, str]]:
         params: list[tuple[str, str]] = [
             # isoformat, not %Y: strftime writes year 1 as "1", which Cometly's Y-m-d H:i:s refuses
-            ("start_date", start.isoformat(sep=" ", timespec="seconds")),
-            ("end_date", end.isoformat(sep=" ", timespec="seconds")),
+            ("start_date", query.range.start.isoformat(sep=" ", timespec="seconds")),
+            ("end_date", query.range.end.isoformat(sep=" ", timespec="seconds")),
             ("per_page", str(query.per_page)),
         ]
         if query.cursor:
@@ -173,15 +235,49 @@ class Cometly(Provider):
             ("include_custom_fields", _flag(query.include_custom_fields)),
             ("use_custom_field_labels", _flag(query.use_custom_field_labels)),
         ]
-        for index, condition in enumerate(query.conditions):
-            params += condition.query(index)
+        for index, (condition, _) in enumerate(conditions):
+            params += condition.on_day(query.today).query(index)
         encoded = len(str(httpx.QueryParams(tuple(params))))
         if encoded > MAX_QUERY_CHARS:
             raise ValidationFailed(
                 f"The conditions are too long to send: the query would be {encoded} characters once encoded, "
                 f"and at most {MAX_QUERY_CHARS} fit in a URL. Shorten the conditions' values."
             )
-        return await self._list(params)
+        return params
+
+    async def _on_slots(self, conditions: Sequence[FilterCondition]) -> list[tuple[FilterCondition, str | None]]:
+        """Each condition on its slot, with the label it named (None when it named the slot itself).
+
+        Labels are read from Cometly (cached) only when a condition names one, so filtering by slot
+        spends no extra request of the list budget.
+        """
+        if all(condition.slot is not None for condition in conditions):
+            return [(condition, None) for condition in conditions]
+        return _on_slots_with(conditions, (await self._fields.get()).fields)
+
+    async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
+        found = await self._fields.get(refresh=refresh)
+        checked_at = found.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if found.fields is None:
+            note = (
+                "Cometly has no contact yet, and labels can only be read from a contact; until one exists, filter "
+                "by slot (profile_field_1..15 text, 16..25 number, 26..30 date)."
+            )
+        else:
+            note = (
+                "Read from Cometly's contact list, where labelled slots show under their label. Only labelled "
+                f"slots can be filtered. Reused for {self._fields_ttl / 60:g} minutes; refresh=true reads them again."
+            )
+        return CustomFields(
+            provider=self.name, filterable=True, fields=found.fields or [], checked_at=checked_at, note=note
+        )
+
+    async def _discover_fields(self) -> list[CustomField] | None:
+        now = datetime.now(UTC).astimezone(self._zone).replace(tzinfo=None, microsecond=0)
+        return await discover(self._fetch_list, now=now)
+
+    async def _fetch_list(self, params: list[tuple[str, str]]) -> Any:
+        return await self._upstream.request("cometly.list_contacts", "GET", path("contacts"), params=params)
 
     async def _list(self, params: QueryParams) -> ContactPage:
         body = await self._upstream.request("cometly.list_contacts", "GET", path("contacts"), params=params)
@@ -259,3 +355,28 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
         )
+
+
+def _labelled_now(fields: Sequence[CustomField] | None) -> str:
+    """What a 422 about an unlabelled slot adds: the fields that can be filtered, as just read."""
+    if fields is None:
+        return "Cometly has no contact yet, so its labels cannot be read; only labelled slots can be filtered."
+    if not fields:
+        return "No custom field of this Cometly Space has a label, so none can be filtered."
+    listed = ", ".join(f"{field.label!r} ({field.slot})" for field in fields)
+    return f"The fields that can be filtered now: {listed}."
+
+
+def _on_slots_with(
+    conditions: Sequence[FilterCondition], fields: Sequence[CustomField] | None
+) -> list[tuple[FilterCondition, str | None]]:
+    """Each condition on its slot by `fields`, with the field's label (None for a slot no label names)."""
+    labels = {field.slot: field.label for field in fields or []}
+    resolved: list[tuple[FilterCondition, str | None]] = []
+    for condition in conditions:
+        if condition.slot is not None:
+            resolved.append((condition, labels.get(condition.slot)))
+            continue
+        slot = resolve_field(condition.field, fields)
+        resolved.append((condition.for_slot(slot), labels.get(slot, condition.field)))
+    return resolved

@@ -20,7 +20,7 @@ from server.errors import NotFound, ValidationFailed
 from server.http import Upstream, path
 from server.providers.base import Capability, Provider, created, stripped, unexpected_shape, upstream_id
 from server.settings import HighLevelSettings, Rate, Settings
-from tools.models import Contact, GetContactQuery, HighLevelDetails, NewContact, iso_utc
+from tools.models import Contact, CustomFields, GetContactQuery, HighLevelDetails, NewContact, iso_utc
 
 API_VERSION = "2021-07-28"
 _LIMITS = (Rate(100, 10.0), Rate(200_000, 86_400.0))
@@ -83,6 +83,14 @@ class HighLevel(Provider):
                 "the person running this server must set it."
             )
         return self._location
+
+    async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
+        return CustomFields(
+            provider=self.name,
+            filterable=False,
+            note="HighLevel custom fields show on get_contact under their field id (customFields); this server "
+            "cannot list their names or filter by them (HighLevel's contacts API offers neither).",
+        )
 
     async def get_contact(self, query: GetContactQuery) -> Contact:
         contact_id = query.contact_id.strip()

@@ -1,0 +1,370 @@
+"""Custom fields by label: discovery, the describe tool and resource, resolution, and refresh on a 422."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from mcp import Client
+
+from server.app import build_server
+from server.settings import CometlySettings, Rate
+from tests.conftest import COMETLY_KEY, COMETLY_URL, make_settings, text_of
+
+pytestmark = pytest.mark.anyio
+
+NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
+RANGE = {"start_date": "2026-11-01", "end_date": "2026-11-23"}
+GENEROUS = {"cometly.list_contacts": (Rate(1_000, 60.0),)}
+
+
+class Space:
+    """A Cometly Space's list endpoint: labelled slots, one contact, and Cometly's 422 for unlabelled filters."""
+
+    def __init__(self, labels: dict[int, str]) -> None:
+        self.labels = labels
+        self.requests: list[dict[str, str]] = []
+
+    def item(self, *, labelled: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {"id": 7, "email": "a@example.com", "name": "A", "phone": None, "location": None}
+        for slot in range(1, 31):
+            key = self.labels.get(slot, f"profile_field_{slot}") if labelled else f"profile_field_{slot}"
+            item[key] = "Premium" if slot == 5 else None
+        return item
+
+    def discoveries(self) -> list[dict[str, str]]:
+        return [request for request in self.requests if request.get("per_page") == "1"]
+
+    def filters(self) -> list[dict[str, str]]:
+        return [request for request in self.requests if "custom_field_filters[0][field]" in request]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        query = dict(httpx.QueryParams(request.url.query).multi_items())
+        self.requests.append(query)
+        for index in range(10):
+            field = query.get(f"custom_field_filters[{index}][field]")
+            if field is not None and int(field.removeprefix("profile_field_")) not in self.labels:
+                message = f"The custom_field_filters.{index}.field refers to {field}, which has no label in this space."
+                return httpx.Response(
+                    422, json={"message": message, "errors": {f"custom_field_filters.{index}.field": [message]}}
+                )
+        labelled = query.get("use_custom_field_labels") == "1" and query.get("include_custom_fields") == "1"
+        data = [self.item(labelled=labelled)] if query.get("include_custom_fields") == "1" else [{"id": 7}]
+        return httpx.Response(200, json={"data": data, "next_cursor": None})
+
+
+def server(**overrides: Any) -> Any:
+    return build_server(make_settings(rate_limits=GENEROUS, **overrides), clock=lambda: NOW)
+
+
+@pytest.fixture
+def space(cometly: respx.MockRouter) -> Space:
+    space = Space({1: "Company", 5: "Customer Plan", 6: "plan", 7: "PLAN", 16: "Seats", 26: "Trial Ends"})
+    cometly.get("/contacts").mock(side_effect=space)
+    return space
+
+
+def condition(field: str, operator: str = "equal_to", **rest: Any) -> dict[str, Any]:
+    return {"field": field, "operator": operator, **(rest if rest else {"value": "Premium"})}
+
+
+async def test_describe_custom_fields_reads_labels_from_the_list_endpoint_raw_and_labelled(space: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool("describe_custom_fields", {})
+
+    assert not result.is_error, text_of(result)
+    described = result.structured_content
+    assert described is not None
+    assert [(field["slot"], field["label"], field["type"]) for field in described["fields"]] == [
+        ("profile_field_1", "Company", "text"),
+        ("profile_field_5", "Customer Plan", "text"),
+        ("profile_field_6", "plan", "text"),
+        ("profile_field_7", "PLAN", "text"),
+        ("profile_field_16", "Seats", "number"),
+        ("profile_field_26", "Trial Ends", "date"),
+    ]
+    assert list(described["operators"]) == ["text", "number", "date"]
+    assert described["operators"]["number"][:3] == ["equal_to", "not_equal_to", "greater_than"]
+    assert described["filterable"] is True
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", described["checked_at"])
+    [labelled, raw] = space.requests
+    assert labelled["use_custom_field_labels"] == "1"
+    assert raw["use_custom_field_labels"] == "0"
+    assert labelled["include_custom_fields"] == raw["include_custom_fields"] == "1"
+    assert labelled["per_page"] == raw["per_page"] == "1"
+
+
+async def test_labels_are_read_once_and_reused_until_refresh(space: Space) -> None:
+    async with Client(server()) as client:
+        await client.call_tool("describe_custom_fields", {})
+        await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("Customer Plan")]})
+        await client.call_tool("describe_custom_fields", {})
+        assert len(space.discoveries()) == 2
+        await client.call_tool("describe_custom_fields", {"refresh": True})
+
+    assert len(space.discoveries()) == 4
+
+
+async def test_the_custom_fields_resource_lists_every_provider(space: Space) -> None:
+    async with Client(server()) as client:
+        listed = await client.list_resources()
+        read = await client.read_resource("contacts://custom-fields")
+
+    assert [str(resource.uri) for resource in listed.resources] == ["contacts://custom-fields"]
+    [content] = read.contents
+    providers = json.loads(getattr(content, "text"))  # noqa: B009 - TextResourceContents
+    assert [entry["provider"] for entry in providers] == ["cometly"]
+    assert [field["label"] for field in providers[0]["fields"]][:2] == ["Company", "Customer Plan"]
+
+
+@pytest.mark.parametrize(
+    ("field", "slot"),
+    [
+        ("Customer Plan", "profile_field_5"),
+        ("customer plan", "profile_field_5"),
+        ("  CUSTOMER   plan ", "profile_field_5"),
+        ("plan", "profile_field_6"),  # exact beats the case-insensitive matches PLAN and plan
+        ("PROFILE_FIELD_1", "profile_field_1"),
+    ],
+)
+async def test_a_condition_names_a_field_by_label_in_any_case_or_by_slot(space: Space, field: str, slot: str) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition(field)]})
+
+    assert not result.is_error, text_of(result)
+    [sent] = space.filters()
+    assert sent["custom_field_filters[0][field]"] == slot
+    assert result.structured_content is not None
+    [applied] = result.structured_content["filters"]
+    assert applied["field"] == slot
+
+
+async def test_a_slot_given_as_such_spends_no_request_on_labels(space: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [condition("profile_field_5")]}
+        )
+
+    assert not result.is_error, text_of(result)
+    assert space.discoveries() == []
+    assert len(space.requests) == 1
+
+
+async def test_an_unknown_label_lists_the_labelled_fields_and_sends_no_filter(space: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("Plan Tier")]})
+
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith("[validation_error]")
+    assert "'Customer Plan' (profile_field_5)" in text
+    assert "'Seats' (profile_field_16)" in text
+    assert "describe_custom_fields" in text
+    assert space.filters() == []
+
+
+async def test_an_ambiguous_label_names_each_candidate_slot(cometly: respx.MockRouter) -> None:
+    space = Space({5: "Plan", 9: "PLAN"})
+    cometly.get("/contacts").mock(side_effect=space)
+
+    async with Client(server()) as client:
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("plan")]})
+
+    assert result.is_error
+    assert text_of(result).startswith("[validation_error]")
+    assert "profile_field_5" in text_of(result)
+    assert "profile_field_9" in text_of(result)
+    assert space.filters() == []
+
+
+async def test_a_label_of_a_number_field_checks_the_value_as_a_number(space: Space) -> None:
+    async with Client(server()) as client:
+        bad = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [{"field": "seats", "operator": "contains", "value": 3}]}
+        )
+        good = await client.call_tool(
+            "filter_by_custom_field",
+            {**RANGE, "conditions": [{"field": "seats", "operator": "greater_than", "value": "3"}]},
+        )
+
+    assert bad.is_error
+    assert text_of(bad).startswith("[validation_error]")
+    assert "profile_field_16" in text_of(bad)
+    assert not good.is_error, text_of(good)
+    [sent] = space.filters()
+    assert sent["custom_field_filters[0][value]"] == "3"
+
+
+async def test_a_422_on_a_slot_that_lost_its_label_refreshes_and_resends_where_the_label_moved(
+    cometly: respx.MockRouter,
+) -> None:
+    space = Space({5: "Customer Plan"})
+    cometly.get("/contacts").mock(side_effect=space)
+
+    async with Client(server()) as client:
+        await client.call_tool("describe_custom_fields", {})
+        space.labels = {8: "Customer Plan"}  # someone moved the label in Cometly's settings
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("Customer Plan")]})
+
+    assert not result.is_error, text_of(result)
+    assert [sent["custom_field_filters[0][field]"] for sent in space.filters()] == [
+        "profile_field_5",
+        "profile_field_8",
+    ]
+    assert len(space.discoveries()) == 4  # the first read, and the refresh after the 422
+    assert result.structured_content is not None
+    assert result.structured_content["filters"] == [
+        {"field": "profile_field_8", "label": "Customer Plan", "operator": "equal_to", "value": "Premium"}
+    ]
+
+
+async def test_a_422_on_an_unlabelled_slot_refreshes_and_says_which_fields_can_be_filtered(space: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [condition("profile_field_9")]}
+        )
+
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith("[validation_error]")
+    assert "profile_field_9" in text
+    assert "'Customer Plan' (profile_field_5)" in text
+    assert len(space.filters()) == 1  # not sent again: nothing changed
+    assert len(space.discoveries()) == 2
+
+
+async def test_without_any_contact_labels_are_unknown_and_slots_still_work(cometly: respx.MockRouter) -> None:
+    route = cometly.get("/contacts").respond(200, json={"data": [], "next_cursor": None})
+
+    async with Client(server()) as client:
+        described = await client.call_tool("describe_custom_fields", {})
+        by_label = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("Plan")]})
+
+    assert described.structured_content is not None
+    assert described.structured_content.get("fields") in (None, [])
+    assert "no contact" in described.structured_content["note"]
+    assert by_label.is_error
+    assert "profile_field" in text_of(by_label)
+    assert route.call_count == 3  # three widening ranges, labelled only, once: the empty answer is cached
+
+
+async def test_date_words_resolve_on_the_spaces_date_not_the_utc_one(space: Space) -> None:
+    cometly = CometlySettings(api_key=COMETLY_KEY, base_url=COMETLY_URL, timezone="America/New_York")  # pyright: ignore[reportArgumentType]
+    late_sunday = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # Monday in UTC, still Sunday 22:00 in New York
+    conditions = [
+        {"field": "Trial Ends", "operator": "between", "start": "last month", "end": "last month"},
+        {"field": "profile_field_26", "operator": "greater_than", "value": "last week"},
+    ]
+    settings = make_settings(rate_limits=GENEROUS, cometly=cometly)
+
+    async with Client(build_server(settings, clock=lambda: late_sunday)) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field", {"start_date": "last 7 days", "conditions": conditions}
+        )
+
+    assert not result.is_error, text_of(result)
+    [sent] = space.filters()
+    assert sent["custom_field_filters[0][start]"] == "2026-10-01"
+    assert sent["custom_field_filters[0][end]"] == "2026-10-31"
+    assert sent["custom_field_filters[1][value]"] == "2026-11-15"  # after last week, which ended Sunday the 15th
+    assert sent["start_date"] == "2026-11-16 00:00:00"
+    assert sent["end_date"] == "2026-11-22 23:59:59"
+    assert result.structured_content is not None
+    assert result.structured_content["range"] == {
+        "start": "2026-11-16T00:00:00-05:00",
+        "end": "2026-11-22T23:59:59-05:00",
+        "timezone": "America/New_York",
+    }
+
+
+async def test_equal_to_a_period_longer_than_a_day_asks_for_between(space: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field",
+            {**RANGE, "conditions": [{"field": "Trial Ends", "operator": "equal_to", "value": "last week"}]},
+        )
+
+    assert result.is_error
+    assert text_of(result).startswith("[validation_error]")
+    assert "between" in text_of(result)
+    assert space.filters() == []
+
+
+async def test_server_info_reports_providers_timezone_and_what_each_budget_has_left(space: Space) -> None:
+    async with Client(server()) as client:
+        await client.call_tool("list_contacts", RANGE)
+        result = await client.call_tool("server_info", {})
+
+    assert not result.is_error, text_of(result)
+    info = result.structured_content
+    assert info is not None
+    assert info["providers"] == [
+        {
+            "name": "cometly",
+            "tools": ["create_contact", "filter_by_custom_field", "get_contact", "list_contacts"],
+            "timezone": "UTC",
+        }
+    ]
+    budgets = {budget["name"]: budget for budget in info["budgets"]}
+    assert budgets["cometly.list_contacts"]["remaining"] == 999
+    assert budgets["cometly.get_contact"] == {
+        "name": "cometly.get_contact",
+        "limits": "30 requests per 60 s",
+        "remaining": 30,
+    }
+    assert info["read_only"] is False
+    assert info["max_result_tokens"] == 20_000
+    assert COMETLY_KEY not in text_of(result)
+
+
+async def test_server_info_keeps_to_its_schema_when_the_allow_list_leaves_a_provider_no_tools() -> None:
+    from tests.conftest import make_all_settings
+
+    async with Client(build_server(make_all_settings(tools=["server_info", "find_contact"]))) as client:
+        result = await client.call_tool("server_info", {})
+
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert [provider.get("tools", []) for provider in result.structured_content["providers"]] == [
+        [],
+        ["find_contact"],
+        [],
+    ]
+
+
+async def test_422s_re_read_the_labels_at_most_once_a_minute(space: Space) -> None:
+    bad = {**RANGE, "conditions": [condition("profile_field_9")]}
+
+    async with Client(server()) as client:
+        first = await client.call_tool("filter_by_custom_field", bad)
+        second = await client.call_tool("filter_by_custom_field", bad)
+
+    assert text_of(first).startswith("[validation_error]")
+    assert text_of(second).startswith("[validation_error]")
+    assert "'Customer Plan' (profile_field_5)" in text_of(second)  # from the labels read after the first
+    assert len(space.filters()) == 2
+    assert len(space.discoveries()) == 2
+
+
+async def test_a_failed_re_read_after_a_422_still_answers_the_422(cometly: respx.MockRouter) -> None:
+    space = Space({5: "Customer Plan"})
+
+    def busy_for_discovery(request: httpx.Request) -> httpx.Response:
+        if httpx.QueryParams(request.url.query).get("per_page") == "1":
+            return httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "Too Many Attempts."})
+        return space(request)
+
+    cometly.get("/contacts").mock(side_effect=busy_for_discovery)
+
+    async with Client(server()) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [condition("profile_field_9")]}
+        )
+
+    assert text_of(result).startswith("[validation_error]")
+    assert "profile_field_9" in text_of(result)

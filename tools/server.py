@@ -1,0 +1,194 @@
+"""Tools about the server itself: which custom fields can be filtered, and what the server is and has left.
+
+`describe_custom_fields` (also the resource `contacts://custom-fields`) tells the model the labels
+it may use in filter_by_custom_field; `server_info` tells it the providers, their timezones, and
+how many requests each rate budget has left right now. Like `tools.contacts`, this module must not
+use `from __future__ import annotations`: the SDK reads the signatures at registration.
+"""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.server.mcpserver.resources import FunctionResource
+from mcp_types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from server.budgets.base import limits_text
+from server.errors import ContactsError
+from server.providers.base import Provider
+from server.state import AppState, SharedState
+from tools.contacts import READ, SERVER_TOOLS, ToolContext, provider_argument
+from tools.models import CustomFields
+
+logger = logging.getLogger(__name__)
+
+CUSTOM_FIELDS_URI = "contacts://custom-fields"
+LOCAL_READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+"""server_info reads only the server's own state: no upstream is asked."""
+
+
+class BudgetLeft(BaseModel):
+    """One rate budget and what is left of it now."""
+
+    name: str = Field(description="provider.tool, e.g. cometly.list_contacts.")
+    limits: str = Field(description="The upstream's limit, shared by everyone on the same API key.")
+    remaining: int | None = Field(
+        default=None, description="Requests that can be sent right now without waiting; left out when unknown."
+    )
+
+
+class ProviderInfo(BaseModel):
+    """One configured provider."""
+
+    name: str = Field(description="The value of the tools' `provider` argument.")
+    tools: list[str] = Field(
+        default_factory=list[str], description="The tools that serve this provider on this server."
+    )
+    timezone: str | None = Field(
+        default=None, description="The timezone its date ranges and date words are read in (list providers)."
+    )
+
+
+class ServerInfo(BaseModel):
+    """What this server is, what it serves, and how much of each rate budget is left."""
+
+    name: str
+    version: str
+    default_provider: str = Field(description="The provider tools use when `provider` is left out.")
+    providers: list[ProviderInfo]
+    read_only: bool = Field(description="Whether tools that change data (create_contact) are switched off.")
+    sandbox: bool = Field(description="Whether the data is the built-in sandbox's generated contacts.")
+    max_result_tokens: int = Field(description="The ceiling of one result, in tokens (about 4 characters each).")
+    shared_budgets: Literal["memory", "redis"] = Field(
+        description="Where budgets are counted: this process only, or Redis, shared by every process on the key."
+    )
+    budgets: list[BudgetLeft]
+
+
+@dataclass(frozen=True)
+class About:
+    """What server_info reports that is fixed at start."""
+
+    version: str
+    read_only: bool
+    sandbox: bool
+    max_result_tokens: int
+    shared_budgets: Literal["memory", "redis"]
+
+
+_DESCRIPTIONS = {
+    "describe_custom_fields": (
+        "Describe custom fields",
+        "List the custom fields of a provider's account that filter_by_custom_field can filter on: each "
+        "slot (profile_field_N) with its label (e.g. 'Customer Plan') and its type (text, number or date), "
+        "and the operators each type takes. Call it before filter_by_custom_field when unsure what a field is called; "
+        "conditions may then name the label. Labels are read from the provider and reused for a while; "
+        "pass refresh=true after a field was renamed.",
+    ),
+    "server_info": (
+        "Server info",
+        "Describe this server: the configured providers and the tools each serves, the timezone date ranges "
+        "are read in, whether it is read-only or sandbox data, the result ceiling, and how many requests each "
+        "rate budget has left right now (budgets are shared by everyone on the same API key). Use it to plan "
+        "bulk reads or when a call was rate limited.",
+    ),
+}
+assert set(_DESCRIPTIONS) == set(SERVER_TOOLS)
+
+
+def register_server_tools(
+    server: MCPServer[AppState],
+    providers: Sequence[type[Provider]],
+    *,
+    state: SharedState,
+    about: About,
+    only: Sequence[str] | None = None,
+) -> None:
+    """Add describe_custom_fields (and its resource) and server_info, unless the allow-list leaves them out."""
+    names = [provider.name for provider in providers]
+    if only is None or "describe_custom_fields" in only:
+        fn = _describe_custom_fields(names[0])
+        fn.__annotations__["provider"] = provider_argument("describe_custom_fields", names)
+        title, description = _DESCRIPTIONS["describe_custom_fields"]
+        server.add_tool(fn, name="describe_custom_fields", title=title, description=description, annotations=READ)
+        server.add_resource(_custom_fields_resource(state, names))
+    if only is None or "server_info" in only:
+        title, description = _DESCRIPTIONS["server_info"]
+        info = _server_info(providers, about, only)
+        server.add_tool(info, name="server_info", title=title, description=description, annotations=LOCAL_READ)
+
+
+def _describe_custom_fields(default: str) -> Any:
+    async def describe_custom_fields(
+        ctx: ToolContext,
+        refresh: Annotated[
+            bool, Field(description="Read the labels from the provider again instead of reusing them.")
+        ] = False,
+        provider: str = default,
+    ) -> CustomFields:
+        return await ctx.request_context.lifespan_context.provider(provider).custom_fields(refresh=refresh)
+
+    return describe_custom_fields
+
+
+def _custom_fields_resource(state: SharedState, names: Sequence[str]) -> FunctionResource:
+    async def custom_fields() -> str:
+        try:
+            async with state.hold() as app:
+                found = [await app.provider(name).custom_fields() for name in names]
+        except ContactsError as exc:
+            raise ResourceError(exc.render()) from None
+        return "[" + ",".join(fields.model_dump_json(exclude_none=True) for fields in found) + "]"
+
+    return FunctionResource.from_function(
+        custom_fields,
+        uri=CUSTOM_FIELDS_URI,
+        name="custom_fields",
+        title="Custom fields",
+        description="Each configured provider's filterable custom fields: slot, label, type and operators "
+        "(what describe_custom_fields returns), as a JSON array.",
+        mime_type="application/json",
+    )
+
+
+def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequence[str] | None) -> Any:
+    def served(provider: type[Provider]) -> list[str]:
+        tools = [tool for tool in provider.capabilities if only is None or tool in only]
+        if about.read_only:
+            tools = [tool for tool in tools if tool != "create_contact"]
+        return sorted(tools)
+
+    async def server_info(ctx: ToolContext) -> ServerInfo:
+        app = ctx.request_context.lifespan_context
+        budgets: list[BudgetLeft] = []
+        for budget in app.budgets:
+            try:
+                remaining: int | None = await budget.remaining()
+            except ContactsError:  # the shared store is down: the calls themselves will say so
+                logger.info("could not read budget %s", budget.name, exc_info=True)
+                remaining = None
+            budgets.append(BudgetLeft(name=budget.name, limits=limits_text(budget.rates), remaining=remaining))
+        return ServerInfo(
+            name="contacts-mcp",
+            version=about.version,
+            default_provider=providers[0].name,
+            providers=[
+                ProviderInfo(
+                    name=provider.name,
+                    tools=served(provider),
+                    timezone=app.provider(provider.name).zone.key if "list_contacts" in provider.capabilities else None,
+                )
+                for provider in providers
+            ],
+            read_only=about.read_only,
+            sandbox=about.sandbox,
+            max_result_tokens=about.max_result_tokens,
+            shared_budgets=about.shared_budgets,
+            budgets=budgets,
+        )
+
+    return server_info
