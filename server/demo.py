@@ -81,14 +81,22 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     tour.say(f"contacts-mcp sandbox tour: {len(tools.tools)} tools: {', '.join(t.name for t in tools.tools)}")
     tour.say(f"Every result below starts with the line {SANDBOX_NOTE!r} (left out here).")
 
-    start, end = last_week(today)
     page = await tour.call(
-        f"Who signed up last week ({start} to {end})?",
+        "Who signed up last week? (dates may be words, read in the Space's timezone)",
         "list_contacts",
-        {"start_date": start, "end_date": end, "per_page": 5},
+        {"start_date": "last week", "per_page": 5},
     )
     if not page.get("contacts"):
         raise DemoFailed("the sandbox has no contacts from last week")
+    start, end = last_week(today)
+    if not page.get("range", {}).get("start", "").startswith(start):
+        raise DemoFailed(f"'last week' resolved to {page.get('range')}, not {start} to {end}")
+
+    counted = await tour.call(
+        "How many signed up this month?", "list_contacts", {"start_date": "this month", "count_only": True}
+    )
+    if not isinstance(counted.get("count"), int):
+        raise DemoFailed(f"count_only answered {counted}")
 
     contact_id = page["contacts"][0]["id"]
     contact = await tour.call(
@@ -98,14 +106,16 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     )
     tour.say(f"   ({len(contact.get('events') or [])} events)")
 
-    ninety_days_ago = (today - timedelta(days=90)).date().isoformat()
+    fields = await tour.call("Which custom fields can be filtered?", "describe_custom_fields", {})
+    if "Customer Plan" not in {field.get("label") for field in fields.get("fields", [])}:
+        raise DemoFailed(f"describe_custom_fields did not find Customer Plan: {fields}")
+
     premium = await tour.call(
-        "Find leads whose Customer Plan is Premium",
+        "Find leads whose Customer Plan is Premium (the field named by its label)",
         "filter_by_custom_field",
         {
-            "start_date": ninety_days_ago,
-            "end_date": today.date().isoformat(),
-            "conditions": [{"field": "profile_field_5", "operator": "equal_to", "value": "Premium"}],
+            "start_date": "last 90 days",
+            "conditions": [{"field": "Customer Plan", "operator": "equal_to", "value": "Premium"}],
             "per_page": 5,
         },
     )
