@@ -141,7 +141,7 @@ async def read_contacts(
         filters = page.filters
         dropped = _resumed(page.contacts, resume)
         resume = None
-        taken = walk.take(page.contacts[dropped:], cursor, dropped, wanted)
+        taken = walk.take(page.contacts, cursor, dropped, wanted)
         if dropped + taken < len(page.contacts):  # stopped inside this page
             next_cursor, has_more = walk.resume_at(page.contacts, cursor, dropped + taken), True
             break
@@ -200,10 +200,11 @@ class _Walk:
         self.used = ENVELOPE_CHARS
         self.full = False
 
-    def take(self, contacts: list[Contact], cursor: str | None, offset: int, wanted: int) -> int:
-        """Take contacts in order until `wanted` in all or the ceiling; how many were taken."""
+    def take(self, page: list[Contact], cursor: str | None, offset: int, wanted: int) -> int:
+        """Take the page's contacts from `offset` on until `wanted` in all or the ceiling; how many were taken."""
         taken = 0
-        for number, contact in enumerate(contacts):
+        for position in range(offset, len(page)):
+            contact = page[position]
             if self.count >= wanted:
                 break
             if not self.count_only:
@@ -215,8 +216,7 @@ class _Walk:
                 self.used += cost
                 self.contacts.append(shaped)
                 self.cuts += cuts
-                position = offset + number
-                before = contacts[number - 1].id if number > 0 else None
+                before = page[position - 1].id if position > 0 else None
                 self.origins.append(_Origin(cursor, position, before))
             self.count += 1
             taken += 1

@@ -11,6 +11,7 @@ import pytest
 import respx
 from mcp import Client
 
+from server import paging
 from server.app import build_server
 from server.paging import RESUME_PREFIX, Resume
 from server.settings import Rate
@@ -25,9 +26,10 @@ RANGE = {"start_date": "2026-01-01", "end_date": "2026-11-23"}
 class FakeList:
     """Cometly's list endpoint over `count` contacts, ids descending, with Laravel-style opaque cursors."""
 
-    def __init__(self, count: int, *, first_id: int = 100_000, name_chars: int = 12) -> None:
+    def __init__(self, count: int, *, first_id: int = 100_000, name_chars: int = 12, cities: int = 1) -> None:
         self.ids = [first_id - n for n in range(count)]
         self.name_chars = name_chars
+        self.cities = cities
         self.requests: list[dict[str, str]] = []
 
     def item(self, contact_id: int) -> dict[str, Any]:
@@ -36,7 +38,7 @@ class FakeList:
             "email": f"lead{contact_id}@example.com",
             "name": f"Lead {contact_id}".ljust(self.name_chars, "x"),
             "phone": None,
-            "location": "Austin, TX",
+            "location": "Austin, TX" if self.cities == 1 else f"City {contact_id % self.cities}",
         }
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
@@ -183,6 +185,51 @@ async def test_a_page_past_the_ceiling_is_cut_with_a_cursor_and_reading_on_misse
     assert seen == upstream.ids
 
 
+@pytest.mark.parametrize("short", [False, True], ids=["estimate as is", "estimate halved"])
+async def test_reading_on_after_the_ceiling_misses_and_repeats_nothing_even_when_the_estimate_was_short(
+    cometly: respx.MockRouter, monkeypatch: pytest.MonkeyPatch, short: bool
+) -> None:
+    # With no room kept for the envelope and each row's cost halved, the estimate lets too many contacts
+    # in and the exact check has to give some back: the cursor must then point just after the last one shown.
+    if short:
+        row_chars = paging.row_chars
+
+        def halved(item: dict[str, Any]) -> int:
+            return row_chars(item) // 2
+
+        monkeypatch.setattr(paging, "ENVELOPE_CHARS", 0)
+        monkeypatch.setattr(paging, "row_chars", halved)
+    given_back: list[int] = []
+    finish = paging._Walk.finish  # pyright: ignore[reportPrivateUsage]
+
+    def counting_finish(walk: Any, result: Any) -> Any:
+        taken = len(walk.contacts)
+        finished = finish(walk, result)
+        given_back.append(taken - len(walk.contacts))
+        return finished
+
+    monkeypatch.setattr(paging._Walk, "finish", counting_finish)  # pyright: ignore[reportPrivateUsage]
+    upstream = FakeList(400, name_chars=150, cities=50)  # no column but provider is the same on every row
+    cometly.get("/contacts").mock(side_effect=upstream)
+    seen: list[int] = []
+    cursor: str | None = None
+    generous = {"cometly.list_contacts": (Rate(1_000, 60.0),)}
+
+    async with Client(server(max_result_tokens=2_000, rate_limits=generous)) as client:
+        for _ in range(200):
+            arguments = {**RANGE, "per_page": 60, **({"cursor": cursor} if cursor else {})}
+            result = await client.call_tool("list_contacts", arguments)
+            page = page_of(result)
+            assert len(text_of(result)) <= 2_000 * 4
+            seen += ids_of(page)
+            cursor = page.get("next_cursor")
+            if not page["has_more"]:
+                break
+
+    assert seen == upstream.ids
+    assert any(given_back) == short  # the exact check gave contacts back only when the estimate was short
+
+
 async def test_the_ceiling_note_says_how_to_read_on(cometly: respx.MockRouter) -> None:
     cometly.get("/contacts").mock(side_effect=FakeList(500, name_chars=200))
 
@@ -261,3 +308,20 @@ async def test_the_text_is_a_table_with_each_column_named_once(cometly: respx.Mo
     assert text["contacts"]["same_in_every_row"] == {"provider": "cometly", "locations": "Austin, TX"}
     assert text["contacts"]["rows"][0] == ["100000", "lead100000@example.com", "Lead 100000x"]
     assert text_of(result).count('"emails"') == 1
+
+
+async def test_a_long_filter_value_is_echoed_short_so_it_cannot_crowd_out_the_contacts(
+    cometly: respx.MockRouter,
+) -> None:
+    upstream = FakeList(5)
+    cometly.get("/contacts").mock(side_effect=upstream)
+    conditions = [{"field": "profile_field_1", "operator": "contains", "value": "x" * 5_000}] * 10
+
+    async with Client(server(max_result_tokens=2_000)) as client:
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": conditions})
+
+    page = page_of(result)
+    assert upstream.requests[0]["custom_field_filters[9][value]"] == "x" * 5_000  # sent whole
+    assert all(len(applied["value"]) == 200 for applied in page["filters"])
+    assert page["count"] == 5
+    assert len(text_of(result)) <= 2_000 * 4

@@ -239,27 +239,19 @@ def _list_contacts(default: str) -> Callable[..., Any]:
         ] = True,
         provider: str = default,
     ) -> ContactPage:
-        app = ctx.request_context.lifespan_context
-        source = app.provider(provider)
-        query = list_query(
-            source,
+        return await _read_range(
+            ctx,
+            provider,
+            max_results=max_results,
+            count_only=count_only,
             start_date=start_date,
             end_date=end_date,
-            now=app.clock(),
             per_page=per_page,
             cursor=cursor,
             include_all_emails=include_all_emails,
             include_comet_tokens=include_comet_tokens,
             include_custom_fields=include_custom_fields,
             use_custom_field_labels=use_custom_field_labels,
-        )
-        return await read_contacts(
-            source,
-            query,
-            max_results=max_results,
-            count_only=count_only,
-            max_chars=app.max_result_chars,
-            progress=ctx.report_progress,
         )
 
     return list_contacts
@@ -284,29 +276,37 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
         ] = True,
         provider: str = default,
     ) -> ContactPage:
-        app = ctx.request_context.lifespan_context
-        source = app.provider(provider)
-        query = list_query(
-            source,
+        return await _read_range(
+            ctx,
+            provider,
+            max_results=max_results,
+            count_only=count_only,
             start_date=start_date,
             end_date=end_date,
-            now=app.clock(),
             conditions=conditions,
             per_page=per_page,
             cursor=cursor,
             include_custom_fields=include_custom_fields,
             use_custom_field_labels=use_custom_field_labels,
         )
-        return await read_contacts(
-            source,
-            query,
-            max_results=max_results,
-            count_only=count_only,
-            max_chars=app.max_result_chars,
-            progress=ctx.report_progress,
-        )
 
     return filter_by_custom_field
+
+
+async def _read_range(
+    ctx: ToolContext, provider: str, *, max_results: int | None, count_only: bool, **query: Any
+) -> ContactPage:
+    """The contacts of a date range (`query` holds list_query's arguments): a page, many, or their count."""
+    app = ctx.request_context.lifespan_context
+    source = app.provider(provider)
+    return await read_contacts(
+        source,
+        list_query(source, now=app.clock(), **query),
+        max_results=max_results,
+        count_only=count_only,
+        max_chars=app.max_result_chars,
+        progress=ctx.report_progress,
+    )
 
 
 def _find_contact(default: str) -> Callable[..., Any]:

@@ -278,6 +278,8 @@ def _as_date(value: Scalar, what: str, *, words: bool = False) -> str:
     return text
 
 
+ECHO_CHARS = 200
+"""How much of a condition's text value a result's `filters` repeats."""
 _ANY_DAY = date(2000, 1, 1)
 """Any day will do to ask `period` whether a text is a date word at all."""
 
@@ -425,11 +427,14 @@ class FilterCondition(BaseModel):
 
     def applied(self, label: str | None = None) -> AppliedFilter:
         """The condition as sent, for the result to show."""
+        value = self.value
+        if isinstance(value, str) and len(value) > ECHO_CHARS:  # the model sent it: a reminder is enough
+            value = value[: ECHO_CHARS - 1] + "…"
         return AppliedFilter(
             field=self.field,
             label=label,
             operator=self.operator,
-            value=self.value,
+            value=value,
             start=None if self.start is None else str(self.start),
             end=None if self.end is None else str(self.end),
         )
