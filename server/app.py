@@ -167,7 +167,9 @@ def _lifespan(
             budgets = await stack.enter_async_context(open_budgets(specs, redis_url=redis_url))
             opened: dict[str, Provider] = {}
             for provider in providers:
-                instance = provider.from_settings(settings, budgets=budgets, transport=transport and transport())
+                instance = provider.from_settings(
+                    settings, budgets=budgets, transport=transport and transport(), clock=clock
+                )
                 stack.push_async_callback(instance.aclose)
                 opened[provider.name] = instance
             yield AppState(

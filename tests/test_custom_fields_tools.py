@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -91,8 +90,10 @@ async def test_describe_custom_fields_reads_labels_from_the_list_endpoint_raw_an
     assert list(described["operators"]) == ["text", "number", "date"]
     assert described["operators"]["number"][:3] == ["equal_to", "not_equal_to", "greater_than"]
     assert described["filterable"] is True
-    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", described["checked_at"])
+    assert described["checked_at"] == "2026-11-23T15:00:00Z"  # by the server's clock
     [labelled, raw] = space.requests
+    assert labelled["start_date"] == "2026-10-24 15:00:00"  # the last 30 days first, by the server's clock
+    assert labelled["end_date"] == raw["end_date"] == "2026-11-23 15:00:00"
     assert labelled["use_custom_field_labels"] == "1"
     assert raw["use_custom_field_labels"] == "0"
     assert labelled["include_custom_fields"] == raw["include_custom_fields"] == "1"

@@ -8,8 +8,9 @@ its entry in `server.providers.PROVIDERS`, and its tests; no tool changes.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Generator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, ClassVar, Literal
 from zoneinfo import ZoneInfo
 
@@ -23,6 +24,8 @@ from tools.models import Contact, ContactPage, CustomFields, GetContactQuery, Li
 
 Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
 UTC_ZONE = ZoneInfo("UTC")
+Clock = Callable[[], datetime]
+"""The current moment, aware."""
 
 
 class Provider(ABC):
@@ -53,9 +56,17 @@ class Provider(ABC):
     @classmethod
     @abstractmethod
     def from_settings(
-        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        *,
+        budgets: Budgets,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> Provider:
-        """Build the provider and its HTTP client; `transport` replaces the network (sandbox, tests)."""
+        """Build the provider and its HTTP client; `transport` replaces the network (sandbox, tests).
+
+        `clock` gives the current moment (aware) where the provider needs one; default: the system clock.
+        """
 
     @abstractmethod
     async def aclose(self) -> None:

@@ -29,6 +29,7 @@ from server.errors import ContactsError, NotFound, PermissionDenied, ValidationF
 from server.http import Upstream, path, quoted
 from server.providers.base import (
     Capability,
+    Clock,
     Provider,
     created,
     look_up_before_creating_again,
@@ -125,7 +126,12 @@ class Clemta(Provider):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        *,
+        budgets: Budgets,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> Clemta:
         upstream = cls._open_upstream(
             settings,

@@ -23,6 +23,7 @@ from server.errors import ContactsError, ValidationFailed
 from server.http import QueryParams, Upstream, path
 from server.providers.base import (
     Capability,
+    Clock,
     Provider,
     created,
     look_up_before_creating_again,
@@ -123,10 +124,20 @@ class Cometly(Provider):
         "cometly.create_contact": (Rate(60, 60.0),),
     }
 
-    def __init__(self, settings: CometlySettings, upstream: Upstream, *, fields_ttl_seconds: float = 3_600.0) -> None:
+    def __init__(
+        self,
+        settings: CometlySettings,
+        upstream: Upstream,
+        *,
+        fields_ttl_seconds: float = 3_600.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._zone = ZoneInfo(settings.timezone)
         self._upstream = upstream
-        self._fields = FieldCache(discover=self._discover_fields, ttl_seconds=fields_ttl_seconds)
+        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._fields = FieldCache(
+            discover=self._discover_fields, ttl_seconds=fields_ttl_seconds, wall_clock=lambda: self._clock()
+        )
         self._fields_ttl = fields_ttl_seconds
         self._refreshed_at: float | None = None
 
@@ -144,7 +155,12 @@ class Cometly(Provider):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        *,
+        budgets: Budgets,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> Cometly:
         upstream = cls._open_upstream(
             settings,
@@ -154,7 +170,7 @@ class Cometly(Provider):
             budgets=budgets,
             transport=transport,
         )
-        return cls(settings.cometly, upstream, fields_ttl_seconds=settings.custom_fields_ttl_seconds)
+        return cls(settings.cometly, upstream, fields_ttl_seconds=settings.custom_fields_ttl_seconds, clock=clock)
 
     async def aclose(self) -> None:
         await self._upstream.aclose()
@@ -273,7 +289,7 @@ class Cometly(Provider):
         )
 
     async def _discover_fields(self) -> list[CustomField] | None:
-        now = datetime.now(UTC).astimezone(self._zone).replace(tzinfo=None, microsecond=0)
+        now = self._clock().astimezone(self._zone).replace(tzinfo=None, microsecond=0)
         return await discover(self._fetch_list, now=now)
 
     async def _fetch_list(self, params: list[tuple[str, str]]) -> Any:

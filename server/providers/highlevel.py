@@ -18,7 +18,7 @@ from pydantic import JsonValue, ValidationError
 from server.budgets import Budgets
 from server.errors import NotFound, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Provider, created, stripped, unexpected_shape, upstream_id
+from server.providers.base import Capability, Clock, Provider, created, stripped, unexpected_shape, upstream_id
 from server.settings import HighLevelSettings, Rate, Settings
 from tools.models import Contact, CustomFields, GetContactQuery, HighLevelDetails, NewContact, iso_utc
 
@@ -61,7 +61,12 @@ class HighLevel(Provider):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, budgets: Budgets, transport: httpx.AsyncBaseTransport | None = None
+        cls,
+        settings: Settings,
+        *,
+        budgets: Budgets,
+        transport: httpx.AsyncBaseTransport | None = None,
+        clock: Clock | None = None,
     ) -> HighLevel:
         upstream = cls._open_upstream(
             settings,
