@@ -3,10 +3,12 @@
 Contact fields come from the public (web forms, ad clicks), so a field can hold text written to be
 read as an instruction. Every result is therefore data only:
 
-- the text content is the structured content as compact JSON, so every value is a quoted string
-  and never free prose; invisible characters (bidi overrides, zero-width and Unicode tag characters,
-  which can hide text from the person reading along) are written as `\\uXXXX` escapes;
-- strings and lists are capped, and a `truncated` object says what was cut and how to get more;
+- the text content is the structured content as compact JSON (lists of objects as tables, see
+  `as_text`), so every value is a quoted string and never free prose; invisible characters (bidi
+  overrides, zero-width and Unicode tag characters, which can hide text from the person reading
+  along) are written as `\\uXXXX` escapes;
+- empty fields are left out, strings and lists are capped, no result passes the ceiling (`fit`),
+  and a `truncated` object says what was cut and how to get more;
 - the secrets the server holds (API keys, the HTTP token, the Redis password) are replaced by
   `[redacted]` wherever they appear, in results, errors and log lines alike.
 """
