@@ -130,8 +130,11 @@ class ContactsServer(MCPServer[AppState]):
         if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
             return result
         note_chars = len(SANDBOX_NOTE) + 1 if self.sandbox else 0
-        structured = fit(shape(result.structured_content), self.max_result_chars, extra_chars=note_chars)
+        structured = shape(result.structured_content)
         text = as_text(structured)
+        if len(text) + note_chars > self.max_result_chars:
+            structured = fit(structured, self.max_result_chars, extra_chars=note_chars)
+            text = as_text(structured)
         if self.redactor.found_in(text):  # an upstream echoing a key back must not pass it on
             structured = self.redactor.value(structured)
             text = as_text(structured)

@@ -259,7 +259,21 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _tabular(value: Any) -> bool:
+    """Whether `value` holds a list that `_encode` writes as a table."""
+    if isinstance(value, dict):
+        return any(_tabular(item) for item in cast(dict[str, Any], value).values())
+    if isinstance(value, list):
+        items = cast(list[Any], value)
+        if len(items) >= TABLE_MIN_ROWS and all(isinstance(item, dict) for item in items):
+            return True
+        return any(_tabular(item) for item in items)
+    return False
+
+
 def _encode(value: Any) -> str:
+    if not _tabular(value):  # one json.dumps for all of it: most results, and every cell
+        return _json(value)
     if isinstance(value, dict):
         items = cast(dict[str, Any], value).items()
         return "{" + ",".join(f"{_json(key)}:{_encode(item)}" for key, item in items) + "}"
