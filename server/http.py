@@ -12,10 +12,12 @@ short JSON string, so they read as data, never as an instruction.
 from __future__ import annotations
 
 import email.utils
+import functools
 import json as jsonlib
 import logging
 import math
 import random
+import ssl
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -181,6 +183,12 @@ class Answer:
         return jsonlib.loads(self.body)
 
 
+@functools.cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One SSL context (httpx's defaults: certifi's CA bundle) for every provider's client."""
+    return httpx.create_ssl_context()
+
+
 class Upstream:
     """An HTTP client for one provider that keeps every request within its endpoint's budget."""
 
@@ -205,16 +213,33 @@ class Upstream:
         self._timeout = timeout_seconds
         self._max_bytes = max_response_bytes
         self._read_error = read_error
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            headers={"Accept": "application/json", "User-Agent": "contacts-mcp", **headers},
-            timeout=httpx.Timeout(timeout_seconds),
-            transport=transport,
-            follow_redirects=False,
-        )
+        self._base_url = httpx.URL(base_url)
+        self._headers = {"Accept": "application/json", "User-Agent": "contacts-mcp", **headers}
+        self._transport = transport
+        self._opened: httpx.AsyncClient | None = None
+
+    @property
+    def _client(self) -> httpx.AsyncClient:
+        """The provider's one client, made at its first request and kept (keep-alive) for the server's life.
+
+        Made late on purpose: a client over the network loads the CA bundle into an SSL context
+        (about 30 ms each), which a desktop client's start of every configured server would pay for
+        providers it may never call. The context itself is shared by every provider.
+        """
+        if self._opened is None:
+            self._opened = httpx.AsyncClient(
+                base_url=self._base_url,
+                headers=self._headers,
+                timeout=httpx.Timeout(self._timeout),
+                transport=self._transport,
+                verify=shared_ssl_context() if self._transport is None else True,
+                follow_redirects=False,
+            )
+        return self._opened
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        if self._opened is not None:
+            await self._opened.aclose()
 
     async def request(
         self,
@@ -394,7 +419,7 @@ class Upstream:
         kind = type(exc).__name__
         logger.warning("%s: %s failed in transit (%s) after %d tries", described, self.label, kind, attempts)
         sent = not isinstance(exc, NOT_SENT)
-        timed_out = f"did not answer within {self._client.timeout.read:g} s"
+        timed_out = f"did not answer within {self._timeout:g} s"
         if sent and unsure is not None:
             what = timed_out if isinstance(exc, httpx.TimeoutException) else f"dropped the connection ({kind})"
             return UpstreamUnavailable(
@@ -406,7 +431,7 @@ class Upstream:
                 f"{self.label} {timed_out}{_tries(attempts)}. Try again in a moment.", request=described
             )
         return UpstreamUnavailable(
-            f"Could not reach {self.label} at {public_url(self._client.base_url)} ({kind}){_tries(attempts)}. "
+            f"Could not reach {self.label} at {public_url(self._base_url)} ({kind}){_tries(attempts)}. "
             "Try again in a moment; if it persists, the server's base URL setting may be wrong.",
             request=described,
         )
