@@ -13,6 +13,7 @@ Everything about the sandbox and the HTTP transports is imported only when asked
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import os
@@ -218,6 +219,9 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
         raise ConfigurationError("contacts-mcp: --stateless applies to --transport http only")
     server = server or build_server(settings)
     data = " (sandbox data)" if server.sandbox else ""
+    # Everything built so far lives as long as the process: keep it out of the collector's full passes,
+    # which otherwise rescan it while a bulk result of thousands of contacts is built.
+    gc.freeze()
     if transport == "stdio":
         logger.info("contacts-mcp serving over stdio%s", data)
         server.run("stdio")

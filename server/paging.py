@@ -27,7 +27,7 @@ from server.errors import ValidationFailed
 from server.providers.base import Provider
 from server.results import CHARS_PER_TOKEN, PAGE_CAPS, as_text, row_chars, shape, shape_contact
 from tools.dates import resolve_range
-from tools.models import AppliedFilter, Contact, ContactPage, Cut, FilterCondition, ListContactsQuery, Range, Truncated
+from tools.models import AppliedFilter, Contact, ContactPage, FilterCondition, ListContactsQuery, Range, Truncated
 
 logger = logging.getLogger(__name__)
 
@@ -229,9 +229,12 @@ class _Walk:
         return Resume(cursor=cursor, after=page[shown - 1].id, shown=shown).encode()
 
     def finish(self, result: ContactPage) -> ContactPage:
-        """`result` with the contacts taken, cut back further if its text would still pass the ceiling."""
-        page = self._with_contacts(result)
-        while len(self.contacts) > 1 and len(as_text(shape(page.model_dump(mode="json")))) > self.max_chars:
+        """`result` with the contacts taken, cut back further if its text would still pass the ceiling.
+
+        The exact check renders the shaped dicts the walk already holds, as the server will render
+        the result, so a page of thousands of contacts is not turned into models and back per check.
+        """
+        while len(self.contacts) > 1 and len(as_text(self._as_dict(result))) > self.max_chars:
             self.contacts.pop()
             origin = self.origins.pop()
             self.count -= 1
@@ -241,10 +244,30 @@ class _Walk:
             else:
                 cursor = Resume(cursor=origin.cursor, after=origin.before, shown=origin.position).encode()
             result = result.model_copy(update={"next_cursor": cursor, "has_more": True})
-            page = self._with_contacts(result)
-        return page
+        truncated = self._truncated()
+        return result.model_copy(
+            update={
+                "contacts": [Contact.model_validate(contact) for contact in self.contacts],
+                "count": self._count(),
+                "truncated": Truncated.model_validate(truncated) if truncated else None,
+            }
+        )
 
-    def _with_contacts(self, result: ContactPage) -> ContactPage:
+    def _count(self) -> int:
+        return self.count if self.count_only else len(self.contacts)
+
+    def _as_dict(self, result: ContactPage) -> dict[str, Any]:
+        """The result as the server will shape it, from the contacts already shaped."""
+        shaped = shape(result.model_dump(mode="json", exclude={"contacts", "truncated"}))
+        truncated = self._truncated()
+        return {
+            "contacts": self.contacts,
+            **shaped,
+            "count": self._count(),
+            **({"truncated": truncated} if truncated else {}),
+        }
+
+    def _truncated(self) -> dict[str, Any] | None:
         notes: list[str] = []
         kept = [cut for cut in self.cuts if _index(cut["path"]) < len(self.contacts)]
         if kept:
@@ -257,14 +280,7 @@ class _Walk:
                 f"{(self.max_chars + SLACK_CHARS) // CHARS_PER_TOKEN:,} tokens; call again with cursor=next_cursor "
                 "and the same other arguments for the rest, or use count_only for just the number."
             )
-        truncated = Truncated(note=" ".join(notes), cuts=[Cut(**cut) for cut in kept]) if notes else None
-        return result.model_copy(
-            update={
-                "contacts": [Contact.model_validate(contact) for contact in self.contacts],
-                "count": self.count if self.count_only else len(self.contacts),
-                "truncated": truncated,
-            }
-        )
+        return {"note": " ".join(notes), "cuts": kept} if notes else None
 
 
 def _index(path: str) -> int:
