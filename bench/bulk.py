@@ -49,7 +49,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp_types import CallToolRequest, CallToolRequestParams, CallToolResult, TextContent
 
-from bench.http_load import BenchFailed, child, clean_environment
+from bench.http_load import BenchFailed, child, clean_environment, status_kib
 from bench.tables import print_table
 from server.paging import MAX_PAGE
 from server.sandbox import sandbox_environment
@@ -125,18 +125,6 @@ def judge(run: Run, args: argparse.Namespace) -> Verdict:
     ratio = run.seconds / bound if bound else math.nan
     complete = run.error is None and run.contacts == args.contacts and run.distinct == run.contacts
     return Verdict(bound, waits, ratio, complete, passed=complete and ratio <= args.target)
-
-
-def status_kib(pid: int | None, name: str) -> int | None:
-    """A `/proc/<pid>/status` figure in KiB, e.g. `VmHWM` (None without the process or /proc)."""
-    if pid is None:
-        return None
-    try:
-        status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
-    except OSError:
-        return None
-    found = re.search(rf"^{name}:\s+(\d+) kB", status, re.MULTILINE)
-    return int(found.group(1)) if found else None
 
 
 def served_child() -> int | None:

@@ -365,16 +365,21 @@ def cpu_seconds(pid: int | None) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def rss_kib(pid: int | None) -> int | None:
-    """The resident memory of process `pid` in KiB, from /proc (None without a pid or /proc)."""
+def status_kib(pid: int | None, name: str) -> int | None:
+    """A `/proc/<pid>/status` figure in KiB, e.g. `VmRSS` or `VmHWM` (None without the process or /proc)."""
     if pid is None:
         return None
     try:
         status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
     except OSError:
         return None
-    found = re.search(r"^VmRSS:\s+(\d+) kB", status, re.MULTILINE)
+    found = re.search(rf"^{name}:\s+(\d+) kB", status, re.MULTILINE)
     return int(found.group(1)) if found else None
+
+
+def rss_kib(pid: int | None) -> int | None:
+    """The resident memory of process `pid` in KiB, from /proc (None without a pid or /proc)."""
+    return status_kib(pid, "VmRSS")
 
 
 @asynccontextmanager
