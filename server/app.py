@@ -237,6 +237,7 @@ def build_server(
             max_result_tokens=settings.max_result_tokens,
             shared_budgets="redis" if settings.redis_url else "memory",
         ),
+        redact=server.redactor.text,
         only=settings.tools,
     )
     return server

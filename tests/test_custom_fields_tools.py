@@ -369,3 +369,15 @@ async def test_a_failed_re_read_after_a_422_still_answers_the_422(cometly: respx
 
     assert text_of(result).startswith("[validation_error]")
     assert "profile_field_9" in text_of(result)
+
+
+async def test_a_failed_resource_read_says_why_without_the_key(cometly: respx.MockRouter) -> None:
+    cometly.get("/contacts").respond(401, json={"message": f"Invalid API key {COMETLY_KEY}"})
+
+    async with Client(server()) as client:
+        with pytest.raises(Exception) as failed:  # noqa: PT011 - whatever the client raises for a resource error
+            await client.read_resource("contacts://custom-fields")
+
+    assert "[authentication_error]" in str(failed.value)
+    assert COMETLY_KEY not in str(failed.value)
+    assert "[redacted]" in str(failed.value)

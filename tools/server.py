@@ -7,7 +7,7 @@ use `from __future__ import annotations`: the SDK reads the signatures at regist
 """
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -106,16 +106,20 @@ def register_server_tools(
     *,
     state: SharedState,
     about: About,
+    redact: Callable[[str], str],
     only: Sequence[str] | None = None,
 ) -> None:
-    """Add describe_custom_fields (and its resource) and server_info, unless the allow-list leaves them out."""
+    """Add describe_custom_fields (and its resource) and server_info, unless the allow-list leaves them out.
+
+    `redact` takes every secret out of the text of a failed resource read, as the server does for tools.
+    """
     names = [provider.name for provider in providers]
     if only is None or "describe_custom_fields" in only:
         fn = _describe_custom_fields(names[0])
         fn.__annotations__["provider"] = provider_argument("describe_custom_fields", names)
         title, description = _DESCRIPTIONS["describe_custom_fields"]
         server.add_tool(fn, name="describe_custom_fields", title=title, description=description, annotations=READ)
-        server.add_resource(_custom_fields_resource(state, names))
+        server.add_resource(_custom_fields_resource(state, names, redact))
     if only is None or "server_info" in only:
         title, description = _DESCRIPTIONS["server_info"]
         info = _server_info(providers, about, only)
@@ -135,13 +139,13 @@ def _describe_custom_fields(default: str) -> Any:
     return describe_custom_fields
 
 
-def _custom_fields_resource(state: SharedState, names: Sequence[str]) -> FunctionResource:
+def _custom_fields_resource(state: SharedState, names: Sequence[str], redact: Callable[[str], str]) -> FunctionResource:
     async def custom_fields() -> str:
         try:
             async with state.hold() as app:
                 found = [await app.provider(name).custom_fields() for name in names]
         except ContactsError as exc:
-            raise ResourceError(exc.render()) from None
+            raise ResourceError(redact(exc.render())) from None
         return "[" + ",".join(fields.model_dump_json(exclude_none=True) for fields in found) + "]"
 
     return FunctionResource.from_function(
