@@ -143,7 +143,9 @@ async def read_contacts(
         resume = None
         taken = walk.take(page.contacts, cursor, dropped, wanted)
         if dropped + taken < len(page.contacts):  # stopped inside this page
-            next_cursor, has_more = walk.resume_at(page.contacts, cursor, dropped + taken), True
+            shown = dropped + taken
+            next_cursor = _resume_cursor(cursor, shown, page.contacts[shown - 1].id if shown else None)
+            has_more = True
             break
         next_cursor, has_more = page.next_cursor, page.has_more and page.next_cursor is not None
         if progress is not None and bulk:
@@ -160,6 +162,16 @@ async def read_contacts(
         filters=filters,
     )
     return walk.finish(result)
+
+
+def _resume_cursor(cursor: str | None, shown: int, after: str | None) -> str:
+    """The cursor that goes on after the first `shown` contacts, the last being `after`, of the page read with `cursor`.
+
+    With none shown it is the page's own cursor (never the first page's: its first contact always shows).
+    """
+    if shown == 0 or after is None:
+        return cursor or ""
+    return Resume(cursor=cursor, after=after, shown=shown).encode()
 
 
 def _resumed(contacts: list[Contact], resume: Resume | None) -> int:
@@ -222,12 +234,6 @@ class _Walk:
             taken += 1
         return taken
 
-    def resume_at(self, page: list[Contact], cursor: str | None, shown: int) -> str:
-        """The cursor that goes on after the first `shown` contacts of the page read with `cursor`."""
-        if shown == 0:
-            return cursor or ""
-        return Resume(cursor=cursor, after=page[shown - 1].id, shown=shown).encode()
-
     def finish(self, result: ContactPage) -> ContactPage:
         """`result` with the contacts taken, cut back further if its text would still pass the ceiling.
 
@@ -239,10 +245,7 @@ class _Walk:
             origin = self.origins.pop()
             self.count -= 1
             self.full = True
-            if origin.position == 0 or origin.before is None:
-                cursor = origin.cursor or ""
-            else:
-                cursor = Resume(cursor=origin.cursor, after=origin.before, shown=origin.position).encode()
+            cursor = _resume_cursor(origin.cursor, origin.position, origin.before)
             result = result.model_copy(update={"next_cursor": cursor, "has_more": True})
         truncated = self._truncated()
         return result.model_copy(

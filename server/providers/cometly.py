@@ -30,7 +30,7 @@ from server.providers.base import (
     unexpected_shape,
     upstream_id,
 )
-from server.providers.cometly_fields import FieldCache, discover, named_slots, resolve_field
+from server.providers.cometly_fields import FieldCache, discover, named_fields, named_slots, resolve_field
 from server.settings import CometlySettings, Rate, Settings
 from tools.models import (
     Contact,
@@ -273,7 +273,7 @@ class Cometly(Provider):
 
     async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
         found = await self._fields.get(refresh=refresh)
-        checked_at = found.checked_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        checked_at = iso_utc(found.checked_at.timestamp())
         if found.fields is None:
             note = (
                 "Cometly has no contact yet, and labels can only be read from a contact; until one exists, filter "
@@ -379,8 +379,7 @@ def _labelled_now(fields: Sequence[CustomField] | None) -> str:
         return "Cometly has no contact yet, so its labels cannot be read; only labelled slots can be filtered."
     if not fields:
         return "No custom field of this Cometly Space has a label, so none can be filtered."
-    listed = ", ".join(f"{field.label!r} ({field.slot})" for field in fields)
-    return f"The fields that can be filtered now: {listed}."
+    return f"The fields that can be filtered now: {named_fields(fields)}."
 
 
 def _on_slots_with(

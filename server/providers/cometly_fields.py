@@ -303,7 +303,8 @@ def _quoted(text: str) -> str:
     return repr(text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…")
 
 
-def _named(fields: Sequence[CustomField]) -> str:
+def named_fields(fields: Sequence[CustomField]) -> str:
+    """The fields as `'Label' (profile_field_N), ...`, each label quoted short."""
     return ", ".join(f"{_quoted(field.label)} ({field.slot})" for field in fields)
 
 
@@ -350,11 +351,11 @@ def resolve_field(name: str, fields: Sequence[CustomField] | None) -> str:
         return matches[0].slot
     if matches:
         raise ValidationFailed(
-            f"the custom field {shown} is ambiguous: it matches {_named(matches)}; pass the slot instead."
+            f"the custom field {shown} is ambiguous: it matches {named_fields(matches)}; pass the slot instead."
         )
     hint = " Slots are profile_field_1..profile_field_30." if _SLOT_LIKE.fullmatch(text) else ""
     raise ValidationFailed(
-        f"no custom field is labelled {shown}. The labelled fields are: {_named(fields)}. Pass one of these "
+        f"no custom field is labelled {shown}. The labelled fields are: {named_fields(fields)}. Pass one of these "
         f"labels or slots; describe_custom_fields lists them.{hint}"
     )
 
