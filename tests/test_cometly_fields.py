@@ -1,8 +1,9 @@
-"""Cometly's custom-field labels: deriving them, discovering them upstream, caching, and resolving filter fields."""
+"""Cometly's custom-field labels: pairing them with slots by value, discovering them, caching, resolving filters."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import random
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,9 +13,12 @@ import pytest
 
 from server.errors import RateLimited, UpstreamUnavailable, ValidationFailed
 from server.providers.cometly_fields import (
+    MORE_SAMPLE_SIZE,
     NO_CONTACT_TTL_SECONDS,
+    SAMPLE_SIZE,
     Discovered,
     FieldCache,
+    Labels,
     derive,
     discover,
     named_slots,
@@ -24,99 +28,286 @@ from server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
 from server.sandbox.generator import LABELS
 from tests.sandbox.support import NOW as SANDBOX_NOW
 from tests.sandbox.support import UNLIMITED
-from tools.models import CustomField, custom_field
+from tests.shuffle_support import ShuffledKeys, shuffled
+from tools.models import CustomField, UnresolvedField, custom_field
 
 NOW = datetime(2026, 3, 15, 9, 30, 5, 123456)
 """The Space's wall-clock time in the discovery tests (naive, as Cometly reads dates)."""
-SLOTS = [f"profile_field_{n}" for n in range(1, 31)]
 CHECKED = datetime(2026, 3, 15, 9, 30, 6, tzinfo=UTC)
 
 Params = list[tuple[str, str]]
-
-
-def item(keys: list[str], *, contact_id: int = 7) -> dict[str, Any]:
-    """A list item as Cometly sends it: the primary data, then a custom-field value under each key."""
-    body: dict[str, Any] = {"id": contact_id, "email": "a@example.com", "name": "A", "phone": None, "location": None}
-    body.update(dict.fromkeys(keys))
-    return body
-
-
-def keys_with(labels: Mapping[int, str]) -> list[str]:
-    """The 30 custom-field keys in slot order, each the label in `labels` or else the raw slot name."""
-    return [labels.get(n, f"profile_field_{n}") for n in range(1, 31)]
-
-
-def labelled_item(labels: Mapping[int, str]) -> dict[str, Any]:
-    """What Cometly builds for `use_custom_field_labels=1`: later keys overwrite earlier equal ones in place."""
-    body = item([])
-    for key in keys_with(labels):
-        body[key] = None
-    return body
+Values = Mapping[int, object]
+"""One contact's custom values by slot number; a slot left out is null."""
 
 
 def expected(labels: Mapping[int, str]) -> list[CustomField]:
     return [custom_field(f"profile_field_{n}", labels[n]) for n in sorted(labels)]
 
 
+def tie(label: str, *slots: int) -> UnresolvedField:
+    return UnresolvedField(label=label, candidates=[f"profile_field_{n}" for n in slots], reason="tie")
+
+
+def mismatch(label: str, *slots: int) -> UnresolvedField:
+    return UnresolvedField(label=label, candidates=[f"profile_field_{n}" for n in slots], reason="mismatch")
+
+
+def distinct(count: int, *, empty: Sequence[int] = ()) -> list[dict[int, object]]:
+    """`count` contacts whose every slot holds a value of its type no other slot holds, but the `empty` slots."""
+    contacts: list[dict[int, object]] = []
+    for n in range(count):
+        values: dict[int, object] = {}
+        for slot in range(1, 31):
+            if slot in empty:
+                continue
+            if slot <= 15:
+                values[slot] = f"s{slot} c{n}"
+            elif slot <= 25:
+                values[slot] = float(slot * 100 + n)
+            else:
+                values[slot] = f"2026-{slot - 25:02d}-{n + 1:02d} 00:00:00"
+        contacts.append(values)
+    return contacts
+
+
+class FakeSpace:
+    """Cometly's list endpoint over some contacts: newest first, cursor pages, keys in a new order every time.
+
+    With labels, a labelled slot's key is its label, set in slot order into the item as PHP builds it,
+    so a label equal to a key already there (`email`, another slot's name) overwrites that key's value.
+    """
+
+    def __init__(self, labels: Mapping[int, str], contacts: Sequence[Values], *, seed: int = 0) -> None:
+        self.labels = dict(labels)
+        self.contacts: dict[int, dict[int, object]] = {100 + n: dict(values) for n, values in enumerate(contacts)}
+        self.rng = random.Random(seed)
+        self.sent: list[Params] = []
+        self.after: Callable[[FakeSpace], None] = lambda space: None
+        """Runs after each answer is made: a test adds, edits or deletes contacts between two requests."""
+
+    def add(self, values: Values) -> int:
+        contact_id = max(self.contacts, default=99) + 1
+        self.contacts[contact_id] = dict(values)
+        return contact_id
+
+    def item(self, contact_id: int, *, labelled: bool) -> dict[str, Any]:
+        values = self.contacts[contact_id]
+        item: dict[str, Any] = {
+            "id": contact_id,
+            "email": f"c{contact_id}@example.com",
+            "name": f"Contact {contact_id}",
+            "phone": None,
+            "location": None,
+        }
+        for slot in range(1, 31):
+            key = self.labels.get(slot, f"profile_field_{slot}") if labelled else f"profile_field_{slot}"
+            item[key] = values.get(slot)
+        return item
+
+    def items(self, *, labelled: bool) -> list[dict[str, Any]]:
+        return [self.item(contact_id, labelled=labelled) for contact_id in sorted(self.contacts, reverse=True)]
+
+    async def __call__(self, params: Params) -> Any:
+        self.sent.append(params)
+        query = dict(params)
+        ids = sorted(self.contacts, reverse=True)
+        if "cursor" in query:
+            ids = [contact_id for contact_id in ids if contact_id < int(query["cursor"])]
+        per_page = int(query["per_page"])
+        page = ids[:per_page]
+        labelled = query["use_custom_field_labels"] == "1"
+        body = {
+            "data": [self.item(contact_id, labelled=labelled) for contact_id in page],
+            "per_page": per_page,
+            "next_cursor": str(page[-1]) if len(ids) > per_page else None,
+        }
+        self.after(self)
+        return shuffled(body, self.rng)
+
+
+def derived(space: FakeSpace) -> Labels | None:
+    """What one listing of every contact of `space`, raw and labelled, tells."""
+    return derive(space.items(labelled=False), space.items(labelled=True))
+
+
 # --- derive ----------------------------------------------------------------------------------------------------------
 
 
-def test_derive_reads_the_labels_of_a_sandbox_like_item_in_slot_order() -> None:
-    fields = derive(item(SLOTS), item(keys_with(LABELS)))
+@pytest.mark.parametrize("seed", range(20))
+def test_derive_pins_each_label_to_the_slot_whose_values_it_shows_in_any_key_order(seed: int) -> None:
+    space = FakeSpace(LABELS, distinct(3))
+    rng = random.Random(seed)
 
-    assert fields == expected(LABELS)
-    assert [field.type for field in fields] == ["text"] * 5 + ["number"] * 2 + ["date"] * 2
+    found = derive(shuffled(space.items(labelled=False), rng), shuffled(space.items(labelled=True), rng))
+
+    assert found == Labels(fields=expected(LABELS))
 
 
-def test_derive_reads_a_label_that_equals_another_slots_raw_name_by_position() -> None:
+def test_derive_ignores_the_order_even_when_it_is_reversed_on_one_side_only() -> None:
+    space = FakeSpace({1: "Company", 2: "Lead Source", 16: "Seats"}, distinct(2))
+    labelled = [dict(reversed(item.items())) for item in space.items(labelled=True)]
+
+    assert derive(space.items(labelled=False), labelled) == Labels(
+        fields=expected({1: "Company", 2: "Lead Source", 16: "Seats"})
+    )
+
+
+def test_derive_compares_numbers_as_numbers() -> None:
+    space = FakeSpace({16: "Seats", 17: "Lifetime Value"}, [{16: 25, 17: 7}, {16: 3, 17: 1200}])
+    labelled = space.items(labelled=True)
+    for item in labelled:  # the labelled answer writes the same numbers as floats, and one as text
+        item["Seats"] = float(item["Seats"])
+        item["Lifetime Value"] = str(item["Lifetime Value"]) + ".0"
+
+    assert derive(space.items(labelled=False), labelled) == Labels(fields=expected({16: "Seats", 17: "Lifetime Value"}))
+
+
+def test_derive_matches_the_two_answers_items_by_id_not_by_position() -> None:
+    space = FakeSpace({5: "Customer Plan", 16: "Seats"}, distinct(4))
+    labelled = space.items(labelled=True)
+    space.add(distinct(5)[4])  # created between the two requests: first in the raw answer only
+    del space.contacts[100]  # and the oldest deleted: in the labelled answer only
+    raw = space.items(labelled=False)
+    assert [item["id"] for item in raw] != [item["id"] for item in labelled]
+
+    assert derive(raw, labelled) == Labels(fields=expected({5: "Customer Plan", 16: "Seats"}))
+
+
+def test_derive_gives_none_when_the_answers_share_no_contact() -> None:
+    space = FakeSpace({5: "Customer Plan"}, distinct(2))
+
+    assert derive(space.items(labelled=False)[:1], space.items(labelled=True)[1:]) is None
+    assert derive([], space.items(labelled=True)) is None
+
+
+def test_derive_ties_an_empty_label_to_the_one_labelled_slot_by_elimination() -> None:
+    # Every slot but 1 and 2 is empty on every contact; only slot 7 of them is labelled. The empty
+    # slots shown under their own name are unlabelled, so "Notes" can only be slot 7.
+    contacts = [{1: f"Acme {n}", 2: "ads" if n % 2 else "organic"} for n in range(5)]
+    space = FakeSpace({1: "Company", 2: "Lead Source", 7: "Notes"}, contacts)
+
+    assert derived(space) == Labels(fields=expected({1: "Company", 2: "Lead Source", 7: "Notes"}))
+
+
+def test_derive_leaves_two_labels_whose_slots_are_empty_on_every_contact_unresolved() -> None:
+    space = FakeSpace({5: "Customer Plan", 7: "Notes", 8: "Referral Code", 16: "Seats"}, distinct(4, empty=[7, 8]))
+
+    found = derived(space)
+
+    assert found == Labels(
+        fields=expected({5: "Customer Plan", 16: "Seats"}),
+        unresolved=[tie("Notes", 7, 8), tie("Referral Code", 7, 8)],
+    )
+
+
+def test_derive_leaves_labels_whose_slots_hold_the_same_values_unresolved_whatever_the_values() -> None:
+    contacts = distinct(3)
+    for values in contacts:
+        values[9] = values[3]  # two text slots that always agree
+    space = FakeSpace({3: "Job Title", 9: "Role", 16: "Seats"}, contacts)
+
+    assert derived(space) == Labels(
+        fields=expected({16: "Seats"}), unresolved=[tie("Job Title", 3, 9), tie("Role", 3, 9)]
+    )
+
+
+def test_derive_calls_a_label_whose_values_agree_with_no_slot_a_mismatch() -> None:
+    space = FakeSpace({5: "Customer Plan", 6: "Referral Code"}, distinct(3))
+    labelled = space.items(labelled=True)
+    labelled[0]["Customer Plan"] = "Enterprise"  # edited between the two requests
+
+    found = derive(space.items(labelled=False), labelled)
+
+    assert found == Labels(
+        fields=expected({6: "Referral Code"}), unresolved=[mismatch("Customer Plan", 5)], unread=["profile_field_5"]
+    )
+
+
+def test_derive_does_not_read_a_label_equal_to_a_key_of_the_contact_itself() -> None:
+    # Slot 2's label "email" overwrote the contact's own email: the key says nothing certain.
+    space = FakeSpace({2: "email", 5: "Customer Plan", 16: "Seats"}, distinct(3))
+
+    assert derived(space) == Labels(fields=expected({5: "Customer Plan", 16: "Seats"}), unread=["profile_field_2"])
+
+
+def test_derive_ties_a_label_with_a_slot_whose_label_collided_when_both_are_empty() -> None:
+    # Slot 2 is labelled "email" (unreadable) and empty, like slot 7 "Notes": either may be "Notes".
+    space = FakeSpace({2: "email", 7: "Notes", 16: "Seats"}, distinct(3, empty=[2, 7]))
+
+    assert derived(space) == Labels(fields=expected({16: "Seats"}), unresolved=[tie("Notes", 2, 7)], unread=[])
+
+
+def test_derive_reads_a_label_equal_to_another_slots_raw_name_by_its_values() -> None:
     labels = {5: "profile_field_9", 9: "Renewal Stage"}
 
-    assert derive(item(SLOTS), item(keys_with(labels))) == expected(labels)
+    assert derived(FakeSpace(labels, distinct(2))) == Labels(fields=expected(labels))
 
 
-def test_derive_pairs_the_missing_slots_with_the_new_keys_when_a_label_collides_with_a_reserved_key() -> None:
-    labels = {2: "email", 5: "Customer Plan", 16: "Seats"}
-    labelled = labelled_item(labels)
-    assert len(labelled) == 5 + 29  # "email" took the contact's own key's place: one custom key fewer
+@pytest.mark.parametrize("winner", ["the label's slot", "the unlabelled slot"])
+def test_derive_makes_no_wrong_pair_when_a_label_equals_an_unlabelled_slots_raw_name(winner: str) -> None:
+    space = FakeSpace({5: "profile_field_9", 16: "Seats"}, distinct(2))
+    labelled = space.items(labelled=True)  # slot 9's own value, set after slot 5's, holds the shared key
+    if winner == "the label's slot":
+        for item in labelled:
+            item["profile_field_9"] = space.contacts[item["id"]][5]
 
-    # Slot 2's label is lost with the key it collided with; the others still pair up in order.
-    assert derive(item(SLOTS), labelled) == expected({5: "Customer Plan", 16: "Seats"})
+    found = derive(space.items(labelled=False), labelled)
+
+    if winner == "the label's slot":  # the key shows slot 5's values, so it is slot 5's label
+        assert found == Labels(fields=expected({5: "profile_field_9", 16: "Seats"}))
+    else:  # the key shows slot 9's values: slot 9 is unlabelled, and slot 5's label is lost
+        assert found == Labels(fields=expected({16: "Seats"}), unread=["profile_field_5"])
 
 
-def test_derive_keeps_a_collision_from_shifting_the_labels_of_slots_past_an_unlabelled_one() -> None:
-    # Slot 3's "Plan" overwrote slot 1's in place: slot 3 cannot be told, but slot 5 still can.
-    labelled = labelled_item({1: "Plan", 3: "Plan", 5: "Customer Plan"})
+def test_derive_pins_a_label_two_slots_share_to_the_slot_whose_value_it_shows() -> None:
+    # Slots 1 and 3 are both labelled "Plan": one key, holding slot 3's values (set last).
+    space = FakeSpace({1: "Plan", 3: "Plan", 5: "Customer Plan"}, distinct(2))
 
-    assert derive(item(SLOTS), labelled) == expected({1: "Plan", 5: "Customer Plan"})
-
-
-def test_derive_reads_a_label_that_equals_another_slots_raw_name_when_a_key_was_lost() -> None:
-    # Slot 9 is unlabelled, so its key collides with slot 5's label and keeps slot 5's place.
-    labelled = labelled_item({2: "name", 5: "profile_field_9", 16: "Seats"})
-
-    assert derive(item(SLOTS), labelled) == expected({5: "profile_field_9", 16: "Seats"})
+    assert derived(space) == Labels(fields=expected({3: "Plan", 5: "Customer Plan"}), unread=["profile_field_1"])
 
 
 def test_derive_reads_custom_fields_nested_under_custom_fields() -> None:
-    raw = {"id": 7, "email": None, "custom_fields": dict.fromkeys(SLOTS)}
-    labelled = {"id": 7, "email": None, "custom_fields": dict.fromkeys(keys_with({3: "email", 17: "Lifetime Value"}))}
+    labels = {3: "email", 17: "Lifetime Value"}
+
+    def nested(contact_id: int, values: Values, keys: Mapping[int, str]) -> dict[str, Any]:
+        fields = {keys.get(slot, f"profile_field_{slot}"): values.get(slot) for slot in range(1, 31)}
+        return {"id": contact_id, "email": None, "custom_fields": fields}
+
+    contacts = distinct(2)
+    raw = [nested(n, values, {}) for n, values in enumerate(contacts)]
+    labelled = [nested(n, values, labels) for n, values in enumerate(contacts)]
 
     # Nested, a label may be a word the item itself uses.
-    assert derive(raw, labelled) == expected({3: "email", 17: "Lifetime Value"})
+    assert derive(raw, labelled) == Labels(fields=expected(labels))
+
+
+def test_derive_reads_no_label_out_of_a_key_both_answers_carry() -> None:
+    # A key Cometly may add one day (here `updated_at`) is the contact's own, in both answers.
+    space = FakeSpace({5: "Customer Plan"}, distinct(2))
+    raw, labelled = space.items(labelled=False), space.items(labelled=True)
+    for item in raw + labelled:
+        item["updated_at"] = "2026-03-01 10:00:00"
+
+    assert derive(raw, labelled) == Labels(fields=expected({5: "Customer Plan"}))
 
 
 def test_derive_gives_nothing_when_no_slot_is_labelled() -> None:
-    assert derive(item(SLOTS), item(SLOTS)) == []
+    space = FakeSpace({}, distinct(2, empty=range(3, 31)))
+
+    assert derived(space) == Labels(fields=[])
 
 
-def test_derive_skips_odd_keys_and_shapes_without_failing() -> None:
-    odd: dict[Any, Any] = {**item(keys_with({1: "Company"})), 3: "not a string key", "comet_tokens": [1]}
+def test_derive_skips_odd_keys_and_items_without_failing() -> None:
+    space = FakeSpace({1: "Company"}, distinct(2))
+    raw, labelled = space.items(labelled=False), space.items(labelled=True)
+    odd: list[dict[Any, Any]] = [{**item, 3: "not a string key", "comet_tokens": [1]} for item in labelled]
+    no_id = {key: value for key, value in labelled[0].items() if key != "id"}
 
-    assert derive(item(SLOTS), odd) == expected({1: "Company"})
-    assert derive({}, item(keys_with({1: "Company"}))) == []
-    assert derive(item(SLOTS), {}) == []
-    assert derive(item(SLOTS), {"custom_fields": "not an object"}) == []
-    assert derive({"custom_fields": []}, {"custom_fields": []}) == []  # PHP's empty object
+    assert derive(raw, odd) == Labels(fields=expected({1: "Company"}))
+    assert derive(raw, [no_id, labelled[1]]) == Labels(fields=expected({1: "Company"}))
+    assert derive(raw, [labelled[0], labelled[0]]) is None  # an id twice cannot be matched
+    assert derive([{"id": 7}], [{"id": 7, "custom_fields": "not an object"}]) == Labels(fields=[])
+    assert derive([{"id": 7, "custom_fields": []}], [{"id": 7, "custom_fields": []}]) == Labels(fields=[])
 
 
 # --- discover --------------------------------------------------------------------------------------------------------
@@ -134,14 +325,11 @@ class FakeCometly:
         return self.bodies.pop(0)
 
 
-def params(start: str, *, labels: bool) -> Params:
-    return [
-        ("start_date", start),
-        ("end_date", "2026-03-15 09:30:05"),
-        ("per_page", "1"),
-        ("include_custom_fields", "1"),
-        ("use_custom_field_labels", "1" if labels else "0"),
-    ]
+def params(start: str, *, labels: bool, per_page: int = SAMPLE_SIZE, cursor: str | None = None) -> Params:
+    pairs = [("start_date", start), ("end_date", "2026-03-15 09:30:05"), ("per_page", str(per_page))]
+    if cursor is not None:
+        pairs.append(("cursor", cursor))
+    return [*pairs, ("include_custom_fields", "1"), ("use_custom_field_labels", "1" if labels else "0")]
 
 
 LAST_30 = "2026-02-13 09:30:05"
@@ -150,23 +338,24 @@ SINCE_2000 = "2000-01-01 00:00:00"
 EMPTY: dict[str, Any] = {"data": [], "next_cursor": None}
 
 
-def page(body: dict[str, Any]) -> dict[str, Any]:
-    return {"data": [body], "per_page": 1, "next_cursor": "abc"}
+def page(items: list[dict[str, Any]], *, next_cursor: str | None = None) -> dict[str, Any]:
+    return {"data": items, "per_page": SAMPLE_SIZE, "next_cursor": next_cursor}
 
 
 @pytest.mark.anyio
-async def test_discover_reads_one_contact_from_the_last_30_days_with_labels_and_without() -> None:
-    fetch = FakeCometly(page(item(keys_with(LABELS))), page(item(SLOTS)))
+async def test_discover_sends_two_requests_that_differ_only_in_the_label_flag_in_the_common_case() -> None:
+    space = FakeSpace(LABELS, distinct(5))
 
-    assert await discover(fetch, now=NOW) == expected(LABELS)
-    assert fetch.sent == [params(LAST_30, labels=True), params(LAST_30, labels=False)]
+    assert await discover(space, now=NOW) == Labels(fields=expected(LABELS))
+    assert space.sent == [params(LAST_30, labels=True), params(LAST_30, labels=False)]
 
 
 @pytest.mark.anyio
 async def test_discover_widens_the_range_only_while_no_contact_is_found() -> None:
-    fetch = FakeCometly(EMPTY, page(item(keys_with({5: "Customer Plan"}))), page(item(SLOTS)))
+    space = FakeSpace({5: "Customer Plan"}, distinct(2))
+    fetch = FakeCometly(EMPTY, page(space.items(labelled=True)), page(space.items(labelled=False)))
 
-    assert await discover(fetch, now=NOW) == expected({5: "Customer Plan"})
+    assert await discover(fetch, now=NOW) == Labels(fields=expected({5: "Customer Plan"}))
     assert fetch.sent == [params(LAST_30, labels=True), params(LAST_365, labels=True), params(LAST_365, labels=False)]
 
 
@@ -179,11 +368,97 @@ async def test_discover_gives_none_when_no_range_holds_a_contact() -> None:
 
 
 @pytest.mark.anyio
-async def test_discover_gives_none_when_the_contact_is_gone_by_the_raw_request() -> None:
-    fetch = FakeCometly(EMPTY, EMPTY, page(item(keys_with(LABELS))), EMPTY)
+async def test_discover_gives_none_when_the_contacts_are_gone_by_the_raw_request() -> None:
+    space = FakeSpace(LABELS, distinct(2))
+    fetch = FakeCometly(EMPTY, EMPTY, page(space.items(labelled=True)), EMPTY)
 
     assert await discover(fetch, now=NOW) is None
     assert fetch.sent[-1] == params(SINCE_2000, labels=False)
+
+
+@pytest.mark.anyio
+async def test_discover_matches_a_contact_created_between_the_two_requests_by_id() -> None:
+    space = FakeSpace({5: "Customer Plan", 16: "Seats", 26: "Trial Ends"}, distinct(3))
+    created = distinct(4)[3]
+
+    def create_once(space: FakeSpace) -> None:
+        if len(space.sent) == 1:
+            space.add(created)
+
+    space.after = create_once
+
+    assert await discover(space, now=NOW) == Labels(
+        fields=expected({5: "Customer Plan", 16: "Seats", 26: "Trial Ends"})
+    )
+    assert len(space.sent) == 2
+
+
+def tied_space(*, tied: int, told_apart: int) -> FakeSpace:
+    """A Space whose newest `tied` contacts leave slots 7 and 8 (both labelled) empty; older ones fill them."""
+    labels = {5: "Customer Plan", 7: "Notes", 8: "Referral Code"}
+    return FakeSpace(labels, distinct(told_apart) + distinct(tied, empty=[7, 8]))
+
+
+@pytest.mark.anyio
+async def test_discover_reads_one_more_page_both_ways_to_break_a_tie() -> None:
+    space = tied_space(tied=SAMPLE_SIZE, told_apart=50)
+
+    def create_once(space: FakeSpace) -> None:
+        if len(space.sent) == 1:
+            space.add(distinct(1, empty=[7, 8])[0])
+
+    space.after = create_once
+
+    found = await discover(space, now=NOW)
+
+    assert found == Labels(fields=expected({5: "Customer Plan", 7: "Notes", 8: "Referral Code"}))
+    # The contact created after the first request moved the raw page by one: each goes on from its own cursor.
+    assert space.sent == [
+        params(LAST_30, labels=True),
+        params(LAST_30, labels=False),
+        params(LAST_30, labels=True, per_page=MORE_SAMPLE_SIZE, cursor="150"),
+        params(LAST_30, labels=False, per_page=MORE_SAMPLE_SIZE, cursor="151"),
+    ]
+
+
+@pytest.mark.anyio
+async def test_discover_spends_at_most_one_more_pair_of_requests_on_a_tie() -> None:
+    space = tied_space(tied=SAMPLE_SIZE + MORE_SAMPLE_SIZE + 10, told_apart=5)
+
+    found = await discover(space, now=NOW)
+
+    assert found == Labels(
+        fields=expected({5: "Customer Plan"}), unresolved=[tie("Notes", 7, 8), tie("Referral Code", 7, 8)]
+    )
+    assert len(space.sent) == 4
+
+
+@pytest.mark.anyio
+async def test_discover_widens_to_everything_to_break_a_tie_when_the_range_has_no_next_page() -> None:
+    space = tied_space(tied=3, told_apart=2)
+    tied = [item for item in space.items(labelled=True) if item["id"] >= 102]
+    tied_raw = [item for item in space.items(labelled=False) if item["id"] >= 102]
+    fetch = FakeCometly(page(tied), page(tied_raw), page(space.items(labelled=True)), page(space.items(labelled=False)))
+
+    found = await discover(fetch, now=NOW)
+
+    assert found == Labels(fields=expected({5: "Customer Plan", 7: "Notes", 8: "Referral Code"}))
+    assert fetch.sent[2:] == [
+        params(SINCE_2000, labels=True, per_page=MORE_SAMPLE_SIZE),
+        params(SINCE_2000, labels=False, per_page=MORE_SAMPLE_SIZE),
+    ]
+
+
+@pytest.mark.anyio
+async def test_discover_spends_nothing_more_on_a_tie_once_every_contact_was_read() -> None:
+    space = tied_space(tied=3, told_apart=0)
+    fetch = FakeCometly(EMPTY, EMPTY, page(space.items(labelled=True)), page(space.items(labelled=False)))
+
+    found = await discover(fetch, now=NOW)
+
+    assert found is not None
+    assert [entry.label for entry in found.unresolved] == ["Notes", "Referral Code"]
+    assert len(fetch.sent) == 4  # three ranges tried, one raw request
 
 
 @pytest.mark.anyio
@@ -211,39 +486,97 @@ async def test_discover_lets_errors_of_fetch_through_unchanged() -> None:
     assert caught.value is limited
 
 
+SandboxFetch = Callable[[Params], Awaitable[Any]]
+
+
+class Sandbox:
+    """Fetches against a real sandbox app, optionally behind `ShuffledKeys`, recording what was sent."""
+
+    def __init__(self, contacts: int, *, shuffle_seed: int | None = None) -> None:
+        self.app = create_app(contacts=contacts, now=SANDBOX_NOW, rate_limits=UNLIMITED)
+        self.shuffler = None if shuffle_seed is None else ShuffledKeys(self.app, seed=shuffle_seed)
+        self.sent: list[Params] = []
+        self.answers: list[Any] = []
+        self.after: Callable[[], Awaitable[None]] | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app if self.shuffler is None else self.shuffler)
+        headers = {"Authorization": f"Bearer {SANDBOX_KEYS['cometly']}"}
+        return httpx.AsyncClient(transport=transport, base_url="http://sandbox/cometly/public-api/v1", headers=headers)
+
+    async def __call__(self, query: Params) -> Any:
+        self.sent.append(query)
+        pairs: list[tuple[str, str | int | float | bool | None]] = list(query)
+        async with self.client() as http:
+            response = await http.get("/contacts", params=pairs)
+        assert response.status_code == 200, response.text
+        if self.after is not None:
+            await self.after()
+        self.answers.append(response.json())
+        return self.answers[-1]
+
+
 @pytest.fixture
-def sandbox() -> Iterator[Callable[[int], Callable[[Params], Awaitable[Any]]]]:
-    """Fetches against a real sandbox app holding the given number of contacts."""
-    apps: list[Any] = []
+def sandbox() -> Iterator[Callable[..., Sandbox]]:
+    """Makes sandbox fetches (`Sandbox`), closing their stores at teardown."""
+    made: list[Sandbox] = []
 
-    def make(contacts: int) -> Callable[[Params], Awaitable[Any]]:
-        app = create_app(contacts=contacts, now=SANDBOX_NOW, rate_limits=UNLIMITED)
-        apps.append(app)
-
-        async def fetch(query: Params) -> Any:
-            pairs: list[tuple[str, str | int | float | bool | None]] = list(query)
-            transport = httpx.ASGITransport(app=app)
-            headers = {"Authorization": f"Bearer {SANDBOX_KEYS['cometly']}"}
-            async with httpx.AsyncClient(transport=transport, base_url="http://sandbox", headers=headers) as http:
-                response = await http.get("/cometly/public-api/v1/contacts", params=pairs)
-            assert response.status_code == 200, response.text
-            return response.json()
-
-        return fetch
+    def make(contacts: int, *, shuffle_seed: int | None = None) -> Sandbox:
+        made.append(Sandbox(contacts, shuffle_seed=shuffle_seed))
+        return made[-1]
 
     yield make
-    for app in apps:
-        sandbox_of(app).store.close()
+    for each in made:
+        sandbox_of(each.app).store.close()
+
+
+SANDBOX_WALL_CLOCK = SANDBOX_NOW.replace(tzinfo=None)  # the sandbox Space's timezone is UTC
 
 
 @pytest.mark.anyio
-async def test_discover_finds_the_sandbox_spaces_labels(
-    sandbox: Callable[[int], Callable[[Params], Awaitable[Any]]],
-) -> None:
-    now = SANDBOX_NOW.replace(tzinfo=None)  # the sandbox Space's timezone is UTC
+async def test_discover_finds_the_sandbox_spaces_labels_in_two_requests(sandbox: Callable[..., Sandbox]) -> None:
+    fetch = sandbox(300)
 
-    assert await discover(sandbox(20), now=now) == expected(LABELS)
-    assert await discover(sandbox(0), now=now) is None
+    assert await discover(fetch, now=SANDBOX_WALL_CLOCK) == Labels(fields=expected(LABELS))
+    assert [dict(sent)["use_custom_field_labels"] for sent in fetch.sent] == ["1", "0"]
+    assert await discover(sandbox(0), now=SANDBOX_WALL_CLOCK) is None
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("seed", range(8))
+async def test_discover_finds_the_sandbox_spaces_labels_when_every_answer_shuffles_its_keys(
+    sandbox: Callable[..., Sandbox], seed: int
+) -> None:
+    fetch = sandbox(300, shuffle_seed=seed)
+
+    found = await discover(fetch, now=SANDBOX_WALL_CLOCK)
+
+    assert fetch.shuffler is not None
+    assert fetch.shuffler.answers == 2
+    assert found == Labels(fields=expected(LABELS))
+
+
+@pytest.mark.anyio
+async def test_discover_keeps_the_labels_right_when_a_contact_is_created_between_the_two_requests(
+    sandbox: Callable[..., Sandbox],
+) -> None:
+    fetch = sandbox(300, shuffle_seed=99)
+    custom = {"profile_field_5": "Enterprise", "profile_field_16": 120, "profile_field_27": "2026-06-01"}
+
+    async def create_once() -> None:
+        if len(fetch.sent) == 1:
+            async with fetch.client() as http:
+                created = await http.post(
+                    "/contacts", json={"emails": ["between@example.com"], "custom_fields": custom}
+                )
+            assert created.status_code == 201, created.text
+
+    fetch.after = create_once
+
+    assert await discover(fetch, now=SANDBOX_WALL_CLOCK + timedelta(minutes=1)) == Labels(fields=expected(LABELS))
+    [labelled, raw] = fetch.answers
+    assert raw["data"][0]["email"] == "between@example.com"  # first in the raw answer, absent from the labelled
+    assert raw["data"][0]["id"] not in {item["id"] for item in labelled["data"]}
 
 
 # --- FieldCache ------------------------------------------------------------------------------------------------------
@@ -272,7 +605,7 @@ class CountingDiscovery:
         return answer
 
 
-def cache_of(discovery: Callable[[], Awaitable[list[CustomField] | None]], clock: FakeClock) -> FieldCache:
+def cache_of(discovery: Callable[[], Awaitable[Labels | list[CustomField] | None]], clock: FakeClock) -> FieldCache:
     return FieldCache(discovery, ttl_seconds=600, clock=clock, wall_clock=lambda: CHECKED)
 
 
@@ -290,6 +623,20 @@ async def test_field_cache_answers_from_the_cache_within_the_ttl() -> None:
     assert second is first
     assert cache.cached is first
     assert discovery.runs == 1
+
+
+@pytest.mark.anyio
+async def test_field_cache_keeps_the_labels_a_discovery_could_not_pin() -> None:
+    labels = Labels(fields=expected({5: "Customer Plan"}), unresolved=[tie("Notes", 7, 8)], unread=["profile_field_2"])
+
+    async def discovery() -> Labels:
+        return labels
+
+    found = await cache_of(discovery, FakeClock()).get()
+
+    assert found == Discovered(expected({5: "Customer Plan"}), CHECKED, (tie("Notes", 7, 8),), ("profile_field_2",))
+    assert found.labels == labels
+    assert Discovered(None, CHECKED).labels is None
 
 
 @pytest.mark.anyio
@@ -592,6 +939,64 @@ def test_resolve_field_quotes_a_huge_name_short() -> None:
         assert "x" * 80 in caught.value.message
         assert "x" * 81 not in caught.value.message
         assert len(caught.value.message) < 1_000
+
+
+UNPINNED = [tie("Notes", 7, 8), tie("Referral Code", 7, 8), mismatch("Renewal Stage", 12)]
+
+
+@pytest.mark.parametrize("name", ["Notes", "notes", "  NOTES "])
+def test_resolve_field_refuses_a_label_tied_with_several_slots_naming_them(name: str) -> None:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        resolve_field(name, FIELDS, unresolved=UNPINNED)
+
+    message = caught.value.message
+    assert "'Notes'" in message
+    assert named_slots(message) == ["profile_field_7", "profile_field_8"]
+    assert "slot" in message
+    assert caught.value.render().startswith("[upstream_unavailable]")
+
+
+def test_resolve_field_refuses_a_label_whose_values_agree_with_no_slot() -> None:
+    with pytest.raises(UpstreamUnavailable) as caught:
+        resolve_field("renewal stage", FIELDS, unresolved=UNPINNED)
+
+    assert "'Renewal Stage'" in caught.value.message
+    assert "agree with no slot" in caught.value.message
+    assert named_slots(caught.value.message) == ["profile_field_12"]
+
+
+def test_resolve_field_still_resolves_pinned_labels_and_slots_beside_unpinned_ones() -> None:
+    assert resolve_field("Customer Plan", FIELDS, unresolved=UNPINNED) == "profile_field_5"
+    assert resolve_field("profile_field_7", FIELDS, unresolved=UNPINNED) == "profile_field_7"
+
+
+def test_resolve_field_prefers_an_exact_pinned_label_over_an_unpinned_one_of_another_case() -> None:
+    fields = [custom_field("profile_field_1", "Plan")]
+    unresolved = [tie("plan", 7, 8)]
+
+    assert resolve_field("Plan", fields, unresolved=unresolved) == "profile_field_1"
+    with pytest.raises(UpstreamUnavailable):
+        resolve_field("plan", fields, unresolved=unresolved)
+    with pytest.raises(UpstreamUnavailable) as caught:  # matches both ignoring case: not guessed either
+        resolve_field("PLAN", fields, unresolved=unresolved)
+    assert named_slots(caught.value.message) == ["profile_field_7", "profile_field_8", "profile_field_1"]
+
+
+def test_resolve_field_lists_the_unpinned_labels_and_unread_slots_for_an_unknown_label() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        resolve_field("Favourite Colour", FIELDS, unresolved=UNPINNED, unread=["profile_field_2"])
+
+    message = caught.value.message
+    assert "'Customer Plan' (profile_field_5)" in message
+    assert "'Notes' (profile_field_7 or profile_field_8)" in message
+    assert "profile_field_2" in message
+
+
+def test_resolve_field_with_only_unpinned_labels_still_names_them() -> None:
+    with pytest.raises(UpstreamUnavailable):
+        resolve_field("Notes", [], unresolved=UNPINNED)
+    with pytest.raises(ValidationFailed, match="Notes"):
+        resolve_field("Seats", [], unresolved=UNPINNED)
 
 
 def test_resolve_field_reads_an_out_of_range_slot_as_a_label_and_says_which_slots_exist() -> None:

@@ -3,17 +3,26 @@
 from __future__ import annotations
 
 import json
+import random
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 import respx
 from mcp import Client
+from starlette.applications import Starlette
 
-from server.app import build_server
+from server.app import ContactsServer, build_server
+from server.providers.cometly_fields import MORE_SAMPLE_SIZE, SAMPLE_SIZE
+from server.sandbox import create_app, sandbox_of, sandbox_settings
+from server.sandbox.generator import LABELS
 from server.settings import CometlySettings, Rate
 from tests.conftest import COMETLY_KEY, COMETLY_URL, make_settings, text_of
+from tests.sandbox.support import NOW as SANDBOX_NOW
+from tests.sandbox.support import UNLIMITED
+from tests.shuffle_support import ShuffledKeys, shuffled
 
 pytestmark = pytest.mark.anyio
 
@@ -22,22 +31,50 @@ RANGE = {"start_date": "2026-11-01", "end_date": "2026-11-23"}
 GENEROUS = {"cometly.list_contacts": (Rate(1_000, 60.0),)}
 
 
+def value(slot: int, contact_id: int) -> str | float:
+    """What a slot holds on a contact: a value of its type that no other slot holds."""
+    if slot == 5 and contact_id == 7:
+        return "Premium"
+    if slot <= 15:
+        return f"s{slot} c{contact_id}"
+    if slot <= 25:
+        return float(slot * 100 + contact_id)
+    return f"2026-{slot - 25:02d}-{contact_id:02d} 00:00:00"
+
+
 class Space:
-    """A Cometly Space's list endpoint: labelled slots, one contact, and Cometly's 422 for unlabelled filters."""
+    """A Cometly Space's list endpoint: labelled slots, three contacts, and Cometly's 422 for unlabelled filters.
 
-    def __init__(self, labels: dict[int, str]) -> None:
+    Every answer comes with the keys of its objects in a new order, as nothing in Cometly's docs rules out.
+    """
+
+    def __init__(self, labels: dict[int, str], *, empty: Collection[int] = ()) -> None:
         self.labels = labels
+        self.empty = empty
+        """Slots no contact has a value in."""
         self.requests: list[dict[str, str]] = []
+        self.rng = random.Random(7)
 
-    def item(self, *, labelled: bool) -> dict[str, Any]:
-        item: dict[str, Any] = {"id": 7, "email": "a@example.com", "name": "A", "phone": None, "location": None}
+    def item(self, contact_id: int, *, labelled: bool) -> dict[str, Any]:
+        item: dict[str, Any] = {
+            "id": contact_id,
+            "email": f"c{contact_id}@example.com",
+            "name": "A",
+            "phone": None,
+            "location": None,
+        }
         for slot in range(1, 31):
             key = self.labels.get(slot, f"profile_field_{slot}") if labelled else f"profile_field_{slot}"
-            item[key] = "Premium" if slot == 5 else None
+            item[key] = None if slot in self.empty else value(slot, contact_id)
         return item
 
     def discoveries(self) -> list[dict[str, str]]:
-        return [request for request in self.requests if request.get("per_page") == "1"]
+        return [
+            request
+            for request in self.requests
+            if request.get("per_page") in (str(SAMPLE_SIZE), str(MORE_SAMPLE_SIZE))
+            and "custom_field_filters[0][field]" not in request
+        ]
 
     def filters(self) -> list[dict[str, str]]:
         return [request for request in self.requests if "custom_field_filters[0][field]" in request]
@@ -53,8 +90,12 @@ class Space:
                     422, json={"message": message, "errors": {f"custom_field_filters.{index}.field": [message]}}
                 )
         labelled = query.get("use_custom_field_labels") == "1" and query.get("include_custom_fields") == "1"
-        data = [self.item(labelled=labelled)] if query.get("include_custom_fields") == "1" else [{"id": 7}]
-        return httpx.Response(200, json={"data": data, "next_cursor": None})
+        ids = (9, 8, 7)
+        if query.get("include_custom_fields") == "1":
+            data = [self.item(contact_id, labelled=labelled) for contact_id in ids]
+        else:
+            data = [{"id": contact_id} for contact_id in ids]
+        return httpx.Response(200, json=shuffled({"data": data, "next_cursor": None}, self.rng))
 
 
 def server(**overrides: Any) -> Any:
@@ -91,13 +132,18 @@ async def test_describe_custom_fields_reads_labels_from_the_list_endpoint_raw_an
     assert described["operators"]["number"][:3] == ["equal_to", "not_equal_to", "greater_than"]
     assert described["filterable"] is True
     assert described["checked_at"] == "2026-11-23T15:00:00Z"  # by the server's clock
-    [labelled, raw] = space.requests
-    assert labelled["start_date"] == "2026-10-24 15:00:00"  # the last 30 days first, by the server's clock
-    assert labelled["end_date"] == raw["end_date"] == "2026-11-23 15:00:00"
-    assert labelled["use_custom_field_labels"] == "1"
-    assert raw["use_custom_field_labels"] == "0"
-    assert labelled["include_custom_fields"] == raw["include_custom_fields"] == "1"
-    assert labelled["per_page"] == raw["per_page"] == "1"
+    assert described.get("unresolved", []) == []
+    # Two requests, the same but for the label flag: the sample without labels, and with them.
+    assert space.requests == [
+        {
+            "start_date": "2026-10-24 15:00:00",  # the last 30 days first, by the server's clock
+            "end_date": "2026-11-23 15:00:00",
+            "per_page": str(SAMPLE_SIZE),
+            "include_custom_fields": "1",
+            "use_custom_field_labels": flag,
+        }
+        for flag in ("1", "0")
+    ]
 
 
 async def test_labels_are_read_once_and_reused_until_refresh(space: Space) -> None:
@@ -356,7 +402,7 @@ async def test_a_failed_re_read_after_a_422_still_answers_the_422(cometly: respx
     space = Space({5: "Customer Plan"})
 
     def busy_for_discovery(request: httpx.Request) -> httpx.Response:
-        if httpx.QueryParams(request.url.query).get("per_page") == "1":
+        if httpx.QueryParams(request.url.query).get("per_page") == str(SAMPLE_SIZE):
             return httpx.Response(429, headers={"Retry-After": "3600"}, json={"message": "Too Many Attempts."})
         return space(request)
 
@@ -381,3 +427,183 @@ async def test_a_failed_resource_read_says_why_without_the_key(cometly: respx.Mo
     assert "[authentication_error]" in str(failed.value)
     assert COMETLY_KEY not in str(failed.value)
     assert "[redacted]" in str(failed.value)
+
+
+# --- Labels paired by value, whatever the order of the keys ---------------------------------------------------------
+
+
+@pytest.fixture
+def tied(cometly: respx.MockRouter) -> Space:
+    """A Space whose labelled slots 7 and 8 are empty on every contact, so their values cannot tell them apart."""
+    space = Space({5: "Customer Plan", 7: "Notes", 8: "Referral Code", 16: "Seats"}, empty={7, 8})
+    cometly.get("/contacts").mock(side_effect=space)
+    return space
+
+
+async def test_describe_custom_fields_lists_labels_it_cannot_tie_to_one_slot_apart(tied: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool("describe_custom_fields", {})
+
+    assert not result.is_error, text_of(result)
+    described = result.structured_content
+    assert described is not None
+    assert [(field["slot"], field["label"]) for field in described["fields"]] == [
+        ("profile_field_5", "Customer Plan"),
+        ("profile_field_16", "Seats"),
+    ]
+    assert described["unresolved"] == [
+        {"label": "Notes", "candidates": ["profile_field_7", "profile_field_8"], "reason": "tie"},
+        {"label": "Referral Code", "candidates": ["profile_field_7", "profile_field_8"], "reason": "tie"},
+    ]
+    assert "'Notes' (profile_field_7 or profile_field_8)" in described["note"]
+    # The tie spent one more pair of requests, over the widest range and a larger sample, then stopped.
+    assert [(sent["start_date"], sent["per_page"], sent["use_custom_field_labels"]) for sent in tied.requests] == [
+        ("2026-10-24 15:00:00", str(SAMPLE_SIZE), "1"),
+        ("2026-10-24 15:00:00", str(SAMPLE_SIZE), "0"),
+        ("2000-01-01 00:00:00", str(MORE_SAMPLE_SIZE), "1"),
+        ("2000-01-01 00:00:00", str(MORE_SAMPLE_SIZE), "0"),
+    ]
+
+
+async def test_filtering_by_a_tied_label_fails_loudly_and_sends_no_filter(tied: Space) -> None:
+    async with Client(server()) as client:
+        result = await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition("notes")]})
+
+    assert result.is_error
+    text = text_of(result)
+    assert text.startswith("[upstream_unavailable]")
+    assert "'Notes'" in text
+    assert "profile_field_7" in text
+    assert "profile_field_8" in text
+    assert "slot" in text
+    assert tied.filters() == []
+
+
+async def test_a_tied_labels_slot_and_the_pinned_labels_still_filter(tied: Space) -> None:
+    async with Client(server()) as client:
+        by_slot = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [condition("profile_field_7")]}
+        )
+        by_label = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [condition("Customer Plan")]}
+        )
+
+    assert not by_slot.is_error, text_of(by_slot)
+    assert not by_label.is_error, text_of(by_label)
+    assert [sent["custom_field_filters[0][field]"] for sent in tied.filters()] == ["profile_field_7", "profile_field_5"]
+
+
+async def test_a_label_whose_values_agree_with_no_slot_fails_loudly(cometly: respx.MockRouter) -> None:
+    space = Space({5: "Customer Plan", 16: "Seats"})
+
+    def edited_between(request: httpx.Request) -> httpx.Response:
+        response = space(request)
+        if httpx.QueryParams(request.url.query).get("use_custom_field_labels") == "1":
+            body = json.loads(response.content)
+            body["data"][0]["Seats"] = 1.5  # the contact changed between the two requests
+            return httpx.Response(200, json=body)
+        return response
+
+    cometly.get("/contacts").mock(side_effect=edited_between)
+
+    async with Client(server()) as client:
+        described = await client.call_tool("describe_custom_fields", {})
+        result = await client.call_tool(
+            "filter_by_custom_field", {**RANGE, "conditions": [{"field": "Seats", "operator": "any"}]}
+        )
+
+    assert described.structured_content is not None
+    assert described.structured_content["unresolved"] == [
+        {"label": "Seats", "candidates": ["profile_field_16"], "reason": "mismatch"}
+    ]
+    assert text_of(result).startswith("[upstream_unavailable]")
+    assert "profile_field_16" in text_of(result)
+    assert space.filters() == []
+
+
+@pytest.fixture
+def shuffling_sandbox() -> Iterator[ShuffledKeys]:
+    """The sandbox behind `ShuffledKeys`: every JSON answer with its keys in a new order at every level."""
+    app = create_app(contacts=300, now=SANDBOX_NOW, rate_limits=UNLIMITED)
+    yield ShuffledKeys(app, seed=20261123)
+    sandbox_of(app).store.close()
+
+
+def shuffled_server(upstream: ShuffledKeys) -> ContactsServer:
+    settings = make_settings(**{**sandbox_settings("http://sandbox"), "rate_limits": GENEROUS})
+    return build_server(
+        settings, transport=lambda: httpx.ASGITransport(app=upstream), sandbox=True, clock=lambda: SANDBOX_NOW
+    )
+
+
+SANDBOX_RANGE = {"start_date": "2025-01-01", "end_date": "2026-03-15"}
+
+
+async def test_labels_resolve_right_when_every_answer_shuffles_its_keys(shuffling_sandbox: ShuffledKeys) -> None:
+    async with Client(shuffled_server(shuffling_sandbox)) as client:
+        for refresh in (False, True, True):  # each discovery reads newly shuffled answers
+            result = await client.call_tool("describe_custom_fields", {"refresh": refresh})
+            assert not result.is_error, text_of(result)
+            assert result.structured_content is not None
+            assert [(field["slot"], field["label"]) for field in result.structured_content["fields"]] == [
+                (f"profile_field_{slot}", label) for slot, label in sorted(LABELS.items())
+            ]
+            assert result.structured_content.get("unresolved", []) == []
+
+    assert shuffling_sandbox.answers == 6
+
+
+@pytest.mark.parametrize(
+    ("label", "slot", "operator", "operands"),
+    [
+        ("Customer Plan", "profile_field_5", "equal_to", {"value": "Premium"}),
+        ("Lead Source", "profile_field_2", "any", {}),
+        ("Seats", "profile_field_16", "greater_than", {"value": 20}),
+        ("Lifetime Value", "profile_field_17", "less_than", {"value": 1000}),
+        ("Renewal Date", "profile_field_27", "between", {"start": "2026-01-01", "end": "2026-12-31"}),
+    ],
+)
+async def test_filtering_by_label_finds_what_filtering_by_slot_finds_when_keys_are_shuffled(
+    shuffling_sandbox: ShuffledKeys, label: str, slot: str, operator: str, operands: dict[str, Any]
+) -> None:
+    def ask(field: str) -> dict[str, Any]:
+        return {
+            **SANDBOX_RANGE,
+            "max_results": 1000,
+            "conditions": [{"field": field, "operator": operator, **operands}],
+        }
+
+    async with Client(shuffled_server(shuffling_sandbox)) as client:
+        by_label = await client.call_tool("filter_by_custom_field", ask(label))
+        by_slot = await client.call_tool("filter_by_custom_field", ask(slot))
+
+    assert not by_label.is_error, text_of(by_label)
+    assert not by_slot.is_error, text_of(by_slot)
+    assert by_label.structured_content is not None
+    assert by_slot.structured_content is not None
+    found = [contact["id"] for contact in by_label.structured_content["contacts"]]
+    assert found
+    assert found == [contact["id"] for contact in by_slot.structured_content["contacts"]]
+    assert by_label.structured_content["filters"][0]["field"] == slot
+    assert all(label in contact["custom_fields"] for contact in by_label.structured_content["contacts"])
+
+
+async def test_a_label_equal_to_a_key_of_the_contact_is_never_paired_and_the_rest_still_are(
+    shuffling_sandbox: ShuffledKeys,
+) -> None:
+    store = sandbox_of(cast(Starlette, shuffling_sandbox.app)).store
+    store.labels = {**store.labels, 4: "email"}  # slot 4's label overwrites each item's own email
+
+    async with Client(shuffled_server(shuffling_sandbox)) as client:
+        described = await client.call_tool("describe_custom_fields", {})
+        by_label = await client.call_tool(
+            "filter_by_custom_field", {**SANDBOX_RANGE, "conditions": [{"field": "email", "operator": "any"}]}
+        )
+
+    assert described.structured_content is not None
+    assert [field["label"] for field in described.structured_content["fields"]] == [
+        label for _, label in sorted(LABELS.items())
+    ]
+    assert "profile_field_4" in described.structured_content["note"]
+    assert text_of(by_label).startswith("[validation_error]")
+    assert "profile_field_4" in text_of(by_label)  # the slot whose label could not be read
