@@ -30,6 +30,8 @@ from server.sandbox.store import CLEMTA_SORTS, ClemtaQuery
 COMPANY_ID = "64b8f1a2e4b0c8d9f0c0ffee"
 """The sandbox company every contact belongs to (Clemta's `company_id`, a 24-hex ObjectId)."""
 
+BUDGET = "clemta.api_key"
+"""Clemta counts every route of an API key against one budget."""
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
 MAX_STRING = 255
@@ -150,19 +152,19 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         routes=[
             Route(
                 "/clemta/contacts/{contact_id}",
-                guarded("clemta.get_contact", rules, sandbox.limiter, get_contact),
+                guarded(BUDGET, rules, sandbox.limiter, get_contact),
                 methods=["GET"],
                 name="clemta.get_contact",
             ),
             Route(
                 "/clemta/contacts",
-                guarded("clemta.list_contacts", rules, sandbox.limiter, list_contacts),
+                guarded(BUDGET, rules, sandbox.limiter, list_contacts),
                 methods=["GET"],
                 name="clemta.list_contacts",
             ),
             Route(
                 "/clemta/contacts",
-                guarded("clemta.create_contact", rules, sandbox.limiter, create_contact),
+                guarded(BUDGET, rules, sandbox.limiter, create_contact),
                 methods=["POST"],
                 name="clemta.create_contact",
             ),
@@ -300,6 +302,10 @@ def _billing_phone(billing: Mapping[str, str]) -> str | None:
     return f"+{code}{digits}" if code else digits
 
 
+def _window_words(seconds: float) -> str:
+    return "minute" if seconds == 60 else f"{seconds:g} seconds"
+
+
 def success(message: str, data: object, status_code: int = 200) -> JSONResponse:
     """Clemta's success envelope."""
     return JSONResponse({"success": True, "message": message, "data": data}, status_code=status_code)
@@ -329,14 +335,21 @@ class ClemtaRules:
         return Caller(client=anonymous(request), rejection=error(401, "Invalid API key", "INVALID_API_KEY"))
 
     def too_many_requests(self, decision: Decision) -> Response:
-        """Clemta's rate-limit answer."""
-        return error(429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED", "Too many requests. Please try again later.")
+        """Clemta's rate-limit answer, with `Retry-After` as its rate-limiting page documents."""
+        response = error(
+            429, "Rate limit exceeded", "RATE_LIMIT_EXCEEDED", "Too many requests. Please try again later."
+        )
+        response.headers["Retry-After"] = str(decision.retry_after)
+        return response
 
     def rate_headers(self, decision: Decision) -> Mapping[str, str]:
-        """The standard pair plus `X-RateLimit-Reset`, the Unix time the oldest counted request expires."""
+        """What Clemta's rate-limiting page lists for every response: the limit in words and numbers, its kind,
+        what remains and the Unix time the oldest counted request expires."""
         return {
+            "X-RateLimit-API": f"{decision.limit} requests per {_window_words(decision.window)}",
             **standard_rate_headers(decision),
             "X-RateLimit-Reset": str(int(time.time() + decision.reset_after)),
+            "X-RateLimit-Type": "api_key",
         }
 
     def route_error(self, request: Request, status_code: int) -> Response:

@@ -1,8 +1,9 @@
 """Cometly's Public API v1 contacts endpoints, under `/cometly/public-api/v1`.
 
-Follows the seed pages: get one contact (unwrapped, with optional comet tokens, events and browsing
-hits), list contacts by creation time with Laravel cursor pagination and custom-field filters, and
-create a contact. Errors are `{"message": ...}`, with Laravel's `errors` on a 422.
+Follows Cometly's API pages as `UPSTREAMS.md` records them: get one contact (unwrapped, with
+optional comet tokens, events and browsing session hits), list contacts by creation time with
+Laravel cursor pagination and custom-field filters, and create a contact. Errors are
+`{"message": ...}`, with Laravel's `errors` on a 422.
 """
 
 from __future__ import annotations
@@ -142,8 +143,10 @@ class CometlyRules:
         return Caller(client=anonymous(request), rejection=_message(401, "Unauthenticated."))
 
     def too_many_requests(self, decision: Decision) -> Response:
-        """Laravel's throttle answer."""
-        return _message(429, "Too Many Attempts.")
+        """Laravel's throttle answer, with `Retry-After` as Cometly documents."""
+        response = _message(429, "Too Many Attempts.")
+        response.headers["Retry-After"] = str(decision.retry_after)
+        return response
 
     def rate_headers(self, decision: Decision) -> Mapping[str, str]:
         """The standard pair; a refusal also carries Laravel's `X-RateLimit-Reset` (Unix time)."""
@@ -206,7 +209,7 @@ class _CometlyApi:
         labels: Mapping[int, str] = store.labels if flags["use_custom_field_labels"] else {}
         body["custom_fields"] = _custom_fields(row.custom_fields, _field_keys(labels))
         if flags["include_browsing_session_data"]:
-            body["browsing_hits"] = [_hit(hit) for hit in store.browsing_hits(row.id, limit=MAX_BROWSING_HITS)]
+            body["browsing_session_hits"] = [_hit(hit) for hit in store.browsing_hits(row.id, limit=MAX_BROWSING_HITS)]
         return body
 
     async def list_contacts(self, request: Request) -> Response:

@@ -25,6 +25,7 @@ from server.sandbox.model import (
     COUNTRIES,
     EMAIL,
     SLOT_COUNT,
+    Attribution,
     ContactRow,
     CustomValue,
     NewContact,
@@ -49,7 +50,6 @@ from server.sandbox.routing import (
     bearer_token,
     guarded,
     same_key,
-    standard_rate_headers,
 )
 from server.sandbox.store import Duplicate
 
@@ -64,9 +64,13 @@ CUSTOM_FIELD_IDS: Mapping[int, str] = {
 }
 """HighLevel's custom-field id for each Cometly slot (the same stored values back both)."""
 
+BURST_BUDGET = "highlevel.location"
+"""The rate-limit name of the burst budget (100 per 10 s) every HighLevel route of a location spends."""
 DAILY_BUDGET = "highlevel.daily"
 """The rate-limit name of the day budget every HighLevel route spends."""
 
+COMPANY_SLOT = 1
+"""The Cometly slot whose value is the HighLevel contact's `companyName` (the Space labels it "Company")."""
 _DND_CHANNELS = ("Call", "Email", "SMS", "WhatsApp", "GMB", "FB")
 _SLOT_BY_FIELD_ID = {field_id: slot for slot, field_id in CUSTOM_FIELD_IDS.items()}
 _STRING_FIELDS = (
@@ -106,7 +110,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
     def route(path: str, endpoint: str, handler: Handler, method: str) -> Route:
         return Route(
             path,
-            guarded(endpoint, rules, sandbox.limiter, handler, daily=DAILY_BUDGET),
+            guarded(BURST_BUDGET, rules, sandbox.limiter, handler, daily=DAILY_BUDGET),
             methods=[method],
             name=endpoint,
         )
@@ -116,7 +120,17 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         row = await store.run(lambda: store.contact_by_highlevel_id(contact_id))
         if row is None:
             return _error(404, "Contact not found")
-        return JSONResponse({"contact": _contact(row)})
+        return JSONResponse({"contact": _contact(row, store.labels)})
+
+    async def custom_fields(request: Request) -> Response:
+        refusal = _location_refusal(request.path_params["locationId"])
+        if refusal is not None:
+            return refusal
+        model = request.query_params.get("model", "")
+        if model not in ("", "contact", "opportunity", "all"):
+            return _error(422, ["model must be one of the following values: contact, opportunity, all"])
+        fields = [] if model == "opportunity" else _field_definitions(store.labels)
+        return JSONResponse({"customFields": fields})
 
     async def find_contact(request: Request) -> Response:
         params = request.query_params
@@ -130,7 +144,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         found = await store.run(lambda: store.find_duplicate(email=email, phone=None))
         if found is None and number is not None:
             found = await store.run(lambda: store.find_duplicate(email=None, phone=number))
-        return JSONResponse({"contact": None if found is None else _contact(found.row)})
+        return JSONResponse({"contact": None if found is None else _contact(found.row, store.labels)})
 
     async def create_contact(request: Request) -> Response:
         try:
@@ -164,7 +178,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             first, last = given or None, family or None
         email, phone = texts.get("email"), texts.get("phone")
         if "companyName" in texts:
-            custom[1] = texts["companyName"]
+            custom[COMPANY_SLOT] = texts["companyName"]
         location = _location_text(texts.get("city"), texts.get("state"), texts.get("country"))
         profile = Profile(
             first_name=first,
@@ -205,7 +219,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
                 },
                 status_code=400,
             )
-        return JSONResponse({"contact": _contact(created)}, status_code=201)
+        return JSONResponse({"contact": _created_contact(created, store.labels)}, status_code=201)
 
     return Vendor(
         prefix="/highlevel",
@@ -216,6 +230,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             route("/highlevel/contacts/{contactId}", "highlevel.get_contact", get_contact, "GET"),
             route("/highlevel/contacts/", "highlevel.create_contact", create_contact, "POST"),
             route("/highlevel/contacts", "highlevel.create_contact", create_contact, "POST"),
+            route("/highlevel/locations/{locationId}/customFields", "highlevel.custom_fields", custom_fields, "GET"),
         ],
     )
 
@@ -358,14 +373,15 @@ class HighLevelRules:
         return Caller(client=self._token)
 
     def too_many_requests(self, decision: Decision) -> Response:
-        """HighLevel's burst-limit answer."""
+        """HighLevel's burst-limit answer: it documents no `Retry-After`, so none is sent."""
         return _error(429, "Too many requests")
 
     def rate_headers(self, decision: Decision) -> Mapping[str, str]:
-        """The standard pair, HighLevel's burst headers (`X-RateLimit-Max`, the interval in ms) and its day budget."""
+        """The headers HighLevel documents: the burst budget (`X-RateLimit-Max`, `-Remaining`, the interval in ms)
+        and the day budget."""
         headers = {
-            **standard_rate_headers(decision),
             "X-RateLimit-Max": str(decision.limit),
+            "X-RateLimit-Remaining": str(decision.remaining),
             "X-RateLimit-Interval-Milliseconds": str(round(decision.window * 1000)),
         }
         if decision.daily is not None:
@@ -380,48 +396,132 @@ class HighLevelRules:
         return _error(status_code, f"Cannot {request.method} {path}", error=error)
 
 
-def _contact(row: ContactRow) -> dict[str, object]:
+def _present(fields: Mapping[str, object]) -> dict[str, object]:
+    """The fields that have a value: HighLevel's schema types them as not nullable, so absent ones are left out."""
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def _shown_slots(row: ContactRow, labels: Mapping[int, str]) -> list[int]:
+    """The slots the location defines as custom fields: the labelled ones but slot 1, which is `companyName`."""
+    return [slot for slot in sorted(row.custom_fields) if slot in labels and slot != COMPANY_SLOT]
+
+
+def _custom_field_values(row: ContactRow, labels: Mapping[int, str]) -> list[dict[str, object]]:
+    """`customFields` as HighLevel documents them: `{id, value}` with the value as a string."""
+    values: list[dict[str, object]] = []
+    for slot in _shown_slots(row, labels):
+        value = render_value(slot, row.custom_fields[slot])
+        if value is not None and value != "":
+            values.append({"id": CUSTOM_FIELD_IDS[slot], "value": str(value)})
+    return values
+
+
+def _attribution(item: Attribution) -> dict[str, object]:
+    return _present(
+        {
+            "url": item.url or "",
+            "campaign": item.campaign,
+            "utmSource": item.utm_source,
+            "utmMedium": item.utm_medium,
+            "medium": item.session_source,
+        }
+    )
+
+
+def _common(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+    """The keys the get and create answers share."""
     profile = row.profile
     status = "active" if profile.dnd else "inactive"
-    return {
-        "id": row.highlevel_id,
-        "name": row.name,
-        "locationId": LOCATION_ID,
-        "firstName": profile.first_name,
-        "lastName": profile.last_name,
-        "email": row.email,
-        "emailLowerCase": row.email.lower() if row.email else None,
-        "timezone": profile.timezone,
-        "companyName": row.custom_fields.get(1),
-        "phone": row.phone,
-        "dnd": profile.dnd,
-        "dndSettings": {channel: {"status": status, "message": "", "code": ""} for channel in _DND_CHANNELS},
-        "type": profile.lead_type,
-        "source": profile.source,
-        "assignedTo": profile.assigned_to,
-        "address1": profile.address1,
-        "city": profile.city,
-        "state": profile.state or profile.province,
-        "country": profile.country,
-        "postalCode": profile.postal_code,
-        "website": profile.website,
-        "tags": list(profile.tags),
-        "dateOfBirth": profile.date_of_birth,
-        "dateAdded": iso_millis(row.created_at),
-        "dateUpdated": iso_millis(row.updated_at),
-        "customFields": [
-            {"id": CUSTOM_FIELD_IDS[slot], "value": render_value(slot, value)}
-            for slot, value in sorted(row.custom_fields.items())
-            if value != ""
-        ],
-        "attributions": [
+    full_name = row.name or " ".join(part for part in (profile.first_name, profile.last_name) if part) or None
+    return _present(
+        {
+            "id": row.highlevel_id,
+            "locationId": LOCATION_ID,
+            "firstName": profile.first_name,
+            "firstNameLowerCase": profile.first_name.lower() if profile.first_name else None,
+            "lastName": profile.last_name,
+            "lastNameLowerCase": profile.last_name.lower() if profile.last_name else None,
+            "fullNameLowerCase": full_name.lower() if full_name else None,
+            "email": row.email,
+            "emailLowerCase": row.email.lower() if row.email else None,
+            "companyName": row.custom_fields.get(COMPANY_SLOT),
+            "phone": row.phone,
+            "dnd": profile.dnd,
+            "dndSettings": {channel: {"status": status, "message": "", "code": ""} for channel in _DND_CHANNELS},
+            "type": profile.lead_type,
+            "source": profile.source,
+            "assignedTo": profile.assigned_to,
+            "address1": profile.address1,
+            "city": profile.city,
+            "state": profile.state or profile.province,
+            "country": profile.country,
+            "postalCode": profile.postal_code,
+            "website": profile.website,
+            "tags": list(profile.tags),
+            "dateAdded": iso_millis(row.created_at),
+            "dateUpdated": iso_millis(row.updated_at),
+            "customFields": _custom_field_values(row, labels),
+        }
+    )
+
+
+def _contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+    """A contact as `GET /contacts/{contactId}` shows it (`GetContectByIdSchema`)."""
+    profile = row.profile
+    contact = _common(row, labels)
+    extra = _present(
+        {
+            "name": row.name,
+            "timezone": profile.timezone,
+            "dateOfBirth": profile.date_of_birth,
+            "attributionSource": _attribution(profile.attributions[0]) if profile.attributions else None,
+            "lastAttributionSource": _attribution(profile.attributions[-1]) if profile.attributions else None,
+        }
+    )
+    return {**contact, **extra}
+
+
+def _created_contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+    """A contact as `POST /contacts/` answers it (`CreateContactSchema`): no name or attribution, more flags."""
+    birth = row.profile.date_of_birth
+    extra = _present(
+        {
+            "deleted": False,
+            "bounceEmail": False,
+            "unsubscribeEmail": False,
+            "dateOfBirth": f"{birth}T00:00:00.000Z" if birth else None,
+            "birthMonth": int(birth[5:7]) - 1 if birth else None,
+            "birthDay": int(birth[8:10]) if birth else None,
+            "offers": [],
+            "products": [],
+        }
+    )
+    return {**_common(row, labels), **extra}
+
+
+_DATA_TYPES = {SlotType.TEXT: "TEXT", SlotType.NUMBER: "NUMERICAL", SlotType.DATE: "DATE"}
+
+
+def _field_definitions(labels: Mapping[int, str]) -> list[dict[str, object]]:
+    """The location's contact fields, as `GET /locations/{locationId}/customFields` lists them."""
+    definitions: list[dict[str, object]] = []
+    for position, (slot, label) in enumerate((slot, label) for slot, label in labels.items() if slot != COMPANY_SLOT):
+        key = re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        definitions.append(
             {
-                "url": item.url,
-                "campaign": item.campaign,
-                "utmSource": item.utm_source,
-                "utmMedium": item.utm_medium,
-                "sessionSource": item.session_source,
+                "id": CUSTOM_FIELD_IDS[slot],
+                "name": label,
+                "fieldKey": f"contact.{key}",
+                "placeholder": label,
+                "dataType": _DATA_TYPES[slot_type(slot)],
+                "position": position * 50,
+                "picklistOptions": [],
+                "picklistImageOptions": [],
+                "isAllowedCustomOption": False,
+                "isMultiFileAllowed": False,
+                "maxFileLimit": 0,
+                "locationId": LOCATION_ID,
+                "model": "contact",
             }
-            for item in profile.attributions
-        ],
-    }
+        )
+    return definitions

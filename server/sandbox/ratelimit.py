@@ -14,18 +14,15 @@ DEFAULT_RATE_LIMITS: Mapping[str, tuple[int, float]] = MappingProxyType(
         "cometly.get_contact": (30, 60.0),
         "cometly.list_contacts": (15, 60.0),
         "cometly.create_contact": (60, 60.0),
-        "highlevel.get_contact": (100, 10.0),
-        "highlevel.create_contact": (100, 10.0),
-        "highlevel.find_contact": (100, 10.0),
+        "highlevel.location": (100, 10.0),
         "highlevel.daily": (200_000, 86_400.0),
-        "clemta.get_contact": (100, 60.0),
-        "clemta.list_contacts": (100, 60.0),
-        "clemta.create_contact": (100, 60.0),
+        "clemta.api_key": (100, 60.0),
     }
 )
-"""The documented budgets, by endpoint name: (requests, window in seconds).
+"""The documented budgets by name: (requests, window in seconds).
 
-`highlevel.daily` is not an endpoint: it is HighLevel's day budget, which every HighLevel route spends.
+Cometly counts per endpoint (per Space); HighLevel counts every route of a location against one
+burst budget and one day budget; Clemta counts every route of an API key against one budget.
 """
 
 

@@ -53,7 +53,7 @@ class VendorRules(Protocol):
         ...
 
     def too_many_requests(self, decision: Decision) -> Response:
-        """The vendor's 429 (the `Retry-After` header is added by `guarded`)."""
+        """The vendor's 429, with the vendor's `Retry-After` if it sends one."""
         ...
 
     def rate_headers(self, decision: Decision) -> Mapping[str, str]:
@@ -106,7 +106,6 @@ def guarded(
         refusal = decision if not decision.allowed else decision.daily
         if refusal is not None and not refusal.allowed:
             response = rules.too_many_requests(refusal)
-            response.headers["Retry-After"] = str(refusal.retry_after)
         elif caller.rejection is not None:
             response = caller.rejection
         else:

@@ -112,10 +112,10 @@ async def test_arrays_tokens_and_browsing_hits_are_capped(client: httpx.AsyncCli
     assert len(heavy.emails) > 25
     assert len(body["emails"]) == 25
     assert len(body["comet_tokens"]) == 5
-    assert len(body["browsing_hits"]) == 1000
+    assert len(body["browsing_session_hits"]) == 1000
     assert list(body["comet_tokens"][0]) == ["comet_token", "created_at"]
-    assert list(body["browsing_hits"][0]) == HIT_FIELDS
-    hit_times = [hit["event_time_utc"] for hit in body["browsing_hits"]]
+    assert list(body["browsing_session_hits"][0]) == HIT_FIELDS
+    hit_times = [hit["event_time_utc"] for hit in body["browsing_session_hits"]]
     assert hit_times == sorted(hit_times, reverse=True)
     newest_token = max(heavy.comet_tokens, key=lambda token: token.created_at)
     assert body["comet_tokens"][0]["comet_token"] == newest_token.value

@@ -15,35 +15,14 @@ from tests.sandbox.support import COMETLY, CONTACTS_PATH, HIGHLEVEL, MakeApp, cl
 
 pytestmark = pytest.mark.anyio
 
-SEED_FIELDS = [
-    "id",
-    "name",
-    "locationId",
-    "firstName",
-    "lastName",
-    "email",
-    "emailLowerCase",
-    "timezone",
-    "companyName",
-    "phone",
-    "dnd",
-    "dndSettings",
-    "type",
-    "source",
-    "assignedTo",
-    "address1",
-    "city",
-    "state",
-    "country",
-    "postalCode",
-    "website",
-    "tags",
-    "dateOfBirth",
-    "dateAdded",
-    "dateUpdated",
-    "customFields",
-    "attributions",
-]
+SCHEMA_FIELDS = {
+    "id", "name", "locationId", "firstName", "lastName", "email", "emailLowerCase", "timezone", "companyName",
+    "phone", "dnd", "dndSettings", "type", "source", "assignedTo", "address1", "city", "state", "country",
+    "postalCode", "website", "tags", "dateOfBirth", "dateAdded", "dateUpdated", "attachments", "ssn", "keyword",
+    "firstNameLowerCase", "fullNameLowerCase", "lastNameLowerCase", "lastActivity", "customFields", "businessId",
+    "attributionSource", "lastAttributionSource", "visitorId",
+}  # fmt: skip
+"""The keys of HighLevel's `GetContectByIdSchema`; the sandbox sends those it has data for."""
 
 
 def _highlevel_id(app: Starlette, contact_id: int) -> str:
@@ -52,10 +31,10 @@ def _highlevel_id(app: Starlette, contact_id: int) -> str:
     return row.highlevel_id
 
 
-async def test_get_returns_the_contact_with_the_seed_pages_fields(
+async def test_get_returns_the_contact_in_highlevels_own_schema(
     seeded_app: Starlette, client: httpx.AsyncClient, dataset: list[NewContact]
 ) -> None:
-    contact = next(c for c in dataset if c.custom_fields.get(1) and c.phones and c.events)
+    contact = next(c for c in dataset if c.custom_fields.get(1) and c.custom_fields.get(5) and c.phones and c.events)
     contact_id = _highlevel_id(seeded_app, contact.id)
 
     response = await client.get(f"/highlevel/contacts/{contact_id}", headers=HIGHLEVEL)
@@ -64,21 +43,59 @@ async def test_get_returns_the_contact_with_the_seed_pages_fields(
     body = response.json()
     assert list(body) == ["contact"]
     found = body["contact"]
-    assert list(found) == SEED_FIELDS
+    assert set(found) <= SCHEMA_FIELDS
+    assert None not in found.values()  # the schema's strings are not nullable: absent ones are left out
     assert re.fullmatch(r"[A-Za-z0-9]{20}", found["id"])
     assert found["id"] == contact_id
     assert found["locationId"] == HIGHLEVEL_LOCATION_ID
     assert found["name"] == contact.names[0].value
     assert found["email"] == contact.emails[0].value
     assert found["emailLowerCase"] == contact.emails[0].value.lower()
+    assert found["fullNameLowerCase"] == contact.names[0].value.lower()
     assert found["phone"] == contact.phones[0].value
     assert found["companyName"] == contact.custom_fields[1]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000Z", found["dateAdded"])
     assert set(found["dndSettings"]) == {"Call", "Email", "SMS", "WhatsApp", "GMB", "FB"}
-    assert {"id": CUSTOM_FIELD_IDS[1], "value": contact.custom_fields[1]} in found["customFields"]
-    assert all(list(field) == ["id", "value"] for field in found["customFields"])
-    for attribution in found["attributions"]:
-        assert list(attribution) == ["url", "campaign", "utmSource", "utmMedium", "sessionSource"]
+    assert {"id": CUSTOM_FIELD_IDS[5], "value": contact.custom_fields[5]} in found["customFields"]
+    assert all(list(field) == ["id", "value"] and isinstance(field["value"], str) for field in found["customFields"])
+    assert CUSTOM_FIELD_IDS[1] not in {field["id"] for field in found["customFields"]}  # it is companyName
+
+
+async def test_attribution_is_first_and_last_touch_objects(
+    seeded_app: Starlette, client: httpx.AsyncClient, dataset: list[NewContact]
+) -> None:
+    contact = next(c for c in dataset if c.profile.attributions)
+    first, last = contact.profile.attributions[0], contact.profile.attributions[-1]
+
+    response = await client.get(f"/highlevel/contacts/{_highlevel_id(seeded_app, contact.id)}", headers=HIGHLEVEL)
+
+    found = response.json()["contact"]
+    assert "attributions" not in found
+    assert found["attributionSource"]["url"] == first.url
+    assert found["attributionSource"].get("utmSource") == first.utm_source
+    assert found["lastAttributionSource"]["url"] == last.url
+
+
+async def test_the_locations_custom_fields_are_its_labelled_slots_but_the_company(client: httpx.AsyncClient) -> None:
+    response = await client.get(
+        f"/highlevel/locations/{HIGHLEVEL_LOCATION_ID}/customFields", params={"model": "contact"}, headers=HIGHLEVEL
+    )
+
+    assert response.status_code == 200
+    fields = response.json()["customFields"]
+    by_name = {field["name"]: field for field in fields}
+    assert "Company" not in by_name
+    assert by_name["Customer Plan"]["id"] == CUSTOM_FIELD_IDS[5]
+    assert by_name["Customer Plan"]["fieldKey"] == "contact.customer_plan"
+    assert (by_name["Customer Plan"]["dataType"], by_name["Seats"]["dataType"]) == ("TEXT", "NUMERICAL")
+    assert by_name["Trial Ends"]["dataType"] == "DATE"
+    assert {field["model"] for field in fields} == {"contact"}
+
+
+async def test_another_locations_custom_fields_are_refused(client: httpx.AsyncClient) -> None:
+    response = await client.get("/highlevel/locations/someOtherLocation00/customFields", headers=HIGHLEVEL)
+
+    assert response.status_code == 403
 
 
 async def test_every_generated_contact_has_its_own_highlevel_id(
@@ -102,7 +119,7 @@ async def test_a_contact_created_through_cometly_is_readable_through_highlevel(m
     assert found["firstName"] == "Ada"
     assert found["lastName"] == "Lovelace"
     assert found["emailLowerCase"] == "ada@example.com"
-    assert found["customFields"] == []
+    assert "customFields" not in found or found["customFields"] == []
     assert found["source"] == "api"
 
 
