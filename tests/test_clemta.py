@@ -12,7 +12,7 @@ import respx
 from mcp import Client
 
 from server.app import build_server
-from server.settings import Settings
+from server.settings import Rate, Settings
 from tests.conftest import CLEMTA_COMPANY, CLEMTA_KEY, clemta_settings, text_of
 
 pytestmark = pytest.mark.anyio
@@ -116,6 +116,7 @@ async def test_list_contacts_maps_the_range_and_pages_through_the_cursor(
         "order": "desc",
         "created_at": "gt",
         "created_at_value": str(1640908800 - 1),
+        "end_date": str(1641081600 - 1),
     }
     assert sent[1]["skip"] == "2"
     assert [c["id"] for c in first.structured_content["contacts"]] == ["64b8f1a2e4b0c8d9f0123456"]
@@ -164,8 +165,13 @@ async def test_create_contact_sends_type_full_name_email_and_company(clemta: res
     "arguments",
     [
         {"emails": ["a@example.com"]},
-        {"emails": ["a@example.com"], "names": ["A"], "phones": ["+15550000000"]},
+        {"emails": ["a@example.com"], "names": ["A"], "phones": ["+15550000000", "+15550000001"]},
         {"emails": ["a@example.com"], "names": ["A"], "contact_type": "partner"},
+        {"emails": ["a@example.com"], "names": ["A"], "locations": ["Austin, TX"]},
+        {"emails": ["a@example.com"], "names": ["A"], "address": {"city": "Austin"}},
+        {"emails": ["a@example.com"], "names": ["A"], "tags": ["vip"]},
+        {"emails": ["a@example.com"], "names": ["A"], "custom_fields": {"profile_field_1": "x"}},
+        {"emails": ["a@example.com"], "names": ["A"], "fields": {"source": "webinar"}},
     ],
 )
 async def test_create_contact_refuses_what_clemta_cannot_take(
@@ -183,6 +189,7 @@ async def test_create_contact_refuses_what_clemta_cannot_take(
         (401, "INVALID_API_KEY", "authentication_error"),
         (403, "ACCESS_DENIED", "permission_error"),
         (404, "NOT_FOUND", "not_found"),
+        (404, "CONTACT_NOT_FOUND", "not_found"),
         (400, "VALIDATION_FAILED", "validation_error"),
         (429, "RATE_LIMIT_EXCEEDED", "rate_limited"),
         (500, "INTERNAL_ERROR", "upstream_unavailable"),
@@ -234,3 +241,129 @@ async def test_list_and_create_without_a_company_id_name_the_setting(clemta: res
     assert "CLEMTA_COMPANY_ID" in text_of(listed)
     assert "CLEMTA_COMPANY_ID" in text_of(created)
     assert clemta.calls.call_count == 0
+
+
+async def test_create_contact_sends_phone_address_and_clemtas_own_fields_as_its_billing_details(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT, "Contact created successfully"))
+
+    await client.call_tool(
+        "create_contact",
+        {
+            "emails": ["john@example.com"],
+            "names": ["John Doe"],
+            "phones": ["+1 415-555-0100"],
+            "address": {"line1": "123 Main Street", "line2": "Suite 100", "district": "Downtown", "state": "CA",
+                        "province": "California", "postal_code": "12345", "country": "us"},
+            "fields": {"status": "active", "description": "Met at the fair", "tax_id": "12-3456789",
+                       "bcc_emails": ["books@example.com"]},
+        },
+    )  # fmt: skip
+
+    assert json.loads(route.calls.last.request.content) == {
+        "type": "customer",
+        "full_name": "John Doe",
+        "email": "john@example.com",
+        "company_id": CLEMTA_COMPANY,
+        "status": "active",
+        "description": "Met at the fair",
+        "bcc_emails": ["books@example.com"],
+        "billing": {
+            "address_1": "123 Main Street",
+            "address_2": "Suite 100",
+            "district": "Downtown",
+            "state": "CA",
+            "province": "California",
+            "postal_code": "12345",
+            "iso_code": "US",
+            "phone_code": "+1",
+            "phone": "4155550100",
+            "tax_id": "12-3456789",
+        },
+    }
+
+
+async def test_a_phone_without_a_calling_code_is_read_in_the_addresss_country(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT))
+
+    await client.call_tool(
+        "create_contact",
+        {"emails": ["a@example.com"], "names": ["A B"], "phones": ["030 1234567"], "address": {"country": "DE"}},
+    )
+    await client.call_tool("create_contact", {"emails": ["a@example.com"], "names": ["A B"], "phones": ["030 1234567"]})
+
+    requests = cast(list[httpx.Request], [call.request for call in route.calls])  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    first, second = (json.loads(request.content)["billing"] for request in requests)
+    assert first == {"iso_code": "DE", "phone_code": "+49", "phone": "301234567"}
+    assert second == {"phone": "030 1234567"}  # no country to read it in: sent as given, nothing guessed
+
+
+async def test_find_contact_searches_and_keeps_only_the_exact_email(clemta: respx.MockRouter, client: Client) -> None:
+    near: dict[str, Any] = {
+        **SEED_CONTACT,
+        "id": "64b8f1a2e4b0c8d9f0000001",
+        "email": "john@example.com.au",
+        "cc_emails": [],
+    }
+    route = clemta.get("/contacts").respond(200, json=envelope({"contacts": [near, SEED_CONTACT], "total": 2}))
+
+    result = await client.call_tool("find_contact", {"email": "JOHN@example.com"})
+
+    sent = dict(route.calls.last.request.url.params.multi_items())
+    assert sent == {
+        "company_id": CLEMTA_COMPANY,
+        "skip": "0",
+        "limit": "100",
+        "sort": "created_at",
+        "order": "desc",
+        "search": "JOHN@example.com",
+    }
+    assert result.structured_content == NORMALIZED
+
+
+async def test_find_contact_with_no_exact_match_is_not_found_and_a_phone_is_not_supported(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    near: dict[str, Any] = {**SEED_CONTACT, "email": "johnny@example.com", "cc_emails": []}
+    clemta.get("/contacts").respond(200, json=envelope({"contacts": [near], "total": 1}))
+
+    missing = await client.call_tool("find_contact", {"email": "john@example.com"})
+    by_phone = await client.call_tool("find_contact", {"phone": "+14155550100"})
+
+    assert text_of(missing).startswith("[not_found]")
+    assert text_of(by_phone).startswith("[not_supported]")
+    assert clemta.calls.call_count == 1
+
+
+async def test_find_contact_reads_further_pages_of_the_search_but_not_without_end(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    near: dict[str, Any] = {**SEED_CONTACT, "email": "other@example.com", "cc_emails": []}
+    route = clemta.get("/contacts").respond(200, json=envelope({"contacts": [near] * 100, "total": 10_000}))
+
+    result = await client.call_tool("find_contact", {"email": "john@example.com"})
+
+    assert text_of(result).startswith("[not_found]")
+    assert "first 500" in text_of(result)
+    skips = [call.request.url.params["skip"] for call in route.calls]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
+    assert skips == ["0", "100", "200", "300", "400"]
+
+
+async def test_every_clemta_request_spends_one_budget_per_api_key(clemta: respx.MockRouter) -> None:
+    clemta.get("/contacts/64b8f1a2e4b0c8d9f0123456").respond(200, json=envelope(SEED_CONTACT))
+    clemta.get("/contacts").respond(200, json=envelope({"contacts": [], "total": 0}))
+    settings = Settings(clemta=clemta_settings(), rate_limits={"clemta.api_key": (Rate(1, 60.0),)}, max_wait_seconds=0)
+
+    async with Client(build_server(settings)) as client:
+        info = await client.call_tool("server_info", {})
+        got = await client.call_tool("get_contact", {"contact_id": "64b8f1a2e4b0c8d9f0123456"})
+        listed = await client.call_tool("list_contacts", {"start_date": "2022-01-01"})
+
+    assert info.structured_content is not None
+    assert [budget["name"] for budget in info.structured_content["budgets"]] == ["clemta.api_key"]
+    assert got.is_error is False
+    assert text_of(listed).startswith("[rate_limited]")  # the list waits for the slot the get took
+    assert clemta.calls.call_count == 1

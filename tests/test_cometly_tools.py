@@ -94,16 +94,16 @@ async def test_get_contact_text_is_compact_json_of_the_structured_result(
     assert "null" not in text
 
 
-async def test_get_contact_inverts_direct_touchpoints_and_asks_for_browsing_data(
+async def test_get_contact_asks_for_browsing_data_and_reads_cometlys_browsing_session_hits(
     cometly: respx.MockRouter, client: Client
 ) -> None:
-    route = cometly.get("/contacts/7").respond(200, json={"id": 7, "browsing_hits": [{"event_url": "https://x.test/"}]})
+    hits = [{"event_url": "northpeak.example/pricing", "event_time_utc": "2024-01-10 12:00:00"}]
+    route = cometly.get("/contacts/7").respond(200, json={"id": 7, "browsing_session_hits": hits})
 
     result = await client.call_tool(
         "get_contact",
         {
             "contact_id": "7",
-            "include_direct_touchpoints": True,
             "include_browsing_hits": True,
             "include_comet_tokens": True,
             "use_custom_field_labels": False,
@@ -113,11 +113,70 @@ async def test_get_contact_inverts_direct_touchpoints_and_asks_for_browsing_data
     assert dict(sent_query(route.calls.last.request)) == {
         "include_comet_tokens": "1",
         "include_events": "0",
-        "hide_direct_touchpoints": "0",
         "use_custom_field_labels": "0",
         "include_browsing_session_data": "1",
     }
-    assert structured(result)["browsing_hits"] == [{"event_url": "https://x.test/"}]
+    assert structured(result)["browsing_hits"] == hits
+
+
+async def test_get_contact_also_reads_hits_under_the_seed_pages_name(cometly: respx.MockRouter, client: Client) -> None:
+    cometly.get("/contacts/7").respond(200, json={"id": 7, "browsing_hits": [{"event_url": "northpeak.example/"}]})
+
+    result = await client.call_tool("get_contact", {"contact_id": "7", "include_browsing_hits": True})
+
+    assert structured(result)["browsing_hits"] == [{"event_url": "northpeak.example/"}]
+
+
+async def test_direct_touchpoints_are_asked_about_only_with_events(cometly: respx.MockRouter, client: Client) -> None:
+    route = cometly.get("/contacts/7").respond(200, json={"id": 7, "events": []})
+
+    await client.call_tool(
+        "get_contact", {"contact_id": "7", "include_events": True, "include_direct_touchpoints": True}
+    )
+    with_events = dict(sent_query(route.calls.last.request))
+    await client.call_tool("get_contact", {"contact_id": "7", "include_direct_touchpoints": True})
+    without = dict(sent_query(route.calls.last.request))
+
+    assert (with_events["include_events"], with_events["hide_direct_touchpoints"]) == ("1", "0")
+    assert "hide_direct_touchpoints" not in without
+
+
+async def test_every_cometly_request_says_it_speaks_json(cometly: respx.MockRouter, client: Client) -> None:
+    route = cometly.get("/contacts/7").respond(200, json={"id": 7})
+
+    await client.call_tool("get_contact", {"contact_id": "7"})
+
+    headers = route.calls.last.request.headers
+    assert (headers["accept"], headers["content-type"]) == ("application/json", "application/json")
+
+
+async def test_keys_cometly_does_not_document_are_kept_in_the_cometly_section(
+    cometly: respx.MockRouter, client: Client
+) -> None:
+    cometly.get("/contacts/7").respond(200, json={"id": 7, "emails": ["a@example.com"], "lead_score": 87})
+
+    result = await client.call_tool("get_contact", {"contact_id": "7"})
+
+    assert structured(result)["cometly"] == {"lead_score": 87}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "named"),
+    [
+        ({"address": {"city": "Austin"}}, "address.city (HighLevel only)"),
+        ({"tags": ["vip"]}, "tags (HighLevel only)"),
+        ({"fields": {"status": "active"}}, "fields.status (Clemta only)"),
+        ({"address": {"line1": "1 Main St"}}, "address.line1 (Clemta and HighLevel only)"),
+    ],
+)
+async def test_create_contact_refuses_what_cometly_has_no_place_for(
+    cometly: respx.MockRouter, client: Client, arguments: dict[str, Any], named: str
+) -> None:
+    result = await client.call_tool("create_contact", {"emails": ["a@example.com"], **arguments})
+
+    assert text_of(result).startswith("[validation_error]")
+    assert named in text_of(result)
+    assert cometly.calls.call_count == 0
 
 
 async def test_list_contacts_sends_bare_dates_as_full_day_bounds_and_returns_the_next_cursor(

@@ -44,9 +44,24 @@ SEED_CONTACT: dict[str, Any] = {
     "dateAdded": "2024-01-10T12:00:00.000Z",
     "dateUpdated": "2024-06-15T09:30:00.000Z",
     "customFields": [{"id": "cf_abc123", "value": "Enterprise"}, {"id": "cf_empty", "value": ""}],
-    "attributions": [{"url": "https://example.com/landing", "campaign": "spring_promo", "utmSource": "google"}],
+    "attributionSource": {"url": "https://example.com/landing", "campaign": "spring_promo", "utmSource": "google"},
+    "lastAttributionSource": {"url": "https://example.com/pricing", "utmSource": "newsletter", "medium": "email"},
 }
-"""The seed page's example response (with a real email in place of the saved page's placeholder)."""
+"""The seed page's example in the shape of HighLevel's own schema (`GetContectByIdSchema`).
+
+The seed showed an `attributions` array; the vendor's schema has `attributionSource` and
+`lastAttributionSource`, one object each (`attributions` exists only on the deprecated list).
+"""
+
+DEFINITIONS: dict[str, Any] = {
+    "customFields": [
+        {"id": "cf_abc123", "name": "Plan", "fieldKey": "contact.plan", "dataType": "SINGLE_OPTIONS",
+         "picklistOptions": ["Free", "Enterprise"], "position": 0, "model": "contact"},
+        {"id": "cf_seats", "name": "Seats", "fieldKey": "contact.seats", "dataType": "NUMERICAL", "position": 50,
+         "model": "contact"},
+    ]
+}  # fmt: skip
+"""The location's field definitions (`GET /locations/{locationId}/customFields?model=contact`)."""
 
 NORMALIZED: dict[str, Any] = {
     "id": "ocQHyuzHvuMOe5N5jjXF",
@@ -57,21 +72,30 @@ NORMALIZED: dict[str, Any] = {
     "phones": ["+1 555-123-4567"],
     "names": ["John Doe"],
     "locations": ["123 Main St, Austin, TX, 78701, US"],
-    "custom_fields": {"cf_abc123": "Enterprise"},
+    "custom_fields": {"Plan": "Enterprise"},
     "highlevel": {
+        "firstName": "John",
+        "lastName": "Doe",
+        "companyName": "Acme Corp",
         "tags": ["customer", "vip"],
         "type": "lead",
         "source": "api",
-        "companyName": "Acme Corp",
+        "assignedTo": "user_abc123",
         "dnd": False,
         "dndSettings": {"Email": {"status": "active"}},
-        "attributions": [{"url": "https://example.com/landing", "campaign": "spring_promo", "utmSource": "google"}],
-        "assignedTo": "user_abc123",
+        "attributionSource": {"url": "https://example.com/landing", "campaign": "spring_promo", "utmSource": "google"},
+        "lastAttributionSource": {"url": "https://example.com/pricing", "utmSource": "newsletter", "medium": "email"},
         "dateOfBirth": "1990-01-15",
         "timezone": "America/Chicago",
         "website": "https://example.com",
     },
 }
+
+
+@pytest.fixture(autouse=True)
+def definitions(highlevel: respx.MockRouter) -> respx.Route:
+    """The location's custom-field definitions, which get_contact reads to name a contact's custom fields."""
+    return highlevel.get(f"/locations/{HIGHLEVEL_LOCATION}/customFields").respond(200, json=DEFINITIONS)
 
 
 @pytest.fixture
@@ -137,7 +161,7 @@ async def test_find_contact_needs_an_email_or_a_phone(highlevel: respx.MockRoute
     assert highlevel.calls.call_count == 0
 
 
-async def test_create_contact_posts_the_location_and_the_first_values(
+async def test_create_contact_posts_each_argument_under_highlevels_own_key(
     highlevel: respx.MockRouter, client: Client
 ) -> None:
     route = highlevel.post("/contacts/").respond(201, json={"contact": {**SEED_CONTACT, "id": "newContact0000000001"}})
@@ -147,11 +171,14 @@ async def test_create_contact_posts_the_location_and_the_first_values(
         {
             "emails": ["john@example.com"],
             "phones": ["+15551234567"],
-            "names": ["John Doe"],
-            "locations": ["123 Main St"],
+            "names": ["John van Doe"],
+            "address": {"line1": "123 Main St", "city": "Austin", "state": "TX", "postal_code": "78701",
+                        "country": "us"},
+            "tags": ["webinar", "vip"],
+            "fields": {"company_name": "Acme Corp", "source": "webinar", "website": "https://acme.example"},
             "provider": "highlevel",
         },
-    )
+    )  # fmt: skip
 
     request = route.calls.last.request
     assert_highlevel_headers(request)
@@ -159,28 +186,66 @@ async def test_create_contact_posts_the_location_and_the_first_values(
         "locationId": HIGHLEVEL_LOCATION,
         "email": "john@example.com",
         "phone": "+15551234567",
-        "name": "John Doe",
+        "name": "John van Doe",
+        "firstName": "John",
+        "lastName": "van Doe",
         "address1": "123 Main St",
+        "city": "Austin",
+        "state": "TX",
+        "postalCode": "78701",
+        "country": "US",
+        "companyName": "Acme Corp",
+        "source": "webinar",
+        "website": "https://acme.example",
+        "tags": ["webinar", "vip"],
     }
     assert result.structured_content is not None
     assert result.structured_content["id"] == "newContact0000000001"
 
 
-@pytest.mark.parametrize(
-    "arguments",
-    [
-        {"emails": ["a@example.com", "b@example.com"]},
-        {"emails": ["a@example.com"], "phones": ["+1555", "+1666"]},
-        {"emails": ["a@example.com"], "custom_fields": {"profile_field_1": "x"}},
-    ],
-)
-async def test_create_contact_refuses_what_a_highlevel_contact_cannot_hold(
-    highlevel: respx.MockRouter, client: Client, arguments: dict[str, Any]
-) -> None:
-    result = await client.call_tool("create_contact", {**arguments, "provider": "highlevel"})
+async def test_create_contact_takes_first_and_last_name_as_given(highlevel: respx.MockRouter, client: Client) -> None:
+    route = highlevel.post("/contacts/").respond(201, json={"contact": SEED_CONTACT})
+
+    await client.call_tool(
+        "create_contact",
+        {
+            "emails": ["mary@example.com"],
+            "names": ["Mary Ann Smith"],
+            "fields": {"first_name": "Mary Ann", "last_name": "Smith"},
+            "provider": "highlevel",
+        },
+    )
+
+    sent = json.loads(route.calls.last.request.content)
+    assert (sent["name"], sent["firstName"], sent["lastName"]) == ("Mary Ann Smith", "Mary Ann", "Smith")
+
+
+async def test_a_free_text_location_is_refused_not_put_in_address1(highlevel: respx.MockRouter, client: Client) -> None:
+    result = await client.call_tool(
+        "create_contact", {"emails": ["a@example.com"], "locations": ["Austin, TX"], "provider": "highlevel"}
+    )
 
     assert text_of(result).startswith("[validation_error]")
+    assert "locations (Cometly only)" in text_of(result)
+    assert "`address`" in text_of(result)
     assert highlevel.calls.call_count == 0
+
+
+async def test_a_refused_duplicate_names_the_existing_contact(highlevel: respx.MockRouter, client: Client) -> None:
+    highlevel.post("/contacts/").respond(
+        400,
+        json={
+            "statusCode": 400,
+            "message": "This location does not allow duplicated contacts.",
+            "meta": {"contactId": "existing00000000001x", "matchingField": "email"},
+        },
+    )
+
+    result = await client.call_tool("create_contact", {"emails": ["john@example.com"], "provider": "highlevel"})
+
+    assert text_of(result).startswith("[validation_error]")
+    assert "existing00000000001x" in text_of(result)
+    assert "by email" in text_of(result)
 
 
 async def test_create_and_find_without_a_location_id_say_which_setting_is_missing(highlevel: respx.MockRouter) -> None:
@@ -223,6 +288,7 @@ async def test_create_and_find_without_a_location_id_say_which_setting_is_missin
             "phone is invalid",
         ),
         (404, {"statusCode": 404, "message": "Contact not found"}, "not_found", "find_contact"),
+        (400, {"statusCode": 400, "message": "Contact not found"}, "not_found", "find_contact"),
         (503, {"statusCode": 503, "message": "Service Unavailable"}, "upstream_unavailable", "Service Unavailable"),
     ],
 )
@@ -260,3 +326,127 @@ async def test_the_default_provider_is_the_first_configured(
     assert result.structured_content is not None
     assert result.structured_content["provider"] == "cometly"
     assert highlevel.calls.call_count == 0
+
+
+async def test_get_contact_shows_first_and_last_touch_attribution(highlevel: respx.MockRouter, client: Client) -> None:
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": SEED_CONTACT})
+
+    result = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+
+    assert result.structured_content is not None
+    section = result.structured_content["highlevel"]
+    assert section["attributionSource"]["campaign"] == "spring_promo"
+    assert section["lastAttributionSource"]["utmSource"] == "newsletter"
+
+
+async def test_keys_this_server_does_not_know_are_kept_and_copies_and_the_ssn_are_not(
+    highlevel: respx.MockRouter, client: Client
+) -> None:
+    contact = {**SEED_CONTACT, "ssn": "078-05-1120", "fullNameLowerCase": "john doe", "leadScore": 87}
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": contact})
+
+    result = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+
+    assert result.structured_content is not None
+    assert result.structured_content["highlevel"]["leadScore"] == 87
+    assert "078-05-1120" not in text_of(result)
+    assert "fullNameLowerCase" not in text_of(result)
+    assert "emailLowerCase" not in text_of(result)
+
+
+async def test_custom_fields_show_under_their_names_and_the_definitions_are_read_once(
+    highlevel: respx.MockRouter, client: Client, definitions: respx.Route
+) -> None:
+    contact = {
+        **SEED_CONTACT,
+        "customFields": [{"id": "cf_abc123", "value": "Enterprise"}, {"id": "cf_seats", "value": 12}],
+    }
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": contact})
+
+    for _ in range(2):
+        result = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+        assert result.structured_content is not None
+        assert result.structured_content["custom_fields"] == {"Plan": "Enterprise", "Seats": 12}
+
+    assert definitions.call_count == 1
+    request = definitions.calls.last.request
+    assert_highlevel_headers(request)
+    assert request.url.query == b"model=contact"
+
+
+async def test_custom_fields_keep_their_ids_when_asked_or_when_the_definitions_cannot_be_read(
+    highlevel: respx.MockRouter, client: Client, definitions: respx.Route
+) -> None:
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": SEED_CONTACT})
+
+    by_id = await client.call_tool(
+        "get_contact",
+        {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel", "use_custom_field_labels": False},
+    )
+    definitions.respond(401, json={"statusCode": 401, "message": "The token is not authorized for this scope."})
+    unreadable = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+
+    for result in (by_id, unreadable):
+        assert result.structured_content is not None
+        assert result.structured_content["custom_fields"] == {"cf_abc123": "Enterprise"}
+    assert definitions.call_count == 1
+
+
+async def test_a_field_id_the_definitions_do_not_know_reads_them_again_at_most_once_a_minute(
+    highlevel: respx.MockRouter, client: Client, definitions: respx.Route
+) -> None:
+    contact = {**SEED_CONTACT, "customFields": [{"id": "cf_new", "value": "x"}]}
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": contact})
+    renamed = {"customFields": [*DEFINITIONS["customFields"], {"id": "cf_new", "name": "Region", "model": "contact"}]}
+    definitions.side_effect = [httpx.Response(200, json=DEFINITIONS), httpx.Response(200, json=renamed)]
+
+    first = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(
+        200, json={"contact": {**SEED_CONTACT, "customFields": [{"id": "cf_other", "value": "y"}]}}
+    )
+    second = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+
+    assert first.structured_content is not None
+    assert second.structured_content is not None
+    assert first.structured_content["custom_fields"] == {"Region": "x"}
+    assert second.structured_content["custom_fields"] == {"cf_other": "y"}  # not read a third time within the minute
+    assert definitions.call_count == 2
+
+
+async def test_two_fields_of_one_name_both_show(
+    highlevel: respx.MockRouter, client: Client, definitions: respx.Route
+) -> None:
+    twins = {"customFields": [{"id": "cf_a", "name": "Notes", "model": "contact"}, {"id": "cf_b", "name": "Notes"}]}
+    definitions.respond(200, json=twins)
+    contact = {**SEED_CONTACT, "customFields": [{"id": "cf_a", "value": "one"}, {"id": "cf_b", "value": "two"}]}
+    highlevel.get("/contacts/ocQHyuzHvuMOe5N5jjXF").respond(200, json={"contact": contact})
+
+    result = await client.call_tool("get_contact", {"contact_id": "ocQHyuzHvuMOe5N5jjXF", "provider": "highlevel"})
+
+    assert result.structured_content is not None
+    assert result.structured_content["custom_fields"] == {"Notes (cf_a)": "one", "Notes (cf_b)": "two"}
+
+
+async def test_describe_custom_fields_lists_the_locations_contact_fields(client: Client) -> None:
+    result = await client.call_tool("describe_custom_fields", {"provider": "highlevel"})
+
+    assert result.structured_content is not None
+    assert result.structured_content["filterable"] is False
+    assert result.structured_content["fields"] == [
+        {"slot": "cf_abc123", "label": "Plan", "type": "text", "key": "contact.plan", "data_type": "SINGLE_OPTIONS",
+         "options": ["Free", "Enterprise"]},
+        {"slot": "cf_seats", "label": "Seats", "type": "number", "key": "contact.seats", "data_type": "NUMERICAL"},
+    ]  # fmt: skip
+    assert "operators" not in result.structured_content
+
+
+async def test_find_contact_reads_a_list_shaped_answer_too(highlevel: respx.MockRouter, client: Client) -> None:
+    highlevel.get("/contacts/search/duplicate").respond(200, json={"contacts": [SEED_CONTACT]})
+    none: dict[str, list[Any]] = {"contacts": []}
+
+    found = await client.call_tool("find_contact", {"email": "john@example.com"})
+    highlevel.get("/contacts/search/duplicate").respond(200, json=none)
+    missing = await client.call_tool("find_contact", {"email": "john@example.com"})
+
+    assert found.structured_content == NORMALIZED
+    assert text_of(missing).startswith("[not_found]")

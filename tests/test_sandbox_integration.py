@@ -238,3 +238,85 @@ async def test_clemta_lists_every_contact_once_creates_and_gets_against_the_sand
     assert fetched.structured_content["names"] == ["Vendor Co"]
     assert fetched.structured_content["clemta"]["type"] == "vendor"
     assert text_of(nameless).startswith("[validation_error]")
+
+
+async def test_a_clemta_range_that_ends_in_the_past_fills_its_pages(sandbox: str) -> None:
+    # Clemta's list sorts newest first; without `end_date` every contact newer than the range's end came back
+    # and was dropped here, so the first pages of an older range were empty with has_more true.
+    start, end = (NOW - timedelta(days=80)).date().isoformat(), (NOW - timedelta(days=60)).date().isoformat()
+    middle = {"start_date": start, "end_date": end}
+    async with Client(build_server(all_providers_for(sandbox))) as client:
+        page = await client.call_tool("list_contacts", {**middle, "per_page": 10, "provider": "clemta"})
+
+    assert page.structured_content is not None, text_of(page)
+    contacts = page.structured_content["contacts"]
+    assert len(contacts) == 10
+    assert all(middle["start_date"] <= contact["created_at"][:10] <= middle["end_date"] for contact in contacts)
+
+
+async def test_clemta_finds_a_contact_by_email_and_creates_one_with_its_billing_details(sandbox: str) -> None:
+    async with Client(build_server(all_providers_for(sandbox))) as client:
+        page = await client.call_tool("list_contacts", {**RANGE, "per_page": 1, "provider": "clemta"})
+        assert page.structured_content is not None, text_of(page)
+        known = page.structured_content["contacts"][0]
+        found = await client.call_tool("find_contact", {"email": known["emails"][0].upper(), "provider": "clemta"})
+        made = await client.call_tool(
+            "create_contact",
+            {
+                "emails": ["books@vendor.example"],
+                "names": ["Vendor Books"],
+                "phones": ["+44 20 7946 0958"],
+                "address": {"line1": "1 Fleet St", "postal_code": "EC4Y 1AA", "country": "GB"},
+                "fields": {"tax_id": "GB123456789", "description": "Our bookkeeper"},
+                "provider": "clemta",
+            },
+        )
+        assert made.structured_content is not None, text_of(made)
+        again = await client.call_tool("find_contact", {"email": "books@vendor.example", "provider": "clemta"})
+
+    assert found.structured_content is not None, text_of(found)
+    assert found.structured_content["id"] == known["id"]
+    assert again.structured_content is not None, text_of(again)
+    assert again.structured_content["id"] == made.structured_content["id"]
+    assert again.structured_content["phones"] == ["+442079460958"]
+    billing = again.structured_content["clemta"]["billing"]
+    assert (billing["address_1"], billing["iso_code"], billing["tax_id"]) == ("1 Fleet St", "GB", "GB123456789")
+    assert again.structured_content["clemta"]["description"] == "Our bookkeeper"
+
+
+async def test_highlevel_contacts_show_custom_fields_by_name_and_creates_take_the_address_in_parts(
+    sandbox: str,
+) -> None:
+    async with Client(build_server(all_providers_for(sandbox))) as client:
+        described = await client.call_tool("describe_custom_fields", {"provider": "highlevel"})
+        page = await client.call_tool(
+            "filter_by_custom_field",
+            {**RANGE, "per_page": 1, "conditions": [{"field": "Customer Plan", "operator": "any"}]},
+        )
+        assert page.structured_content is not None, text_of(page)
+        email = page.structured_content["contacts"][0]["emails"][0]
+        found = await client.call_tool("find_contact", {"email": email, "provider": "highlevel"})
+        made = await client.call_tool(
+            "create_contact",
+            {
+                "emails": ["austin.lead@example.com"],
+                "names": ["Austin Lead"],
+                "address": {"city": "Austin", "state": "TX", "country": "US"},
+                "tags": ["webinar"],
+                "fields": {"company_name": "Lead Co", "source": "webinar"},
+                "provider": "highlevel",
+            },
+        )
+        assert made.structured_content is not None, text_of(made)
+        new_id = made.structured_content["id"]
+        fetched = await client.call_tool("get_contact", {"contact_id": new_id, "provider": "highlevel"})
+
+    assert described.structured_content is not None, text_of(described)
+    assert "Customer Plan" in {field["label"] for field in described.structured_content["fields"]}
+    assert found.structured_content is not None, text_of(found)
+    assert "Customer Plan" in found.structured_content["custom_fields"]
+    assert fetched.structured_content is not None
+    assert fetched.structured_content["locations"] == ["Austin, TX, US"]
+    section = fetched.structured_content["highlevel"]
+    assert (section["firstName"], section["lastName"], section["companyName"]) == ("Austin", "Lead", "Lead Co")
+    assert (section["tags"], section["source"]) == (["webinar"], "webinar")

@@ -124,6 +124,7 @@ PROVIDER_COMBINATIONS = [
         {
             "get_contact": ["clemta"],
             "list_contacts": ["clemta"],
+            "find_contact": ["clemta"],
             "create_contact": ["clemta"],
             "describe_custom_fields": ["clemta"],
         },
@@ -146,7 +147,7 @@ PROVIDER_COMBINATIONS = [
         {
             "get_contact": ["highlevel", "clemta"],
             "list_contacts": ["clemta"],
-            "find_contact": ["highlevel"],
+            "find_contact": ["highlevel", "clemta"],
             "create_contact": ["highlevel", "clemta"],
             "describe_custom_fields": ["highlevel", "clemta"],
         },
@@ -158,7 +159,7 @@ PROVIDER_COMBINATIONS = [
             "get_contact": ["cometly", "highlevel", "clemta"],
             "list_contacts": ["cometly", "clemta"],
             "filter_by_custom_field": ["cometly"],
-            "find_contact": ["highlevel"],
+            "find_contact": ["highlevel", "clemta"],
             "create_contact": ["cometly", "highlevel", "clemta"],
             "describe_custom_fields": ["cometly", "highlevel", "clemta"],
         },

@@ -22,12 +22,15 @@ from server.state import AppState
 from tools.dates import DATE_FORMATS_HELP
 from tools.models import (
     MAX_JOURNEY_ITEMS,
+    Address,
     Contact,
+    ContactFields,
     ContactPage,
     FilterCondition,
     GetContactQuery,
     NewContact,
     Scalar,
+    ShortText,
     SlotName,
 )
 
@@ -185,17 +188,26 @@ def _get_contact(default: str) -> Callable[..., Any]:
     async def get_contact(
         ctx: ToolContext,
         contact_id: ContactId,
-        include_comet_tokens: Annotated[bool, Field(description="Add the last 5 comet tokens.")] = False,
+        include_comet_tokens: Annotated[bool, Field(description="Cometly: add the last 5 comet tokens.")] = False,
         include_events: Annotated[
             bool,
-            Field(description="Add the ad journey: conversions and touchpoints with ad, ad set, campaign, account."),
+            Field(
+                description="Cometly: add the ad journey: conversions and touchpoints with ad, ad set, campaign, "
+                "account."
+            ),
         ] = False,
         include_direct_touchpoints: Annotated[
-            bool, Field(description="With include_events, also list direct (non-ad) touchpoints.")
+            bool, Field(description="Cometly: with include_events, also list direct (non-ad) touchpoints.")
         ] = False,
-        include_browsing_hits: Annotated[bool, Field(description="Add up to 1,000 raw page views.")] = False,
+        include_browsing_hits: Annotated[
+            bool, Field(description="Cometly: add up to 1,000 raw page views (its browsing session hits).")
+        ] = False,
         use_custom_field_labels: Annotated[
-            bool, Field(description="Key custom fields by their label (e.g. 'Customer Plan') instead of slot.")
+            bool,
+            Field(
+                description="Key custom fields by name: Cometly's label (e.g. 'Customer Plan') instead of the slot, "
+                "HighLevel's field name instead of its id."
+            ),
         ] = True,
         limit: Annotated[
             int,
@@ -334,14 +346,30 @@ def _create_contact(default: str) -> Callable[..., Any]:
         ],
         phones: Annotated[Texts, Field(description="Phone numbers, e.g. +14155550100; the first is primary.")] = [],  # noqa: B006 - pydantic copies defaults
         names: Annotated[Texts, Field(description="Names, e.g. 'Jane Doe'; the first is primary.")] = [],  # noqa: B006
-        locations: Annotated[Texts, Field(description="Locations, e.g. 'Austin, TX'; the first is primary.")] = [],  # noqa: B006
+        locations: Annotated[
+            Texts, Field(description="Cometly only: free-text locations, e.g. 'Austin, TX'; the first is primary.")
+        ] = [],  # noqa: B006
+        address: Annotated[
+            Address | None,
+            Field(
+                description="HighLevel and Clemta: the postal address in parts (for Clemta, its billing address); "
+                "each part says which of them takes it."
+            ),
+        ] = None,
         custom_fields: Annotated[
             dict[SlotName, Scalar],
             Field(
-                description="Custom field values by slot: profile_field_1..15 text (max 10,240 chars), "
-                "16..25 numbers, 26..30 dates (YYYY-MM-DD)."
+                description="Cometly only: custom field values by slot: profile_field_1..15 text (max 10,240 "
+                "chars), 16..25 numbers, 26..30 dates (YYYY-MM-DD)."
             ),
         ] = {},  # noqa: B006
+        tags: Annotated[
+            list[ShortText], Field(max_length=50, description="HighLevel only: tags to give the contact.")
+        ] = [],  # noqa: B006
+        fields: Annotated[
+            ContactFields | None,
+            Field(description="The provider's own fields (company, source, status, ...); each says who takes it."),
+        ] = None,
         contact_type: Annotated[
             Literal["customer", "vendor"],
             Field(description="Clemta only: whether the contact is a customer or a vendor."),
@@ -355,6 +383,9 @@ def _create_contact(default: str) -> Callable[..., Any]:
             locations=locations,
             custom_fields=custom_fields,
             contact_type=contact_type,
+            address=address,
+            tags=tags,
+            fields=fields or ContactFields(),
         )
         return await ctx.request_context.lifespan_context.provider(provider).create_contact(contact)
 
@@ -389,22 +420,32 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         '"Premium"}. A field is named by its label (any case) or its slot profile_field_N; '
         "describe_custom_fields lists both, with each field's type and operators. Text, number and date "
         "fields each have their own operators (see `operator`); `between` takes `start` and `end`, "
-        "`any`/`unknown` take no value; date values may be words ('last month'). Only labelled fields can be "
-        "filtered. Returns what list_contacts returns, custom fields included, plus `filters`: the "
-        "conditions as sent, labels resolved to slots.",
+        "`any`/`unknown` take no value; date values may be words ('last month'). Mind Cometly's semantics when "
+        "counting: on a number field `any` means greater than 0 and `unknown` includes 0; not_equal_to and "
+        "not_contains leave out contacts where the field is unset (add a second call with `unknown` to count "
+        "those); a date equal_to matches the whole calendar day. Only labelled fields can be filtered (Cometly "
+        "only). Returns what list_contacts returns, custom fields included, plus `filters`: the conditions as "
+        "sent, labels resolved to slots.",
     ),
     "find_contact": (
         "Find contact",
-        "Find the one contact with a given email address or phone number (give either, or both): use it when the "
-        "user names a person by email or phone, or before create_contact to avoid a duplicate. Returns the "
-        "Contact, or [not_found] when there is none. Only providers with such a lookup offer it.",
+        "Find the one contact with a given email address or phone number: use it when the user names a person "
+        "by email or phone, or before create_contact to avoid a duplicate. HighLevel looks up an email or a phone "
+        "(give either, or both); Clemta an email (its search matches names and emails; only an exact email match, "
+        "ignoring case, counts, the newest if several). Returns the Contact, or [not_found] when there is none. "
+        "Cometly has no lookup, so it does not offer this tool.",
     ),
     "create_contact": (
         "Create contact",
         "Create a new contact (a lead) with at least one email; the first item of each list becomes the "
         "primary value. Not idempotent: every call creates a contact, so when unsure whether it exists, look "
-        "first with find_contact, list_contacts or filter_by_custom_field. HighLevel holds one email and one "
-        "phone; Clemta needs a name (names[0] becomes its full_name) and takes contact_type. Returns the created "
-        "Contact with its new id.",
+        "first with find_contact, list_contacts or filter_by_custom_field. What each provider takes: Cometly "
+        "emails, phones, names, free-text locations and custom_fields by slot; HighLevel one email and one "
+        "phone, names (names[0] is its name, split into first and last name unless fields give them), address "
+        "(line1, city, state, postal_code, country), tags, and fields first_name, last_name, company_name, "
+        "source, website; Clemta a name (names[0] becomes its full_name; required), emails (the rest become "
+        "cc_emails), one phone and the address (its billing details), contact_type, and fields status, "
+        "description, tax_id, bcc_emails. An argument the provider has no place for is refused, naming who takes "
+        "it, before anything is sent. Returns the created Contact with its new id.",
     ),
 }

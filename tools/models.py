@@ -30,30 +30,62 @@ from tools.dates import DateRange, period
 
 
 class HighLevelDetails(BaseModel):
-    """What only HighLevel holds about a contact, under its own names."""
+    """What only HighLevel holds about a contact, under HighLevel's own names.
 
-    tags: list[str] | None = None
-    type: str | None = None
-    source: str | None = None
+    Any key HighLevel sends that this server does not know is kept here too, as sent.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    firstName: str | None = None
+    lastName: str | None = None
     companyName: str | None = None
-    dnd: bool | None = None
-    dndSettings: dict[str, JsonValue] | None = None
-    attributions: list[dict[str, JsonValue]] | None = None
-    assignedTo: str | None = None
+    tags: list[str] | None = None
+    type: str | None = Field(default=None, description="HighLevel's contact type, e.g. lead or customer.")
+    source: str | None = Field(default=None, description="Where the contact came from, e.g. 'public api'.")
+    assignedTo: str | None = Field(default=None, description="The id of the user the contact is assigned to.")
+    dnd: bool | None = Field(default=None, description="Do not disturb: true means no messages at all.")
+    dndSettings: dict[str, JsonValue] | None = Field(
+        default=None, description="Do not disturb per channel (Call, Email, SMS, WhatsApp, GMB, FB)."
+    )
+    attributionSource: dict[str, JsonValue] | None = Field(
+        default=None, description="First-touch attribution: the url, campaign, utm fields and click ids it came with."
+    )
+    lastAttributionSource: dict[str, JsonValue] | None = Field(
+        default=None, description="Last-touch attribution, the same fields as attributionSource."
+    )
     dateOfBirth: str | None = None
     timezone: str | None = None
     website: str | None = None
+    lastActivity: str | None = Field(default=None, description="When the contact was last active (ISO 8601).")
+    businessId: str | None = Field(default=None, description="The business (company) record it belongs to.")
+    visitorId: str | None = Field(default=None, description="The live-chat visitor id.")
 
 
 class ClemtaDetails(BaseModel):
-    """What only Clemta holds about a contact, under its own names."""
+    """What only Clemta holds about a contact, under Clemta's own names.
 
-    type: str | None = None
-    status: str | None = None
+    Any key Clemta sends that this server does not know is kept here too, as sent.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(default=None, description="customer or vendor.")
+    status: str | None = Field(default=None, description="The contact's status, e.g. active.")
     description: str | None = None
-    cc_emails: list[str] | None = None
-    bcc_emails: list[str] | None = None
-    billing: dict[str, JsonValue] | None = None
+    cc_emails: list[str] | None = Field(default=None, description="Addresses copied on invoices; also in emails.")
+    bcc_emails: list[str] | None = Field(default=None, description="Addresses blind-copied on invoices.")
+    billing: dict[str, JsonValue] | None = Field(
+        default=None,
+        description="The billing details as Clemta holds them: email, phone, phone_code, iso_code, country, "
+        "address_1, address_2, postal_code, district, state, province, tax_id.",
+    )
+
+
+class CometlyDetails(BaseModel):
+    """Keys Cometly sent that its documentation does not name, kept as sent (none are documented)."""
+
+    model_config = ConfigDict(extra="allow")
 
 
 def iso_utc(value: object) -> str | None:
@@ -92,15 +124,29 @@ class Contact(BaseModel):
 
     id: str = Field(description="The contact's id at its provider; pass it to get_contact.")
     provider: str = Field(description="The provider the contact lives in.")
-    created_at: str | None = Field(default=None, description="When the contact was created (ISO 8601 UTC).")
-    updated_at: str | None = Field(default=None, description="When the contact last changed (ISO 8601 UTC).")
+    created_at: str | None = Field(
+        default=None,
+        description="When the contact was created (ISO 8601 UTC): HighLevel's dateAdded, Clemta's created_at. "
+        "Cometly's API returns no creation time, so Cometly contacts have none; list_contacts finds them by "
+        "creation date (a contact it lists was created within the range it was asked for).",
+    )
+    updated_at: str | None = Field(
+        default=None,
+        description="When the contact last changed (ISO 8601 UTC): HighLevel's dateUpdated, Clemta's updated_at; "
+        "none for Cometly, whose API returns no such time.",
+    )
     emails: list[str] = Field(default_factory=list[str], description="Email addresses, primary first.")
     phones: list[str] = Field(default_factory=list[str], description="Phone numbers, primary first.")
     names: list[str] = Field(default_factory=list[str], description="Names, primary first.")
-    locations: list[str] = Field(default_factory=list[str], description="Locations, primary first.")
+    locations: list[str] = Field(
+        default_factory=list[str],
+        description="Locations, primary first: Cometly's free-text locations; HighLevel's and Clemta's address "
+        "parts joined with ', '.",
+    )
     custom_fields: dict[str, JsonValue] = Field(
         default_factory=dict[str, JsonValue],
-        description="Custom fields that have a value, by label or slot (profile_field_N); unset ones are left out.",
+        description="Custom fields that have a value: Cometly's by label or slot (profile_field_N), HighLevel's by "
+        "field name (its id when the name is unknown); unset ones are left out. Clemta has none.",
     )
     comet_tokens: list[JsonValue] | None = Field(default=None, description="Latest comet tokens, when asked for.")
     events: list[dict[str, JsonValue]] | None = Field(
@@ -111,6 +157,9 @@ class Contact(BaseModel):
     )
     highlevel: HighLevelDetails | None = Field(default=None, description="What only HighLevel holds.")
     clemta: ClemtaDetails | None = Field(default=None, description="What only Clemta holds.")
+    cometly: CometlyDetails | None = Field(
+        default=None, description="Keys Cometly sent that its documentation does not name (normally absent)."
+    )
     truncated: Truncated | None = Field(default=None, description="Present when long values were cut.")
 
     def limited(self, limit: int) -> Contact:
@@ -301,7 +350,10 @@ class FilterCondition(BaseModel):
             "unknown. number: equal_to, not_equal_to, greater_than, greater_than_or_equal_to, less_than, "
             "less_than_or_equal_to, any, unknown. date: equal_to, between, greater_than, less_than, "
             "age_greater_than, age_equal_to, age_less_than (a whole number of days), any, unknown. "
-            "`any` = has a value, `unknown` = empty or unset."
+            "`any` = has a value, `unknown` = empty or unset; on number fields `any` = greater than 0 and "
+            "`unknown` = 0 or unset. not_equal_to and not_contains leave out contacts where the field is unset. "
+            "Date comparisons are in the account's timezone; date equal_to matches the whole day. In text "
+            "values, _ and \\ are literal characters, not wildcards."
         )
     )
     value: Scalar | None = Field(
@@ -451,11 +503,35 @@ class FilterCondition(BaseModel):
 
 
 class CustomField(BaseModel):
-    """One custom-field slot the account has given a label: what filter_by_custom_field can filter on."""
+    """One custom field of the account: for Cometly a labelled slot, for HighLevel a field definition."""
 
-    slot: str = Field(description="The slot, e.g. profile_field_5; filter_by_custom_field takes it or the label.")
-    label: str = Field(description="The label the account gave it, e.g. 'Customer Plan'.")
-    type: SlotType = Field(description="text, number or date: it decides the operators (see `operators`).")
+    slot: str = Field(
+        description="Cometly: the slot, e.g. profile_field_5 (filter_by_custom_field takes it or the label). "
+        "HighLevel: the field's id."
+    )
+    label: str = Field(description="The name the account gave it, e.g. 'Customer Plan'.")
+    type: SlotType | None = Field(
+        default=None,
+        description="text, number or date: for Cometly it decides the operators (see `operators`); for HighLevel "
+        "it is read from the field's data type, and left out for types that are none of these (files, ...).",
+    )
+    key: str | None = Field(default=None, description="HighLevel: the field's key, e.g. contact.pincode.")
+    data_type: str | None = Field(default=None, description="HighLevel: its data type as HighLevel names it.")
+    options: list[str] | None = Field(default=None, description="HighLevel: the values a picklist field offers.")
+
+
+class UnresolvedField(BaseModel):
+    """A label the account has that the server could not pin to one slot: filter by one of its slots instead."""
+
+    label: str = Field(description="The label, as the provider shows it.")
+    candidates: list[str] = Field(
+        default_factory=list[str],
+        description="The slots it may be, e.g. profile_field_7; filter_by_custom_field sends a slot as given.",
+    )
+    reason: Literal["tie", "mismatch"] = Field(
+        description="tie: these slots held the same values on every contact read (e.g. all empty), so the "
+        "values cannot tell them apart; mismatch: its values agreed with no slot's."
+    )
 
 
 class CustomFields(BaseModel):
@@ -464,7 +540,13 @@ class CustomFields(BaseModel):
     provider: str = Field(description="The provider they belong to.")
     filterable: bool = Field(description="Whether filter_by_custom_field can filter this provider's contacts.")
     fields: list[CustomField] = Field(
-        default_factory=list[CustomField], description="The labelled slots, in slot order."
+        default_factory=list[CustomField],
+        description="Cometly: the labelled slots, in slot order. HighLevel: its contact fields, by position.",
+    )
+    unresolved: list[UnresolvedField] = Field(
+        default_factory=list[UnresolvedField],
+        description="Cometly: labels the account has that could not be pinned to one slot; filtering by such a "
+        "label fails, so filter by one of its candidate slots.",
     )
     operators: dict[str, list[Operator]] = Field(
         default_factory=dict[str, list[Operator]],
@@ -475,8 +557,10 @@ class CustomFields(BaseModel):
 
     @model_validator(mode="after")
     def _operators(self) -> Self:
-        if not self.operators:
-            types: dict[SlotType, None] = dict.fromkeys(field.type for field in self.fields)
+        if not self.operators and self.filterable:
+            types: dict[SlotType, None] = dict.fromkeys(field.type for field in self.fields if field.type is not None)
+            slots = [slot for field in self.unresolved for slot in field.candidates if re.match(SLOT_PATTERN, slot)]
+            types.update(dict.fromkeys(kind for kind in OPERATORS if kind in {slot_type(slot) for slot in slots}))
             self.operators = {kind: list(OPERATORS[kind]) for kind in types}
         return self
 
@@ -520,6 +604,76 @@ class ListContactsQuery(BaseModel):
     """The account's date when the range was resolved: date words in conditions are read against it."""
 
 
+ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
+
+
+class Address(BaseModel):
+    """A postal address in parts, for the providers that hold one so (HighLevel, Clemta's billing address)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    line1: ShortText | None = Field(
+        default=None, description="Street and number, e.g. '3535 1st St N' (HighLevel address1, Clemta address_1)."
+    )
+    line2: ShortText | None = Field(default=None, description="Clemta only: a second address line (address_2).")
+    city: ShortText | None = Field(default=None, description="HighLevel only: the city, e.g. 'Austin'.")
+    district: ShortText | None = Field(default=None, description="Clemta only: the district.")
+    state: ShortText | None = Field(default=None, description="The state or region, e.g. 'TX'.")
+    province: ShortText | None = Field(default=None, description="Clemta only: the province.")
+    postal_code: ShortText | None = Field(default=None, description="The postal code, e.g. '78701'.")
+    country: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2}$")] | None = Field(
+        default=None, description="The country as its two-letter ISO 3166-1 code, e.g. US or DE."
+    )
+
+    def given(self) -> dict[str, str]:
+        """The parts that were given, by name; the country in upper case."""
+        parts = {key: value for key, value in self.model_dump().items() if value is not None}
+        if "country" in parts:
+            parts["country"] = parts["country"].upper()
+        return parts
+
+
+class ContactFields(BaseModel):
+    """A provider's own fields of a contact, beyond the lists every provider has; each names who takes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_name: ShortText | None = Field(
+        default=None, description="HighLevel: the first name (default: the first word of names[0])."
+    )
+    last_name: ShortText | None = Field(
+        default=None, description="HighLevel: the last name (default: the rest of names[0])."
+    )
+    company_name: ShortText | None = Field(default=None, description="HighLevel: the company (companyName).")
+    source: ShortText | None = Field(default=None, description="HighLevel: where the lead came from, e.g. 'webinar'.")
+    website: ShortText | None = Field(default=None, description="HighLevel: the contact's website.")
+    status: ShortText | None = Field(default=None, description="Clemta: the contact's status, e.g. active.")
+    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = Field(
+        default=None, description="Clemta: a description of the contact."
+    )
+    tax_id: ShortText | None = Field(default=None, description="Clemta: the tax id on the billing details.")
+    bcc_emails: Annotated[list[str], Field(max_length=25)] | None = Field(
+        default=None, description="Clemta: addresses blind-copied on invoices."
+    )
+
+    def given(self) -> dict[str, object]:
+        """The fields that were given, by name."""
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
+    @field_validator("bcc_emails")
+    @classmethod
+    def _bcc_emails(cls, emails: list[str] | None) -> list[str] | None:
+        return None if emails is None else _valid_emails(emails)
+
+
+def _valid_emails(emails: list[str]) -> list[str]:
+    emails = [email.strip() for email in emails]
+    bad = [email for email in emails if not _EMAIL.match(email)]
+    if bad:
+        raise ValueError(f"not valid email addresses: {', '.join(repr(email) for email in bad)}")
+    return emails
+
+
 class NewContact(BaseModel):
     """A contact to create. At least one valid email; custom fields must suit their slot's type."""
 
@@ -530,17 +684,16 @@ class NewContact(BaseModel):
     custom_fields: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
     contact_type: Literal["customer", "vendor"] = "customer"
     """Clemta's contact type; other providers ignore it."""
+    address: Address | None = None
+    tags: list[str] = Field(default_factory=list[str])
+    fields: ContactFields = Field(default_factory=ContactFields)
 
     @field_validator("emails")
     @classmethod
     def _emails(cls, emails: list[str]) -> list[str]:
-        emails = [email.strip() for email in emails]
         if not emails:
             raise ValueError("at least one email is required")
-        bad = [email for email in emails if not _EMAIL.match(email)]
-        if bad:
-            raise ValueError(f"not valid email addresses: {', '.join(repr(email) for email in bad)}")
-        return emails
+        return _valid_emails(emails)
 
     @field_validator("custom_fields")
     @classmethod

@@ -83,10 +83,12 @@ class About:
 _DESCRIPTIONS = {
     "describe_custom_fields": (
         "Describe custom fields",
-        "List the custom fields of a provider's account that filter_by_custom_field can filter on: each "
-        "slot (profile_field_N) with its label (e.g. 'Customer Plan') and its type (text, number or date), "
-        "and the operators each type takes. Call it before filter_by_custom_field when unsure what a field is called; "
-        "conditions may then name the label. Labels are read from the provider and reused for a while; "
+        "List the custom fields of a provider's account. Cometly: the fields filter_by_custom_field can filter "
+        "on, each slot (profile_field_N) with its label (e.g. 'Customer Plan') and its type (text, number or "
+        "date), and the operators each type takes; call it before filter_by_custom_field when unsure what a "
+        "field is called, and conditions may then name the label. HighLevel: the location's contact fields "
+        "(id, name, key, data type, options), the names get_contact shows custom fields under; they cannot be "
+        "filtered here. Clemta contacts have no custom fields. Read from the provider and reused for a while; "
         "pass refresh=true after a field was renamed.",
     ),
     "server_info": (

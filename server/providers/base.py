@@ -10,14 +10,16 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 from zoneinfo import ZoneInfo
 
 import httpx
+from pydantic import JsonValue
 
 from server.budgets import Budgets
-from server.errors import NotSupported, UpstreamUnavailable
+from server.errors import NotSupported, UpstreamUnavailable, ValidationFailed
 from server.http import ErrorReader, Upstream
 from server.settings import ProviderSettings, Rate, Settings
 from tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
@@ -39,6 +41,8 @@ class Provider(ABC):
     """The tools this provider serves; the others answer `[not_supported]`."""
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]]
     """Rate budgets by name (`provider.tool`), as the vendor documents its limits."""
+    create_takes: ClassVar[frozenset[str]] = frozenset()
+    """The create_contact arguments this provider has a place for (`address.city`, `fields.source`, ...)."""
 
     @classmethod
     @abstractmethod
@@ -99,6 +103,30 @@ class Provider(ABC):
     def _unsupported(self, tool: str) -> NotSupported:
         return NotSupported(f"{self.label} does not support {tool}.")
 
+    def _refuse_what_it_cannot_hold(self, contact: NewContact) -> None:
+        """Refuse a create that names arguments this provider has no place for, saying who takes them.
+
+        Raises:
+            ValidationFailed: Naming each such argument and the providers that take it.
+        """
+        refused = [argument for argument in given_arguments(contact) if argument not in self.create_takes]
+        if not refused:
+            return
+        providers = [cls for cls in Provider.__subclasses__() if cls is not type(self)]
+        hints: list[str] = []
+        for argument in refused:
+            takers = sorted(cls.label for cls in providers if argument in cls.create_takes)
+            hints.append(f"{argument} ({' and '.join(takers)} only)" if takers else argument)
+        instead = [
+            hint
+            for argument, (alternative, hint) in _ALTERNATIVES.items()
+            if alternative in self.create_takes and any(r.partition(".")[0] == argument for r in refused)
+        ]
+        raise ValidationFailed(
+            f"{self.label} has no place for {', '.join(hints)}; leave {'it' if len(refused) == 1 else 'them'} out"
+            f"{''.join(f' and {hint}' for hint in instead)}. Nothing was sent."
+        )
+
     @property
     def zone(self) -> ZoneInfo:
         """The timezone date ranges and date words are read in for this provider."""
@@ -148,6 +176,42 @@ class Provider(ABC):
             ContactsError: Classified failures.
         """
         raise self._unsupported("create_contact")
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A key a vendor returns that results leave out on purpose, and why."""
+
+    why: str
+
+
+Destination = str | tuple[str, ...] | Dropped
+"""Where a vendor's key goes in a `Contact`: a field (dotted for a section's key), several, or `Dropped`."""
+
+
+def unmapped(raw: Mapping[str, Any], table: Mapping[str, Destination]) -> dict[str, JsonValue]:
+    """The keys of `raw` the table does not name: they go to the provider's section as sent, empty ones aside."""
+    return {
+        key: cast(JsonValue, value)
+        for key, value in raw.items()
+        if key not in table and value not in (None, "", [], {})
+    }
+
+
+_ALTERNATIVES = {
+    "locations": ("address.line1", "give the address in parts with `address` instead"),
+    "address": ("locations", "give it as free text in `locations` instead"),
+}
+"""For an argument a provider refuses: what it may take instead, and how to say so."""
+
+
+def given_arguments(contact: NewContact) -> list[str]:
+    """The create_contact arguments a call gave (beyond `emails`), as `create_takes` names them."""
+    given = [key for key in ("phones", "names", "locations", "custom_fields", "tags") if getattr(contact, key)]
+    if contact.address is not None:
+        given += [f"address.{part}" for part in contact.address.given()]
+    given += [f"fields.{name}" for name in contact.fields.given()]
+    return given
 
 
 def stripped(value: Any) -> str | None:

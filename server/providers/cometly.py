@@ -1,8 +1,11 @@
 """Cometly's Public API v1: get, list (cursor pages, custom-field filters) and create contacts.
 
-The seeds leave the element shape of `emails`, `phones`, `names` and `locations` open (the create
-response shows `[{}]`), so both plain strings and objects are read, taking the `email` / `phone` /
+Every request carries `Authorization: Bearer <key>`, `Accept: application/json` and
+`Content-Type: application/json`, as Cometly's authentication page asks (GET included). The docs
+leave the element shape of `emails`, `phones`, `names` and `locations` open (typed `array`,
+placeholder `[{}]`), so both plain strings and objects are read, taking the `email` / `phone` /
 `name` / `location` / `value` key; anything else is skipped rather than crashing the call.
+`CONTACT_KEYS` says where each key of a contact goes.
 """
 
 from __future__ import annotations
@@ -24,18 +27,28 @@ from server.http import QueryParams, Upstream, path
 from server.providers.base import (
     Capability,
     Clock,
+    Destination,
     Provider,
     created,
     look_up_before_creating_again,
     unexpected_shape,
+    unmapped,
     upstream_id,
 )
-from server.providers.cometly_fields import FieldCache, discover, named_fields, named_slots, resolve_field
+from server.providers.cometly_fields import (
+    FieldCache,
+    Labels,
+    discover,
+    named_fields,
+    named_slots,
+    named_unresolved,
+    resolve_field,
+)
 from server.settings import CometlySettings, Rate, Settings
 from tools.models import (
+    CometlyDetails,
     Contact,
     ContactPage,
-    CustomField,
     CustomFields,
     FilterCondition,
     GetContactQuery,
@@ -53,6 +66,20 @@ MAX_QUERY_CHARS = 60_000
 """The longest encoded query a list request sends; httpx refuses a URL part over 65,536 characters."""
 _LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
 """Keys of a list item that are not custom fields (labelled custom fields arrive as top-level keys)."""
+CONTACT_KEYS: Mapping[str, Destination] = {
+    "id": "id",
+    "emails": "emails",
+    "phones": "phones",
+    "names": "names",
+    "locations": "locations",
+    "comet_tokens": "comet_tokens",
+    "events": "events",
+    "custom_fields": "custom_fields",  # unset slots are null, and results leave empty fields out
+    "browsing_session_hits": "browsing_hits",
+    "browsing_hits": "browsing_hits",  # the seed page's name for the hits; read too, in case it is seen
+    "created_at": "created_at",  # not documented on a contact; shown if Cometly ever sends it
+}
+"""Where each key of Cometly's contact (get and create answers) goes; any other key goes to `cometly`."""
 _ELEMENT_KEYS = {
     "emails": ("email", "value", "address"),
     "phones": ("phone", "number", "value"),
@@ -119,10 +146,12 @@ class Cometly(Provider):
         {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact"}
     )
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
-        "cometly.get_contact": (Rate(30, 60.0),),
+        # The API page says 30 a minute, the MCP page 15: start at 15, and X-RateLimit-Limit raises it.
+        "cometly.get_contact": (Rate(15, 60.0),),
         "cometly.list_contacts": (Rate(15, 60.0),),
         "cometly.create_contact": (Rate(60, 60.0),),
     }
+    create_takes: ClassVar[frozenset[str]] = frozenset({"phones", "names", "locations", "custom_fields"})
 
     def __init__(
         self,
@@ -165,7 +194,7 @@ class Cometly(Provider):
         upstream = cls._open_upstream(
             settings,
             settings.cometly,
-            headers={"Authorization": f"Bearer {settings.cometly.key()}"},
+            headers={"Authorization": f"Bearer {settings.cometly.key()}", "Content-Type": "application/json"},
             read_error=_read_error,
             budgets=budgets,
             transport=transport,
@@ -185,10 +214,11 @@ class Cometly(Provider):
         params = [
             ("include_comet_tokens", _flag(query.include_comet_tokens)),
             ("include_events", _flag(query.include_events)),
-            ("hide_direct_touchpoints", _flag(not query.include_direct_touchpoints)),
             ("use_custom_field_labels", _flag(query.use_custom_field_labels)),
             ("include_browsing_session_data", _flag(query.include_browsing_hits)),
         ]
+        if query.include_events:  # Cometly reads it only with include_events=1
+            params.insert(2, ("hide_direct_touchpoints", _flag(not query.include_direct_touchpoints)))
         body = await self._upstream.request(
             "cometly.get_contact",
             "GET",
@@ -217,7 +247,7 @@ class Cometly(Provider):
             page.filters = [condition.applied(label) for condition, label in conditions]
         return page
 
-    async def _labels_after_422(self) -> list[CustomField] | None:
+    async def _labels_after_422(self) -> Labels | None:
         """The labels after Cometly refused a slot: read again, at most once a minute, never failing the call.
 
         A model that keeps naming unlabelled slots would otherwise spend two list requests of the tiny
@@ -226,13 +256,13 @@ class Cometly(Provider):
         cached = self._fields.cached
         now = time.monotonic()
         if self._refreshed_at is not None and now - self._refreshed_at < REFRESH_AFTER_422_SECONDS:
-            return cached.fields if cached else None
+            return cached.labels if cached else None
         self._refreshed_at = now
         try:
-            return (await self._fields.get(refresh=True)).fields
+            return (await self._fields.get(refresh=True)).labels
         except ContactsError as exc:
             logger.info("could not read Cometly's custom-field labels again after a 422: %s", exc.kind)
-            return cached.fields if cached else None
+            return cached.labels if cached else None
 
     def _list_params(
         self, query: ListContactsQuery, conditions: Sequence[tuple[FilterCondition, str | None]]
@@ -269,7 +299,7 @@ class Cometly(Provider):
         """
         if all(condition.slot is not None for condition in conditions):
             return [(condition, None) for condition in conditions]
-        return _on_slots_with(conditions, (await self._fields.get()).fields)
+        return _on_slots_with(conditions, (await self._fields.get()).labels)
 
     async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
         found = await self._fields.get(refresh=refresh)
@@ -281,14 +311,30 @@ class Cometly(Provider):
             )
         else:
             note = (
-                "Read from Cometly's contact list, where labelled slots show under their label. Only labelled "
-                f"slots can be filtered. Reused for {self._fields_ttl / 60:g} minutes; refresh=true reads them again."
+                "Read from Cometly's contact list, where labelled slots show under their label; each label is tied "
+                "to the slot whose values it shows. Only labelled slots can be filtered. Reused for "
+                f"{self._fields_ttl / 60:g} minutes; refresh=true reads them again."
             )
+            if found.unresolved:
+                note += (
+                    " The values read do not tie some labels to one slot (see `unresolved`): "
+                    f"{named_unresolved(found.unresolved)}. Filtering by such a label fails; filter by its slot."
+                )
+            if found.unread:
+                note += (
+                    f" Labelled, with a label that could not be read (it may equal a key of the contact, such as "
+                    f"email): {', '.join(found.unread)}."
+                )
         return CustomFields(
-            provider=self.name, filterable=True, fields=found.fields or [], checked_at=checked_at, note=note
+            provider=self.name,
+            filterable=True,
+            fields=found.fields or [],
+            unresolved=list(found.unresolved),
+            checked_at=checked_at,
+            note=note,
         )
 
-    async def _discover_fields(self) -> list[CustomField] | None:
+    async def _discover_fields(self) -> Labels | None:
         now = self._clock().astimezone(self._zone).replace(tzinfo=None, microsecond=0)
         return await discover(self._fetch_list, now=now)
 
@@ -310,6 +356,7 @@ class Cometly(Provider):
         return ContactPage(contacts=contacts, next_cursor=next_cursor, has_more=next_cursor is not None)
 
     async def create_contact(self, contact: NewContact) -> Contact:
+        self._refuse_what_it_cannot_hold(contact)
         payload: dict[str, Any] = {"emails": contact.emails}
         for key in ("phones", "names", "locations", "custom_fields"):
             value = getattr(contact, key)
@@ -329,6 +376,8 @@ class Cometly(Provider):
         if contact_id is None:
             raise unexpected_shape(self.label, "a contact", "no `id`")
         custom = raw.get("custom_fields")
+        hits = raw.get("browsing_session_hits", raw.get("browsing_hits"))
+        other = unmapped(raw, CONTACT_KEYS)
         return Contact(
             id=contact_id,
             provider=self.name,
@@ -342,7 +391,8 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
             events=_objects(raw.get("events")),
-            browsing_hits=_objects(raw.get("browsing_hits")),
+            browsing_hits=_objects(hits),
+            cometly=CometlyDetails.model_validate(other) if other else None,
         )
 
     def _list_item(self, raw: dict[str, Any]) -> Contact:
@@ -373,25 +423,41 @@ class Cometly(Provider):
         )
 
 
-def _labelled_now(fields: Sequence[CustomField] | None) -> str:
+def _labelled_now(labels: Labels | None) -> str:
     """What a 422 about an unlabelled slot adds: the fields that can be filtered, as just read."""
-    if fields is None:
+    if labels is None:
         return "Cometly has no contact yet, so its labels cannot be read; only labelled slots can be filtered."
-    if not fields:
-        return "No custom field of this Cometly Space has a label, so none can be filtered."
-    return f"The fields that can be filtered now: {named_fields(fields)}."
+    unpinned = (
+        f" Labels not tied to one slot (one of their slots can be filtered): {named_unresolved(labels.unresolved)}."
+        if labels.unresolved
+        else ""
+    )
+    if not labels.fields:
+        return f"No custom field of this Cometly Space has a label that could be read.{unpinned}"
+    return f"The fields that can be filtered now: {named_fields(labels.fields)}.{unpinned}"
 
 
 def _on_slots_with(
-    conditions: Sequence[FilterCondition], fields: Sequence[CustomField] | None
+    conditions: Sequence[FilterCondition], found: Labels | None
 ) -> list[tuple[FilterCondition, str | None]]:
-    """Each condition on its slot by `fields`, with the field's label (None for a slot no label names)."""
+    """Each condition on its slot by the labels `found`, with the field's label (None for a slot no label names).
+
+    Raises:
+        ValidationFailed: A condition names a label that matches no field, or several.
+        UpstreamUnavailable: A condition names a label the labels found do not tie to one slot.
+    """
+    fields = None if found is None else found.fields
     labels = {field.slot: field.label for field in fields or []}
     resolved: list[tuple[FilterCondition, str | None]] = []
     for condition in conditions:
         if condition.slot is not None:
             resolved.append((condition, labels.get(condition.slot)))
             continue
-        slot = resolve_field(condition.field, fields)
+        slot = resolve_field(
+            condition.field,
+            fields,
+            unresolved=() if found is None else found.unresolved,
+            unread=() if found is None else found.unread,
+        )
         resolved.append((condition.for_slot(slot), labels.get(slot, condition.field)))
     return resolved

@@ -1,41 +1,135 @@
-"""HighLevel (LeadConnector) API v2: get a contact, create one, and find one by email or phone.
+"""HighLevel (LeadConnector) API v2: get a contact, create one, find one by email or phone, and its custom fields.
 
 Every request carries `Authorization: Bearer <token>` and `Version: 2021-07-28`, the only version
-the API accepts. Contacts come wrapped as `{"contact": {...}}`. HighLevel counts its limits per app
-and location (100 requests per 10 s, 200,000 per day) across all routes, so every request spends one
-budget, `highlevel.location`, that holds both rules.
+the API accepts. Contacts come wrapped as `{"contact": {...}}`; `CONTACT_KEYS` says where each of
+their keys goes. HighLevel counts its limits per app and location (100 requests per 10 s, 200,000
+per day) across all routes, so every request spends one budget, `highlevel.location`, that holds
+both rules.
+
+A contact's custom fields arrive as `[{id, value}]`; the location's field definitions
+(`GET /locations/{locationId}/customFields`) give them their names. The definitions are read once
+and reused (`CONTACTS_MCP_CUSTOM_FIELDS_TTL_SECONDS`), again at most once a minute when a contact
+shows a field id they do not know, and when they cannot be read a contact still shows its fields,
+under their ids.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, ClassVar, cast
 
 import httpx
 from pydantic import JsonValue, ValidationError
 
 from server.budgets import Budgets
-from server.errors import NotFound, ValidationFailed
+from server.errors import ContactsError, NotFound, ValidationFailed
 from server.http import Upstream, path
-from server.providers.base import Capability, Clock, Provider, created, stripped, unexpected_shape, upstream_id
+from server.providers.base import (
+    Capability,
+    Clock,
+    Destination,
+    Dropped,
+    Provider,
+    created,
+    stripped,
+    unexpected_shape,
+    unmapped,
+    upstream_id,
+)
+from server.providers.cometly_fields import FieldCache
 from server.settings import HighLevelSettings, Rate, Settings
-from tools.models import Contact, CustomFields, GetContactQuery, HighLevelDetails, NewContact, iso_utc
+from tools.models import (
+    Contact,
+    CustomField,
+    CustomFields,
+    GetContactQuery,
+    HighLevelDetails,
+    NewContact,
+    SlotType,
+    iso_utc,
+)
+
+logger = logging.getLogger(__name__)
 
 API_VERSION = "2021-07-28"
+BUDGET = "highlevel.location"
 _LIMITS = (Rate(100, 10.0), Rate(200_000, 86_400.0))
 _CONTACT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _ADDRESS_KEYS = ("address1", "city", "state", "postalCode", "country")
+REREAD_UNKNOWN_FIELD_SECONDS = 60.0
+"""The least time between two reads of the field definitions that unknown field ids set off."""
+
+CONTACT_KEYS: Mapping[str, Destination] = {
+    "id": "id",
+    "name": "names",
+    "email": "emails",
+    "phone": "phones",
+    **dict.fromkeys(_ADDRESS_KEYS, "locations"),
+    "dateAdded": "created_at",
+    "dateUpdated": "updated_at",
+    "customFields": "custom_fields",
+    "emailLowerCase": Dropped("a lower-cased copy of email"),
+    "firstNameLowerCase": Dropped("a lower-cased copy of firstName"),
+    "lastNameLowerCase": Dropped("a lower-cased copy of lastName"),
+    "fullNameLowerCase": Dropped("a lower-cased copy of the name"),
+    "locationId": Dropped("the sub-account this server is configured for (HIGHLEVEL_LOCATION_ID)"),
+    "ssn": Dropped("a national identity number: never put into a model's context"),
+    "birthMonth": Dropped("the month of dateOfBirth (create answers only)"),
+    "birthDay": Dropped("the day of dateOfBirth (create answers only)"),
+}
+"""Where each key of HighLevel's contact (get, create and search answers) goes.
+
+A key not named here goes, as sent, to the contact's `highlevel` section: `firstName`, `lastName`,
+`companyName`, `tags`, `type`, `source`, `assignedTo`, `dnd`, `dndSettings`, `attributionSource`,
+`lastAttributionSource`, `dateOfBirth`, `timezone`, `website`, `lastActivity`, `businessId`,
+`visitorId`, `attachments`, `keyword`, the create answer's `deleted`, `bounceEmail`,
+`unsubscribeEmail`, `lastSessionActivityAt`, `offers`, `products`, and the deprecated list's
+`attributions` should it ever arrive.
+"""
+
+_TYPES: Mapping[str, SlotType] = {
+    "TEXT": "text",
+    "LARGE_TEXT": "text",
+    "TEXTBOX_LIST": "text",
+    "SINGLE_OPTIONS": "text",
+    "MULTIPLE_OPTIONS": "text",
+    "RADIO": "text",
+    "CHECKBOX": "text",
+    "PHONE": "text",
+    "EMAIL": "text",
+    "NUMERICAL": "number",
+    "MONETORY": "number",
+    "FLOAT": "number",
+    "DATE": "date",
+}
+"""HighLevel data types as the server's three kinds; HighLevel does not publish the full list."""
 
 
 def _read_error(body: Any) -> str | None:
-    """HighLevel errors are `{"statusCode", "message"}`; a 422's `message` is a list."""
+    """HighLevel errors are `{"statusCode", "message"}`; a 422's `message` is a list.
+
+    A refused duplicate is seen to add `meta: {contactId, matchingField}`, which names the contact.
+    """
     if not isinstance(body, dict):
         return None
-    message = cast(dict[str, Any], body).get("message")
-    if isinstance(message, list):
-        return "; ".join(str(item) for item in cast(list[Any], message))
-    return str(message) if message else None
+    raw = cast(dict[str, Any], body)
+    message = raw.get("message")
+    text = "; ".join(str(item) for item in cast(list[Any], message)) if isinstance(message, list) else message
+    text = str(text) if text else None
+    meta = raw.get("meta")
+    if isinstance(meta, dict) and (existing := upstream_id(cast(dict[str, Any], meta).get("contactId"))):
+        field = stripped(cast(dict[str, Any], meta).get("matchingField"))
+        matched = f" by {field}" if field else ""
+        text = f"{text or 'A duplicate'} (the existing contact{matched} is {existing}; read it with get_contact)"
+    return text
+
+
+def _says_not_found(message: str) -> bool:
+    return "not found" in message.lower()
 
 
 class HighLevel(Provider):
@@ -44,12 +138,34 @@ class HighLevel(Provider):
     name = "highlevel"
     label = "HighLevel"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "create_contact", "find_contact"})
-    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {"highlevel.location": _LIMITS}
+    default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {BUDGET: _LIMITS}
     """One budget for every endpoint: HighLevel counts its limits per app and location, not per route."""
+    create_takes: ClassVar[frozenset[str]] = frozenset(
+        {
+            "phones",
+            "names",
+            "tags",
+            *(f"address.{part}" for part in ("line1", "city", "state", "postal_code", "country")),
+            *(f"fields.{name}" for name in ("first_name", "last_name", "company_name", "source", "website")),
+        }
+    )
 
-    def __init__(self, settings: HighLevelSettings, upstream: Upstream) -> None:
+    def __init__(
+        self,
+        settings: HighLevelSettings,
+        upstream: Upstream,
+        *,
+        fields_ttl_seconds: float = 3_600.0,
+        clock: Clock | None = None,
+    ) -> None:
         self._location = settings.location_id or ""
         self._upstream = upstream
+        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._fields = FieldCache(
+            discover=self._read_definitions, ttl_seconds=fields_ttl_seconds, wall_clock=lambda: self._clock()
+        )
+        self._fields_ttl = fields_ttl_seconds
+        self._reread_at: float | None = None
 
     @classmethod
     def configured(cls, settings: Settings) -> bool:
@@ -76,7 +192,7 @@ class HighLevel(Provider):
             budgets=budgets,
             transport=transport,
         )
-        return cls(settings.highlevel, upstream)
+        return cls(settings.highlevel, upstream, fields_ttl_seconds=settings.custom_fields_ttl_seconds, clock=clock)
 
     async def aclose(self) -> None:
         await self._upstream.aclose()
@@ -89,13 +205,81 @@ class HighLevel(Provider):
             )
         return self._location
 
+    # --- Custom fields ------------------------------------------------------------------------------------------------
+
+    async def _read_definitions(self) -> list[CustomField] | None:
+        """The location's contact fields, from `GET /locations/{locationId}/customFields?model=contact`."""
+        location = self._need_location("describe_custom_fields")
+        body = await self._upstream.request(
+            BUDGET, "GET", path("locations", location, "customFields"), params=[("model", "contact")]
+        )
+        items = cast(dict[str, Any], body).get("customFields") if isinstance(body, dict) else None
+        if not isinstance(items, list):
+            raise unexpected_shape(self.label, "the custom-field definitions", "no `customFields` array")
+        fields: list[CustomField] = []
+        for item in cast(list[Any], items):
+            raw = cast(dict[str, Any], item) if isinstance(item, dict) else {}
+            field_id, name = upstream_id(raw.get("id")), stripped(raw.get("name"))
+            if field_id is None or name is None or raw.get("model") not in (None, "contact"):
+                continue
+            data_type = stripped(raw.get("dataType"))
+            options = raw.get("picklistOptions")
+            fields.append(
+                CustomField(
+                    slot=field_id,
+                    label=name,
+                    type=_TYPES.get(data_type.upper()) if data_type else None,
+                    key=stripped(raw.get("fieldKey")),
+                    data_type=data_type,
+                    options=[str(option) for option in cast(list[Any], options)] or None
+                    if isinstance(options, list)
+                    else None,
+                )
+            )
+        return fields
+
     async def custom_fields(self, *, refresh: bool = False) -> CustomFields:
+        found = await self._fields.get(refresh=refresh)
         return CustomFields(
             provider=self.name,
             filterable=False,
-            note="HighLevel custom fields show on get_contact under their field id (customFields); this server "
-            "cannot list their names or filter by them (HighLevel's contacts API offers neither).",
+            fields=found.fields or [],
+            checked_at=iso_utc(found.checked_at.timestamp()),
+            note="The location's contact fields, read from HighLevel (GET /locations/{locationId}/customFields). "
+            "get_contact shows a contact's custom fields under these names; this server cannot filter "
+            f"HighLevel contacts by them. Reused for {self._fields_ttl / 60:g} minutes; refresh=true reads "
+            "them again.",
         )
+
+    async def _names(self, ids: Sequence[str]) -> Mapping[str, str]:
+        """The name to show each of these field ids under; empty when the definitions cannot be read.
+
+        Two fields of the same name show as `name (id)`, so neither hides the other.
+        """
+        if not ids:
+            return {}
+        try:
+            fields = (await self._fields.get()).fields or []
+            if not set(ids) <= {field.slot for field in fields} and self._may_reread():
+                fields = (await self._fields.get(refresh=True)).fields or []
+        except ContactsError as exc:  # the contact matters more than its field names
+            logger.info("could not read HighLevel's custom-field definitions: %s", exc.kind)
+            return {}
+        counts: dict[str, int] = {}
+        for field in fields:
+            counts[field.label] = counts.get(field.label, 0) + 1
+        return {
+            field.slot: field.label if counts[field.label] == 1 else f"{field.label} ({field.slot})" for field in fields
+        }
+
+    def _may_reread(self) -> bool:
+        now = time.monotonic()
+        if self._reread_at is not None and now - self._reread_at < REREAD_UNKNOWN_FIELD_SECONDS:
+            return False
+        self._reread_at = now
+        return True
+
+    # --- Contacts -----------------------------------------------------------------------------------------------------
 
     async def get_contact(self, query: GetContactQuery) -> Contact:
         contact_id = query.contact_id.strip()
@@ -104,13 +288,15 @@ class HighLevel(Provider):
                 f"contact_id {query.contact_id[:40]!r} is not a HighLevel contact id; ids are letters and digits "
                 "such as ocQHyuzHvuMOe5N5jjXF and come from find_contact."
             )
-        body = await self._upstream.request(
-            "highlevel.location",
-            "GET",
-            path("contacts", contact_id),
-            not_found=f"HighLevel has no contact {contact_id}; find one by email or phone with find_contact.",
-        )
-        return self._unwrap(body)
+        missing = f"HighLevel has no contact {contact_id}; find one by email or phone with find_contact."
+        try:
+            body = await self._upstream.request(BUDGET, "GET", path("contacts", contact_id), not_found=missing)
+        except ValidationFailed as exc:
+            # HighLevel documents no 404 here; an unknown id may come back as a 400 that says so.
+            if exc.status in (400, 422) and _says_not_found(exc.message):
+                raise NotFound(missing, status=exc.status, request=exc.request) from None
+            raise
+        return await self._unwrap(body, use_names=query.use_custom_field_labels)
 
     async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
         params = [("locationId", self._need_location("find_contact"))]
@@ -118,46 +304,40 @@ class HighLevel(Provider):
             params.append(("email", email.strip()))
         if phone:
             params.append(("number", phone.strip()))
-        body = await self._upstream.request(
-            "highlevel.location", "GET", path("contacts", "search", "duplicate"), params=params
-        )
-        if isinstance(body, dict) and "contact" in body and cast(dict[str, Any], body)["contact"] is None:
+        body = await self._upstream.request(BUDGET, "GET", path("contacts", "search", "duplicate"), params=params)
+        # The 200 is documented without a schema: `{"contact": {...} | null}` is what is seen; a list is read too.
+        raw: dict[str, Any] = cast(dict[str, Any], body) if isinstance(body, dict) else {}
+        if "contact" not in raw and isinstance(raw.get("contacts"), list):
+            listed: list[Any] = [item for item in cast(list[Any], raw["contacts"]) if isinstance(item, dict)]
+            raw = {"contact": listed[0] if listed else None}
+        if "contact" in raw and raw["contact"] is None:
             wanted = " or ".join(f"{what} {value!r}" for what, value in (("email", email), ("phone", phone)) if value)
             raise NotFound(f"HighLevel has no contact with {wanted}.")
-        return self._unwrap(body)
+        return await self._unwrap(raw)
 
     async def create_contact(self, contact: NewContact) -> Contact:
         location = self._need_location("create_contact")
+        self._refuse_what_it_cannot_hold(contact)
         if len(contact.emails) > 1 or len(contact.phones) > 1:
             raise ValidationFailed(
                 "A HighLevel contact holds one email and one phone number; pass at most one of each."
             )
-        if contact.custom_fields:
-            raise ValidationFailed(
-                "custom_fields take Cometly's profile_field slots; HighLevel custom fields cannot be set through "
-                "create_contact. Leave custom_fields out."
-            )
-        payload: dict[str, Any] = {"locationId": location, "email": contact.emails[0]}
-        if contact.phones:
-            payload["phone"] = contact.phones[0]
-        if contact.names:
-            payload["name"] = contact.names[0]
-        if contact.locations:
-            payload["address1"] = contact.locations[0]
+        payload = _create_body(contact, location)
         unsure = f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again"
-        body = await self._upstream.request(
-            "highlevel.location", "POST", path("contacts") + "/", json=payload, unsure=unsure
-        )
+        body = await self._upstream.request(BUDGET, "POST", path("contacts") + "/", json=payload, unsure=unsure)
         with created(unsure):
-            return self._unwrap(body)
+            return await self._unwrap(body)
 
-    def _unwrap(self, body: Any) -> Contact:
+    async def _unwrap(self, body: Any, *, use_names: bool = True) -> Contact:
         raw = cast(dict[str, Any], body).get("contact") if isinstance(body, dict) else None
         if not isinstance(raw, dict) or "id" not in raw:
             raise unexpected_shape(self.label, "a contact", "no `contact.id`")
-        return self._contact(cast(dict[str, Any], raw))
+        contact = cast(dict[str, Any], raw)
+        values = _custom_values(contact.get("customFields"))
+        names: Mapping[str, str] = await self._names(list(values)) if use_names else {}
+        return self._contact(contact, {names.get(field_id, field_id): value for field_id, value in values.items()})
 
-    def _contact(self, raw: dict[str, Any]) -> Contact:
+    def _contact(self, raw: dict[str, Any], custom: dict[str, JsonValue]) -> Contact:
         contact_id = upstream_id(raw.get("id"))
         if contact_id is None:
             raise unexpected_shape(self.label, "a contact", "a `contact.id` that is not an id")
@@ -165,19 +345,9 @@ class HighLevel(Provider):
             " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str))
         )
         address = ", ".join(text for key in _ADDRESS_KEYS if (text := stripped(raw.get(key))))
-        custom: dict[str, JsonValue] = {}
-        fields = raw.get("customFields")
-        if isinstance(fields, list):
-            for field in cast(list[Any], fields):
-                if isinstance(field, dict):
-                    item = cast(dict[str, Any], field)
-                    value = item.get("value", item.get("field_value"))
-                    if item.get("id") and value not in (None, "", []):
-                        custom[str(item["id"])] = cast(JsonValue, value)
-        known = HighLevelDetails.model_fields
-        present = {key: raw[key] for key in known if raw.get(key) not in (None, "", [], {})}
+        section = unmapped(raw, CONTACT_KEYS)
         try:
-            details = HighLevelDetails.model_validate(present)
+            details = HighLevelDetails.model_validate(section)
         except ValidationError:
             raise unexpected_shape(self.label, "a contact", "fields of unexpected types") from None
         return Contact(
@@ -190,5 +360,53 @@ class HighLevel(Provider):
             names=[name] if name else [],
             locations=[address] if address else [],
             custom_fields=custom,
-            highlevel=details,
+            highlevel=details if section else None,
         )
+
+
+def _custom_values(fields: Any) -> dict[str, JsonValue]:
+    """A contact's `customFields` (`[{id, value}]`) as values by field id, empty ones left out.
+
+    `value` is typed string, and other field types' values are undocumented: any JSON value is kept.
+    """
+    values: dict[str, JsonValue] = {}
+    for field in cast(list[Any], fields) if isinstance(fields, list) else []:
+        item = cast(dict[str, Any], field) if isinstance(field, dict) else {}
+        field_id = upstream_id(item.get("id"))
+        value = item.get("value", item.get("field_value"))
+        if field_id is not None and value not in (None, "", [], {}):
+            values[field_id] = cast(JsonValue, value)
+    return values
+
+
+def _create_body(contact: NewContact, location: str) -> dict[str, Any]:
+    """The create body: each argument under the key HighLevel documents for it."""
+    fields = contact.fields
+    payload: dict[str, Any] = {"locationId": location, "email": contact.emails[0]}
+    if contact.phones:
+        payload["phone"] = contact.phones[0]
+    if contact.names:
+        payload["name"] = contact.names[0]
+    given, _, family = contact.names[0].strip().partition(" ") if contact.names else ("", "", "")
+    first, last = fields.first_name or given.strip() or None, fields.last_name or family.strip() or None
+    if first:
+        payload["firstName"] = first
+    if last:
+        payload["lastName"] = last
+    address = contact.address.given() if contact.address else {}
+    for ours, theirs in (
+        ("line1", "address1"),
+        ("city", "city"),
+        ("state", "state"),
+        ("postal_code", "postalCode"),
+        ("country", "country"),
+    ):
+        if ours in address:
+            payload[theirs] = address[ours]
+    for ours, theirs in (("company_name", "companyName"), ("source", "source"), ("website", "website")):
+        value = getattr(fields, ours)
+        if value is not None:
+            payload[theirs] = value
+    if contact.tags:
+        payload["tags"] = contact.tags
+    return payload

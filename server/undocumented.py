@@ -1,0 +1,108 @@
+"""Where the vendors' contracts are silent, and what the product and the sandbox do there.
+
+Everything else the product sends and reads, and everything the sandbox answers, follows the
+vendor's own contract: HighLevel's and Clemta's OpenAPI files (`../shared/reference/`) and the
+JSON Schema written from Cometly's API pages (`tests/contracts/cometly/`). The contract tests
+check that, over the whole test suite, and allow a departure only where it is listed in
+`SILENCES` below. The rule in each silent place: the product accepts every plausible shape and
+never turns an unexpected one into a wrong answer; the sandbox picks one plausible shape.
+
+Cometly
+- Elements of `emails`, `phones`, `names`, `locations` and `comet_tokens` are typed only `array`
+  (placeholder `[{}]`). The sandbox sends objects `{"email": ..., "created_at": ...}`; the product
+  reads strings, or objects by their `email`/`phone`/`name`/`location`/`value` key.
+- No creation time of a contact is documented anywhere. The product shows a `created_at` only if
+  one ever arrives; the sandbox sends none on a contact (its elements carry the element's own time).
+- The get-contact limit is 30 a minute on the API page and 15 on the MCP page: the product starts at
+  15 and follows `X-RateLimit-Limit` up to what Cometly advertises; the sandbox allows 30.
+- The 429 body is undocumented, and `X-RateLimit-Reset` is documented only for the hosted MCP
+  endpoint: the sandbox sends `{"message": "Too Many Attempts."}`, `Retry-After` and
+  `X-RateLimit-Reset`; the product follows whichever it finds.
+- A 422's Laravel `errors` object is undocumented: the sandbox sends it, the product reads it when
+  present and falls back to `message`.
+- The format of a date slot's value is undocumented: the sandbox stores and shows
+  `YYYY-MM-DD HH:MM:SS`; the product passes whatever Cometly sends.
+- A label equal to a reserved key (`email`, ...) or to another slot's raw name: undocumented. The
+  product pairs labels with slots by their values, never by key order, and refuses a label it
+  cannot pin to one slot (`[upstream_unavailable]`) rather than filter another slot.
+
+HighLevel
+- `GET /contacts/{contactId}` documents no 404: the sandbox answers an unknown id with 404
+  `{"statusCode", "message"}`; the product reads 404, and a 400 or 422 whose message says the
+  contact was not found, as `[not_found]`.
+- `GET /contacts/search/duplicate` documents its 200 without a schema: the sandbox answers
+  `{"contact": {...}}` or `{"contact": null}`; the product also reads a `contacts` array.
+- A duplicate refused on create: the sandbox adds `meta: {contactId, matchingField}` to the 400
+  (BadRequestDTO has only `statusCode` and `message`), as HighLevel is seen to; the product names
+  the existing contact when `meta` is there.
+- 429 documents neither a body nor `Retry-After`: the sandbox answers `{"statusCode": 429,
+  "message"}` without `Retry-After`; the product waits what `X-RateLimit-Interval-Milliseconds`
+  says (a daily limit used up fails at once).
+- A token used on another sub-account's `locationId`: undocumented status; the sandbox answers 403.
+- `customFields[].value` is typed string; other field types' values are undocumented. The sandbox
+  sends strings; the product passes any JSON value through.
+
+Clemta
+- 429 and 403 are not listed on the contact paths: the sandbox answers them with the
+  `RateLimitError` / `ForbiddenError` envelopes of the same file.
+- Contact not found is `NOT_FOUND` in the OpenAPI and `CONTACT_NOT_FOUND` on the docs pages: the
+  sandbox sends `NOT_FOUND`; the product reads both.
+- How `end_date` combines with `created_at`/`created_at_value`, and what `search` matches
+  (exactly, by prefix or anywhere; case): undocumented. The sandbox keeps contacts created at or
+  before `end_date` and matches `search` anywhere in the name or email, ignoring case; the
+  product still drops contacts created after the range's end, and `find_contact` keeps only exact
+  (case-insensitive) email matches.
+- The list's `data.skip` and `data.limit` appear on the docs page's example only: the sandbox
+  leaves them out; the product does not need them.
+- No rate-limit numbers are published ("100 requests per minute" appears in examples), nor which
+  endpoints count per key and which per resource: the product keeps one 100/min budget per key,
+  follows `X-RateLimit-Limit`, and lets a `X-RateLimit-Type: resource` header only lower it.
+- `status` values are undocumented ("may vary"): the sandbox uses `active`; the product passes any.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Vendor = Literal["cometly", "highlevel", "clemta"]
+
+
+@dataclass(frozen=True)
+class Silence:
+    """One answer the vendor's contract does not describe, which the sandbox gives anyway."""
+
+    vendor: Vendor
+    method: str
+    """Upper case, e.g. `GET`; `*` for every method."""
+    path: str
+    """The contract's path template, e.g. `/contacts/{contactId}`; `*` for every path."""
+    status: int
+    """The HTTP status of the answer."""
+    why: str
+    """What the contract leaves open, in a few words."""
+    schema: str | None = None
+    """A component schema of the same contract the body is checked against instead; None: not checked."""
+    extra_keys: tuple[str, ...] = ()
+    """Top-level body keys allowed beyond the documented ones."""
+
+
+SILENCES: tuple[Silence, ...] = (
+    Silence("highlevel", "GET", "/contacts/{contactId}", 404, "no 404 documented for an unknown contact"),
+    Silence("highlevel", "GET", "/contacts/search/duplicate", 200, "the 200 has no schema"),
+    Silence("highlevel", "GET", "/contacts/search/duplicate", 403, "another sub-account's locationId"),
+    Silence("highlevel", "POST", "/contacts/", 403, "another sub-account's locationId"),
+    Silence(
+        "highlevel",
+        "POST",
+        "/contacts/",
+        400,
+        "a refused duplicate names the existing contact",
+        schema="BadRequestDTO",
+        extra_keys=("meta",),
+    ),
+    Silence("highlevel", "*", "*", 429, "no 429 documented"),
+    Silence("clemta", "*", "*", 429, "429 not listed on the contact paths", schema="RateLimitError"),
+    Silence("clemta", "*", "*", 403, "403 not listed on the contact paths", schema="ForbiddenError"),
+)
+"""Answers the sandbox may give that its vendor's contract does not document, with why."""
