@@ -64,8 +64,17 @@ REFRESH_AFTER_422_SECONDS = 60.0
 """The least time between two re-reads of the labels that 422s about unlabelled slots set off."""
 MAX_QUERY_CHARS = 60_000
 """The longest encoded query a list request sends; httpx refuses a URL part over 65,536 characters."""
-_LIST_KEYS = frozenset({"id", "email", "name", "phone", "location", "emails", "comet_tokens", "created_at"})
-"""Keys of a list item that are not custom fields (labelled custom fields arrive as top-level keys)."""
+LIST_ITEM_KEYS: Mapping[str, Destination] = {
+    "id": "id",
+    "email": "emails",
+    "emails": "emails",  # with include_all_emails: every email, merged profiles' included
+    "name": "names",
+    "phone": "phones",
+    "location": "locations",
+    "comet_tokens": "comet_tokens",
+    "created_at": "created_at",  # not documented on a list item; shown if Cometly ever sends it
+}
+"""Where each key of a list item goes; any other key is a custom field (labelled ones arrive under their labels)."""
 CONTACT_KEYS: Mapping[str, Destination] = {
     "id": "id",
     "emails": "emails",
@@ -404,7 +413,7 @@ class Cometly(Provider):
         emails = _texts(
             [raw.get("email"), *(cast(list[Any], more) if isinstance(more, list) else [])], _ELEMENT_KEYS["emails"]
         )
-        custom = {key: value for key, value in raw.items() if key not in _LIST_KEYS and key != "custom_fields"}
+        custom = {key: value for key, value in raw.items() if key not in LIST_ITEM_KEYS and key != "custom_fields"}
         nested = raw.get("custom_fields")
         if isinstance(nested, dict):
             custom.update(cast(dict[str, Any], nested))

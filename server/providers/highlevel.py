@@ -16,6 +16,7 @@ under their ids.
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -90,6 +91,23 @@ A key not named here goes, as sent, to the contact's `highlevel` section: `first
 `unsubscribeEmail`, `lastSessionActivityAt`, `offers`, `products`, and the deprecated list's
 `attributions` should it ever arrive.
 """
+
+DEFINITION_KEYS: Mapping[str, Destination] = {
+    "id": "slot",
+    "name": "label",
+    "fieldKey": "key",
+    "dataType": ("data_type", "type"),
+    "picklistOptions": "options",
+    "model": Dropped("always contact: the definitions are asked for with model=contact"),
+    "locationId": Dropped("the sub-account this server is configured for"),
+    "placeholder": Dropped("the input hint HighLevel's own forms show"),
+    "position": Dropped("where HighLevel's own forms place the field; the list keeps that order"),
+    "picklistImageOptions": Dropped("images for HighLevel's own forms"),
+    "isAllowedCustomOption": Dropped("a setting of HighLevel's own forms"),
+    "isMultiFileAllowed": Dropped("a setting of HighLevel's file uploads"),
+    "maxFileLimit": Dropped("a setting of HighLevel's file uploads"),
+}
+"""Where each key of a custom-field definition goes in a `CustomField`."""
 
 _TYPES: Mapping[str, SlotType] = {
     "TEXT": "text",
@@ -217,7 +235,7 @@ class HighLevel(Provider):
         if not isinstance(items, list):
             raise unexpected_shape(self.label, "the custom-field definitions", "no `customFields` array")
         fields: list[CustomField] = []
-        for item in cast(list[Any], items):
+        for item in sorted(cast(list[Any], items), key=_position):
             raw = cast(dict[str, Any], item) if isinstance(item, dict) else {}
             field_id, name = upstream_id(raw.get("id")), stripped(raw.get("name"))
             if field_id is None or name is None or raw.get("model") not in (None, "contact"):
@@ -362,6 +380,12 @@ class HighLevel(Provider):
             custom_fields=custom,
             highlevel=details if section else None,
         )
+
+
+def _position(item: Any) -> float:
+    """Where HighLevel's forms place a field definition; those without a position go last."""
+    position = cast(dict[str, Any], item).get("position") if isinstance(item, dict) else None
+    return float(position) if isinstance(position, int | float) and not isinstance(position, bool) else math.inf
 
 
 def _custom_values(fields: Any) -> dict[str, JsonValue]:
