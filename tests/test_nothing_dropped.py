@@ -10,7 +10,7 @@ vendor's schema gains that the product does not handle fails here.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import respx
@@ -46,7 +46,7 @@ def _leaves(value: Any) -> Iterator[Any]:
 def _at(result: Mapping[str, Any], path: str) -> Any:
     node: Any = result
     for part in path.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
+        node = cast(dict[str, Any], node).get(part) if isinstance(node, dict) else None
     return node
 
 
