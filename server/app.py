@@ -160,7 +160,12 @@ def _lifespan(
     for provider in providers:
         account = fingerprint(provider.account(settings))
         for name, rates in provider.default_budgets.items():
-            specs[name] = BudgetSpec(rates=settings.rate_limits.get(name, rates), account=account)
+            override = settings.rate_limits.get(name)
+            # A vendor default follows the upstream's advertised limit both ways; the user's own rule
+            # is a ceiling (they may be reserving part of a shared key).
+            specs[name] = BudgetSpec(
+                rates=rates if override is None else override, account=account, may_rise=override is None
+            )
     check_overrides(specs, settings.rate_limits)  # at build time, so a typo stops the server at start
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 

@@ -11,8 +11,8 @@ import bisect
 import heapq
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
 
 import anyio
 import httpx
@@ -31,7 +31,11 @@ from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio
 
-MakeBudget = Callable[[Sequence[Rate]], Budget]
+
+class MakeBudget(Protocol):
+    """Builds a budget of the backend under test; `may_rise` as for a vendor default (True) or a user's rule."""
+
+    def __call__(self, rates: Sequence[Rate], *, may_rise: bool = False) -> Budget: ...
 
 
 def max_in_any_window(times: list[float], seconds: float) -> int:
@@ -52,11 +56,19 @@ def most_counted_at_a_send(sends: list[tuple[float, float]], seconds: float) -> 
 async def make_budget(request: pytest.FixtureRequest) -> AsyncIterator[MakeBudget]:
     """Builds budgets of one backend; each Redis budget gets its own account, so tests never share."""
     if request.param == "memory":
-        yield lambda rates: MemoryBudget("test.budget", rates)
+
+        def in_memory(rates: Sequence[Rate], *, may_rise: bool = False) -> Budget:
+            return MemoryBudget("test.budget", rates, may_rise=may_rise)
+
+        yield in_memory
         return
     url: str = request.getfixturevalue("redis_url")
     async with RedisStore.connect(url) as store:
-        yield lambda rates: store.budget("test.budget", rates, account=uuid.uuid4().hex)
+
+        def in_redis(rates: Sequence[Rate], *, may_rise: bool = False) -> Budget:
+            return store.budget("test.budget", rates, account=uuid.uuid4().hex, may_rise=may_rise)
+
+        yield in_redis
 
 
 async def test_no_window_ever_holds_more_than_n_sends_under_random_arrivals(make_budget: MakeBudget) -> None:
@@ -224,8 +236,71 @@ async def test_a_lower_limit_advertised_by_the_upstream_replaces_the_configured_
     with pytest.raises(RateLimited):
         async with budget.slot(max_wait=1):
             pytest.fail("the upstream allows only 2")
-    await budget.observe(Observation(window=None, limit=50))  # never above what is configured
+    await budget.observe(Observation(window=None, limit=50))  # a user's rule: never above what is configured
     assert await budget.remaining() == 8
+
+
+async def test_a_higher_advertised_limit_lifts_a_vendor_default_rule_up_to_it(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(2, 30)], may_rise=True)
+    await budget.observe(Observation(window=None, limit=5))
+
+    assert await budget.current_rates() == (Rate(5, 30),)
+    for _ in range(5):
+        async with budget.slot(max_wait=0):  # would raise RateLimited after 2 if the rule had stayed
+            pass
+    with pytest.raises(RateLimited):
+        async with budget.slot(max_wait=1):
+            pytest.fail("the upstream allows only 5")
+
+
+async def test_a_users_rule_is_a_ceiling_that_an_advertised_limit_lowers_but_never_lifts(
+    make_budget: MakeBudget,
+) -> None:
+    budget = make_budget([Rate(3, 30)], may_rise=False)
+    seen: list[int] = []
+    for limit in (50, 2, 50):
+        await budget.observe(Observation(window=None, limit=limit))
+        seen.append((await budget.current_rates())[0].count)
+
+    assert seen == [3, 2, 3]
+    assert await budget.remaining() == 3
+
+
+async def test_a_lower_advertised_limit_still_lowers_a_raised_rule(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(10, 30)], may_rise=True)
+    seen: list[int] = []
+    for limit in (20, 4, 0):
+        await budget.observe(Observation(window=None, limit=limit))
+        seen.append(await budget.remaining())
+
+    assert seen == [20, 4, 1]  # a limit of 0 leaves one request, so the budget can hear the limit lift again
+    assert await budget.current_rates() == (Rate(1, 30),)
+
+
+async def test_each_rule_follows_its_own_advertised_window(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(100, 10), Rate(200_000, 86_400)], may_rise=True)
+    await budget.observe(Observation(window=10, limit=250))
+    await budget.observe(Observation(window=86_400, limit=400_000))
+
+    assert await budget.current_rates() == (Rate(250, 10), Rate(400_000, 86_400))
+    assert await budget.remaining() == 250
+
+
+async def test_a_limit_of_another_scope_holds_the_rule_down_but_never_lifts_it(make_budget: MakeBudget) -> None:
+    # Clemta's X-RateLimit-Type: resource: the company's limit, not the key's.
+    budget = make_budget([Rate(10, 30)], may_rise=True)
+    seen: list[int] = []
+    for observation in (
+        Observation(window=None, limit=50, may_raise=False),  # higher: the key's rule stays
+        Observation(window=None, limit=4, may_raise=False),  # lower: it holds the rule down
+        Observation(window=None, limit=20),  # the key's own limit rises, but the cap still holds
+        Observation(window=None, limit=60, may_raise=False),  # the cap lifts: up to the key's own 20, no more
+    ):
+        await budget.observe(observation)
+        seen.append((await budget.current_rates())[0].count)
+
+    assert seen == [10, 4, 4, 20]
+    assert await budget.remaining() == 20
 
 
 async def test_fewer_remaining_than_ours_counts_someone_elses_requests_until_the_reset(

@@ -22,7 +22,7 @@ from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
 from server.app import build_server
-from server.budgets import BudgetSpec, open_budgets
+from server.budgets import BudgetSpec, Observation, open_budgets
 from server.budgets.redis_backend import RedisStore, shown_url
 from server.errors import ConfigurationError
 from server.sandbox import SANDBOX_KEYS
@@ -66,6 +66,30 @@ async def test_different_keys_never_share_a_budget(redis_url: str) -> None:
             pass
         async with theirs.slot(max_wait=0):  # would raise RateLimited if the budget were shared
             pass
+
+
+async def test_processes_on_one_key_follow_one_advertised_limit_each_within_its_own_ceiling(redis_url: str) -> None:
+    # One process runs the vendor default, another a user's lower rule reserving part of the same key.
+    account = uuid.uuid4().hex
+    async with RedisStore.connect(redis_url) as first, RedisStore.connect(redis_url) as second:
+        default = first.budget("cometly.get_contact", [Rate(5, 30)], account=account, may_rise=True)
+        reserved = second.budget("cometly.get_contact", [Rate(3, 30)], account=account)
+
+        await reserved.observe(Observation(window=None, limit=8))  # heard by one, followed by both
+        raised = (await default.current_rates(), await reserved.current_rates())
+        await default.observe(Observation(window=None, limit=2))
+        lowered = (await default.current_rates(), await reserved.current_rates())
+        await reserved.observe(Observation(window=None, limit=9, may_raise=False))  # a cap lifts nobody
+        capped = (await default.current_rates(), await reserved.current_rates())
+
+    assert raised == ((Rate(8, 30),), (Rate(3, 30),))
+    assert lowered == ((Rate(2, 30),), (Rate(2, 30),))
+    assert capped == lowered
+    store = redis.Redis.from_url(redis_url, decode_responses=True)  # pyright: ignore[reportUnknownMemberType]
+    limits = f"contacts-mcp:{{cometly.get_contact:{account}}}:limits"
+    assert store.hgetall(limits) == {"1": "2", "cap:1": "9"}  # pyright: ignore[reportUnknownMemberType]
+    assert store.pttl(limits) > 0  # expires once the budget is idle, as every key of it
+    store.close()
 
 
 async def test_redis_holds_no_api_key_and_every_budget_key_expires(redis_url: str, cometly: respx.MockRouter) -> None:

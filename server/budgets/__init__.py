@@ -46,9 +46,14 @@ async def open_budgets(specs: Mapping[str, BudgetSpec], *, redis_url: str | None
         ConfigurationError: If Redis is configured but cannot be reached.
     """
     if redis_url is None:
-        yield Budgets({name: MemoryBudget(name, spec.rates) for name, spec in specs.items()})
+        yield Budgets({name: MemoryBudget(name, spec.rates, may_rise=spec.may_rise) for name, spec in specs.items()})
         return
     from server.budgets.redis_backend import RedisStore  # only when configured: the client is not small
 
     async with RedisStore.connect(redis_url) as store:
-        yield Budgets({name: store.budget(name, spec.rates, account=spec.account) for name, spec in specs.items()})
+        yield Budgets(
+            {
+                name: store.budget(name, spec.rates, account=spec.account, may_rise=spec.may_rise)
+                for name, spec in specs.items()
+            }
+        )

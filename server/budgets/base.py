@@ -10,9 +10,16 @@ keeps, per rule, the requests in flight and when the recent ones completed:
   the latency. The cost is one round trip per window.
 - Waiting callers are served in arrival order; a cancelled caller leaves the queue at once.
 - A caller that would wait longer than `max_wait` fails at once with `RateLimited`, sending nothing.
-- The upstream's word wins: a 429's `Retry-After` blocks the budget for every caller, a lower
-  advertised limit replaces the configured one, and a `Remaining` lower than ours counts the
-  requests someone else sent on the key until the upstream's window resets.
+- The upstream's word wins: a 429 blocks the budget for every caller (for as long as the upstream
+  says, see `server.http`), and a `Remaining` lower than ours counts the requests someone else sent
+  on the key until the upstream's window resets.
+- An advertised limit replaces the rule's count in both directions when the rule is the vendor's
+  default (`may_rise`): the default is only our reading of the vendor's docs. A rule the user set is
+  a ceiling: they may be reserving part of a shared key, so a header lowers it but never lifts it
+  above what they set. A limit about another scope than the budget's (Clemta's per-resource limit,
+  `Observation.may_raise` False) is a cap: it may hold the rule below its own limit, never lift it.
+  What each process enforces is therefore min(own, cap), where own is the last advertised limit
+  (within the ceiling of a user's rule) or else the configured count, and cap the last capping limit.
 - A call that waits longer than a second reports progress through `wait_reporter`, so the client
   sees it is alive.
 
@@ -63,11 +70,31 @@ class Observation:
     """Requests the upstream will still accept in its current window."""
     reset_after: float | None = None
     """Seconds until the upstream's window resets, when it says; otherwise a whole window is assumed."""
+    may_raise: bool = True
+    """False when `limit` is another scope's (Clemta's `X-RateLimit-Type: resource`): a cap that may
+    hold the rule below its own limit but never lifts it."""
 
 
 def fingerprint(account: str) -> str:
     """A short, irreversible name for an account (API key and its scope), safe to store and log."""
     return hashlib.sha256(account.encode()).hexdigest()[:16]
+
+
+def effective_count(configured: int, *, may_rise: bool, own: int | None, cap: int | None) -> int:
+    """The count a rule enforces: its own advertised limit (within a user rule's ceiling), under any cap.
+
+    Args:
+        configured: The rule's count as built (the vendor default or the user's override).
+        may_rise: Whether the rule is the vendor default, so an advertised limit may lift it above `configured`.
+        own: The limit the upstream last advertised for this rule, if any.
+        cap: The last limit advertised for another scope that also holds (may only lower), if any.
+    """
+    count = configured
+    if own is not None and (may_rise or own < count):
+        count = own
+    if cap is not None and cap < count:
+        count = cap
+    return max(1, count)
 
 
 def limits_text(rates: Sequence[Rate]) -> str:
@@ -111,11 +138,14 @@ class WaitProgress:
 class Budget(ABC):
     """The rate budget of one upstream endpoint and account, shared by all its callers."""
 
-    def __init__(self, name: str, rates: Sequence[Rate]) -> None:
+    def __init__(self, name: str, rates: Sequence[Rate], *, may_rise: bool = False) -> None:
         if not rates:
             raise ValueError(f"budget {name} needs at least one rule")
         self.name = name
         self.rates = tuple(rates)
+        """The rules as built (vendor default or user override); `current_rates` has what is followed now."""
+        self.may_rise = may_rise
+        """Whether the rules are the vendor's defaults, which an advertised higher limit may lift."""
 
     @asynccontextmanager
     async def slot(self, *, max_wait: float) -> AsyncGenerator[None]:
@@ -148,11 +178,20 @@ class Budget(ABC):
 
     @abstractmethod
     async def observe(self, observation: Observation) -> None:
-        """Follow what the upstream said about its limit: a lower limit, or fewer requests remaining."""
+        """Follow what the upstream said about one rule: its limit (see `effective_count`), or fewer remaining."""
 
     @abstractmethod
     async def remaining(self) -> int:
         """How many requests could be sent right now without waiting."""
+
+    @abstractmethod
+    async def current_rates(self) -> tuple[Rate, ...]:
+        """The rules as followed now: each count after what the upstream advertised (see `effective_count`)."""
+
+    @property
+    def shortest_window(self) -> float:
+        """The window of the budget's shortest rule, in seconds."""
+        return min(rate.seconds for rate in self.rates)
 
     def _rule_for(self, window: float | None) -> int | None:
         """The index of the rule an observation is about: the one with its window, else the shortest."""
@@ -191,6 +230,9 @@ class BudgetSpec:
     rates: tuple[Rate, ...]
     account: str
     """A fingerprint of the API key and its scope (see `fingerprint`), never the key."""
+    may_rise: bool = False
+    """True for the vendor's default rules, which an advertised higher limit may lift; False for a
+    user's override (`CONTACTS_MCP_RATE_LIMITS`), a ceiling no header lifts."""
 
 
 class Budgets:

@@ -10,21 +10,32 @@ from itertools import islice
 
 import anyio
 
-from server.budgets.base import Budget, Observation, WaitProgress
+from server.budgets.base import Budget, Observation, WaitProgress, effective_count
 from server.settings import Rate
 
 
 class _Rule:
     """One `count / seconds` rule of a budget and the requests that currently count against it."""
 
-    def __init__(self, rate: Rate) -> None:
+    def __init__(self, rate: Rate, *, may_rise: bool) -> None:
         self.configured = rate.count
-        self.count = rate.count
+        self.may_rise = may_rise
+        self.own: int | None = None  # the limit the upstream last advertised for this rule
+        self.cap: int | None = None  # the last limit advertised for another scope, which also holds
+        self.count = rate.count  # what is enforced: `effective_count` of the above, kept current by `follow`
         self.seconds = rate.seconds
         self.in_flight = 0
         self.completed: deque[float] = deque()  # completion times, ascending
         self.foreign = 0  # requests someone else sent on the key, per the upstream's Remaining
         self.foreign_until = -math.inf
+
+    def follow(self, limit: int, *, may_raise: bool) -> None:
+        """The upstream advertised `limit`: the rule's own, or (not `may_raise`) a cap from another scope."""
+        if may_raise:
+            self.own = max(1, limit)
+        else:
+            self.cap = max(1, limit)
+        self.count = effective_count(self.configured, may_rise=self.may_rise, own=self.own, cap=self.cap)
 
     def prune(self, now: float) -> None:
         while self.completed and self.completed[0] + self.seconds <= now:
@@ -62,9 +73,16 @@ class _Waiter:
 class MemoryBudget(Budget):
     """A budget kept in this process's memory."""
 
-    def __init__(self, name: str, rates: Sequence[Rate], *, clock: Callable[[], float] = anyio.current_time) -> None:
-        super().__init__(name, rates)
-        self._rules = [_Rule(rate) for rate in rates]
+    def __init__(
+        self,
+        name: str,
+        rates: Sequence[Rate],
+        *,
+        may_rise: bool = False,
+        clock: Callable[[], float] = anyio.current_time,
+    ) -> None:
+        super().__init__(name, rates, may_rise=may_rise)
+        self._rules = [_Rule(rate, may_rise=may_rise) for rate in rates]
         self._clock = clock
         self._queue: deque[_Waiter] = deque()
         self._blocked_until = -math.inf
@@ -115,7 +133,7 @@ class MemoryBudget(Budget):
         now = self._clock()
         rule.prune(now)
         if observation.limit is not None:
-            rule.count = max(1, min(rule.configured, observation.limit))
+            rule.follow(observation.limit, may_raise=observation.may_raise)
         if observation.remaining is not None:
             missing = (rule.count - observation.remaining) - rule.used()
             if missing > 0:
@@ -130,6 +148,9 @@ class MemoryBudget(Budget):
         if self._blocked_until > now:
             return 0
         return max(0, min(rule.count - rule.used() for rule in self._rules))
+
+    async def current_rates(self) -> tuple[Rate, ...]:
+        return tuple(Rate(rule.count, rule.seconds) for rule in self._rules)
 
     async def _acquire(self, max_wait: float, progress: WaitProgress) -> object:
         wait = self.estimate_wait()

@@ -11,8 +11,9 @@ on one cluster slot:
     ...:live        requests in flight, each with a lease in case its process dies
     ...:done:<i>    completed requests, each counting until completion + T of rule i
     ...:foreign:<i> requests someone else sent (the upstream's Remaining said so), and until when
-    ...:limits      a lower limit the upstream advertised, by rule
-    ...:blocked     until when a 429's Retry-After blocks the budget
+    ...:limits      what the upstream advertised, by rule i: its own limit (field i) and a cap from
+                    another scope (field cap:i); each process reads them through its own ceiling
+    ...:blocked     until when a 429 blocks the budget (see `server.http.wait_after_429`)
 
 Times are integer microseconds of the Redis clock. Every key expires once the budget is idle.
 """
@@ -58,12 +59,25 @@ local function now_us()
 end
 """
 
-_RULE_STATE = """
--- The count a rule allows now (configured, or lower if the upstream said so) and what it counts.
-local function rule_state(limits, i, configured, done_key, foreign_key, now)
+_RULE_COUNT = """
+-- The count rule i enforces, as base.effective_count: the upstream's own advertised limit (above the
+-- configured count only for a vendor default, may_rise 1), under the cap another scope advertised.
+local function rule_count(limits, i, configured, may_rise)
   local count = configured
-  local advertised = redis.call('HGET', limits, tostring(i))
-  if advertised and tonumber(advertised) < count then count = tonumber(advertised) end
+  local own = tonumber(redis.call('HGET', limits, tostring(i)) or '')
+  if own and (may_rise == 1 or own < count) then count = own end
+  local cap = tonumber(redis.call('HGET', limits, 'cap:' .. i) or '')
+  if cap and cap < count then count = cap end
+  return math.max(1, count)
+end
+"""
+
+_RULE_STATE = (
+    _RULE_COUNT
+    + """
+-- The count a rule allows now and what it counts.
+local function rule_state(limits, i, configured, may_rise, done_key, foreign_key, now)
+  local count = rule_count(limits, i, configured, may_rise)
   redis.call('ZREMRANGEBYSCORE', done_key, '-inf', now)
   local foreign, foreign_until = 0, 0
   local f = redis.call('HMGET', foreign_key, 'n', 'until')
@@ -71,9 +85,10 @@ local function rule_state(limits, i, configured, done_key, foreign_key, now)
   return count, redis.call('ZCARD', done_key), foreign, foreign_until
 end
 """
+)
 
 # KEYS: queue, seq, alive, live, blocked, limits, then done:<i>, foreign:<i> per rule.
-# ARGV: ticket, slot, heartbeat_us, lease_us, ttl_ms, then count, window_us per rule.
+# ARGV: ticket, slot, heartbeat_us, lease_us, ttl_ms, may_rise (1|0), then count, window_us per rule.
 # Returns {1, 0} when the slot was taken, else {0, estimated wait in us}.
 _ACQUIRE = (
     _NOW
@@ -81,7 +96,7 @@ _ACQUIRE = (
     + """
 local queue, seq, alive, live, blocked, limits = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local ticket, slot = ARGV[1], ARGV[2]
-local heartbeat, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+local heartbeat, lease, may_rise = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[6])
 local now = now_us()
 
 for _, gone in ipairs(redis.call('ZRANGEBYSCORE', alive, '-inf', now)) do redis.call('ZREM', queue, gone) end
@@ -97,8 +112,8 @@ if until_ > send_at then send_at = until_ end
 local in_flight = redis.call('ZCARD', live)
 for i = 1, (#KEYS - 6) / 2 do
   local done_key, foreign_key = KEYS[5 + 2 * i], KEYS[6 + 2 * i]
-  local configured, window = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
-  local count, done, foreign, foreign_until = rule_state(limits, i, configured, done_key, foreign_key, now)
+  local configured, window = tonumber(ARGV[5 + 2 * i]), tonumber(ARGV[6 + 2 * i])
+  local count, done, foreign, foreign_until = rule_state(limits, i, configured, may_rise, done_key, foreign_key, now)
   local used = in_flight + done + foreign
   -- When this caller, `position` behind the head, may send: A[k] is when the k-th next send may go.
   local need, free_now = position + 1, count - used
@@ -159,25 +174,26 @@ return 1
 """
 )
 
-# KEYS: live, limits, done:<i>, foreign:<i>. ARGV: i, configured count, window_us, limit, remaining,
-# reset_us (-1 when not said), ttl_ms.
+# KEYS: live, limits, done:<i>, foreign:<i>. ARGV: i, configured count, window_us, limit (-1 when not
+# said), remaining (-1), reset_us (-1), ttl_ms, may_rise (1|0), may_raise (1: the rule's own limit; 0: a cap).
 _OBSERVE = (
     _NOW
     + _RULE_STATE
     + """
 local now = now_us()
 local limit, remaining, reset = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local may_rise = tonumber(ARGV[8])
 if limit >= 0 then
-  if limit < tonumber(ARGV[2]) then
-    redis.call('HSET', KEYS[2], ARGV[1], math.max(1, limit))
-  else
-    redis.call('HDEL', KEYS[2], ARGV[1])
-  end
+  -- Stored as said, not clamped: each process applies its own ceiling when it reads (rule_count).
+  local field = ARGV[1]
+  if ARGV[9] ~= '1' then field = 'cap:' .. ARGV[1] end
+  redis.call('HSET', KEYS[2], field, math.max(1, limit))
   redis.call('PEXPIRE', KEYS[2], ARGV[7])
 end
 if remaining >= 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-  local count, done, foreign, foreign_until = rule_state(KEYS[2], ARGV[1], tonumber(ARGV[2]), KEYS[3], KEYS[4], now)
+  local count, done, foreign, foreign_until = rule_state(
+    KEYS[2], ARGV[1], tonumber(ARGV[2]), may_rise, KEYS[3], KEYS[4], now)
   local missing = count - remaining - (redis.call('ZCARD', KEYS[1]) + done + foreign)
   if missing > 0 then
     if reset < 0 then reset = tonumber(ARGV[3]) end
@@ -197,7 +213,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 return 1
 """
 
-# KEYS as _ACQUIRE's; ARGV: count, window_us per rule.
+# KEYS as _ACQUIRE's; ARGV: may_rise (1|0), then count, window_us per rule.
 _REMAINING = (
     _NOW
     + _RULE_STATE
@@ -208,12 +224,24 @@ redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now)
 local in_flight = redis.call('ZCARD', KEYS[4])
 local waiting = redis.call('ZCARD', KEYS[1])
 local least = nil
+local may_rise = tonumber(ARGV[1])
 for i = 1, (#KEYS - 6) / 2 do
-  local count, done, foreign = rule_state(KEYS[6], i, tonumber(ARGV[2 * i - 1]), KEYS[5 + 2 * i], KEYS[6 + 2 * i], now)
+  local count, done, foreign = rule_state(
+    KEYS[6], i, tonumber(ARGV[2 * i]), may_rise, KEYS[5 + 2 * i], KEYS[6 + 2 * i], now)
   local free = count - in_flight - done - foreign - waiting
   if least == nil or free < least then least = free end
 end
 return math.max(0, least)
+"""
+)
+
+# KEYS: limits. ARGV: may_rise (1|0), then the configured count per rule. Returns the count each enforces.
+_CURRENT = (
+    _RULE_COUNT
+    + """
+local counts = {}
+for i = 1, #ARGV - 1 do counts[i] = rule_count(KEYS[1], i, tonumber(ARGV[i + 1]), tonumber(ARGV[1])) end
+return counts
 """
 )
 
@@ -242,6 +270,7 @@ class RedisStore:
         self.block = client.register_script(_BLOCK)
         self.observe = client.register_script(_OBSERVE)
         self.remaining = client.register_script(_REMAINING)
+        self.current = client.register_script(_CURRENT)
         self.leave = client.register_script(_LEAVE)
 
     @classmethod
@@ -276,8 +305,8 @@ class RedisStore:
         finally:
             await client.aclose()
 
-    def budget(self, name: str, rates: Sequence[Rate], *, account: str) -> RedisBudget:
-        return RedisBudget(name, rates, store=self, account=account)
+    def budget(self, name: str, rates: Sequence[Rate], *, account: str, may_rise: bool = False) -> RedisBudget:
+        return RedisBudget(name, rates, store=self, account=account, may_rise=may_rise)
 
     async def run(self, script: AsyncScript, keys: Sequence[str], args: Sequence[str | int | float]) -> Any:
         """Run one budget script.
@@ -304,8 +333,10 @@ def _scrubbed(text: str, url: str) -> str:
 class RedisBudget(Budget):
     """A budget whose state lives in Redis, shared by every process that uses the same key."""
 
-    def __init__(self, name: str, rates: Sequence[Rate], *, store: RedisStore, account: str) -> None:
-        super().__init__(name, rates)
+    def __init__(
+        self, name: str, rates: Sequence[Rate], *, store: RedisStore, account: str, may_rise: bool = False
+    ) -> None:
+        super().__init__(name, rates, may_rise=may_rise)
         self._store = store
         prefix = f"contacts-mcp:{{{name}:{account}}}"
         self._keys = [f"{prefix}:{part}" for part in ("queue", "seq", "alive", "live", "blocked", "limits")]
@@ -313,6 +344,7 @@ class RedisBudget(Budget):
         self._foreign = [f"{prefix}:foreign:{i}" for i in range(1, len(self.rates) + 1)]
         self._rule_keys = [key for pair in zip(self._done, self._foreign, strict=True) for key in pair]
         self._windows = [_us(rate.seconds) for rate in self.rates]
+        self._rise = int(may_rise)
         self._rule_args = [
             value for rate, window in zip(self.rates, self._windows, strict=True) for value in (rate.count, window)
         ]
@@ -323,7 +355,7 @@ class RedisBudget(Budget):
 
     async def _acquire(self, max_wait: float, progress: WaitProgress) -> object:
         ticket, slot = uuid.uuid4().hex, uuid.uuid4().hex
-        args = [ticket, slot, _us(HEARTBEAT_SECONDS), _us(LEASE_SECONDS), self._ttl_ms, *self._rule_args]
+        args = [ticket, slot, _us(HEARTBEAT_SECONDS), _us(LEASE_SECONDS), self._ttl_ms, self._rise, *self._rule_args]
         deadline = anyio.current_time() + max_wait
         first = True
         keys = self._keys + self._rule_keys
@@ -386,8 +418,17 @@ class RedisBudget(Budget):
                 -1 if observation.remaining is None else observation.remaining,
                 reset,
                 self._ttl_ms,
+                self._rise,
+                int(observation.may_raise),
             ],
         )
 
     async def remaining(self) -> int:
-        return int(await self._store.run(self._store.remaining, self._keys + self._rule_keys, self._rule_args))
+        keys = self._keys + self._rule_keys
+        return int(await self._store.run(self._store.remaining, keys, [self._rise, *self._rule_args]))
+
+    async def current_rates(self) -> tuple[Rate, ...]:
+        counts = await self._store.run(
+            self._store.current, [self._keys[5]], [self._rise, *(rate.count for rate in self.rates)]
+        )
+        return tuple(Rate(int(count), rate.seconds) for count, rate in zip(counts, self.rates, strict=True))
