@@ -48,7 +48,6 @@ ErrorReader = Callable[[Any], str | None]
 MAX_ATTEMPTS = 3
 """Tries of one GET that fails in transit or with a 5xx (each try draws on the budget)."""
 MAX_429_RETRIES = 2
-DEFAULT_RETRY_AFTER_SECONDS = 60.0
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -102,13 +101,27 @@ def _count(headers: httpx.Headers, name: str) -> int | None:
     return None if value is None else int(value)
 
 
+def reset_seconds(headers: httpx.Headers, *, now: float | None = None) -> float | None:
+    """`X-RateLimit-Reset` as seconds from `now` (Unix time; default the system clock), if sent.
+
+    The header is a Unix time (Clemta, Laravel's throttle on Cometly) or a number of seconds; a
+    value past 1e9 can only be the former.
+    """
+    reset = _number(headers, "X-RateLimit-Reset")
+    if reset is not None and reset > 1e9:
+        reset = max(0.0, reset - (time.time() if now is None else now))
+    return reset
+
+
 def rate_limit_observations(headers: httpx.Headers, *, now: float | None = None) -> list[Observation]:
     """What a response's rate-limit headers say, for the budget to follow.
 
     Understood: `X-RateLimit-Limit`, `X-RateLimit-Remaining` and `X-RateLimit-Reset` (Unix time or
     seconds; Cometly, Clemta) about the budget's shortest rule; HighLevel's `X-RateLimit-Max`,
     `X-RateLimit-Remaining` and `X-RateLimit-Interval-Milliseconds` about the rule with that window,
-    and `X-RateLimit-Limit-Daily` / `X-RateLimit-Daily-Remaining` about its day rule.
+    and `X-RateLimit-Limit-Daily` / `X-RateLimit-Daily-Remaining` about its day rule. Clemta's
+    `X-RateLimit-Type: resource` says the limit is a resource's (its company's), not the key's: it
+    may hold the budget down but never lifts it (`Observation.may_raise`).
     """
     observations: list[Observation] = []
     limit = _count(headers, "X-RateLimit-Max")
@@ -117,16 +130,52 @@ def rate_limit_observations(headers: httpx.Headers, *, now: float | None = None)
     remaining = _count(headers, "X-RateLimit-Remaining")
     if limit is not None or remaining is not None:
         interval = _number(headers, "X-RateLimit-Interval-Milliseconds")
-        reset = _number(headers, "X-RateLimit-Reset")
-        if reset is not None and reset > 1e9:  # a Unix time, not a number of seconds
-            reset = max(0.0, reset - (time.time() if now is None else now))
         window = interval / 1000 if interval else None
-        observations.append(Observation(window=window, limit=limit, remaining=remaining, reset_after=reset))
+        scope = headers.get("X-RateLimit-Type", "").strip().lower()
+        observations.append(
+            Observation(
+                window=window,
+                limit=limit,
+                remaining=remaining,
+                reset_after=reset_seconds(headers, now=now),
+                may_raise=scope != "resource",
+            )
+        )
     daily_limit = _count(headers, "X-RateLimit-Limit-Daily")
     daily_remaining = _count(headers, "X-RateLimit-Daily-Remaining")
     if daily_limit is not None or daily_remaining is not None:
         observations.append(Observation(window=DAY_SECONDS, limit=daily_limit, remaining=daily_remaining))
     return observations
+
+
+def wait_after_429(headers: httpx.Headers, *, shortest_window: float, now: float | None = None) -> tuple[float, str]:
+    """How long a 429 asks every caller of its budget to wait, and which header said so.
+
+    The first of: `Retry-After`; `X-RateLimit-Reset`; HighLevel's `X-RateLimit-Interval-Milliseconds`
+    (HighLevel documents no `Retry-After`; its burst window is 10 s); else `shortest_window`, the
+    budget's shortest rule (a minute for Cometly and Clemta), after which that window has rolled over.
+
+    Args:
+        headers: The 429's headers.
+        shortest_window: The window of the budget's shortest rule, in seconds.
+        now: The current Unix time (default: the system clock).
+    """
+    moment = None if now is None else datetime.fromtimestamp(now, UTC)
+    wait = retry_after_seconds(headers.get("Retry-After"), now=moment)
+    if wait is not None:
+        return wait, "Retry-After"
+    wait = reset_seconds(headers, now=now)
+    if wait is not None:
+        return wait, "X-RateLimit-Reset"
+    interval = _number(headers, "X-RateLimit-Interval-Milliseconds")
+    if interval:
+        return interval / 1000, "X-RateLimit-Interval-Milliseconds"
+    return shortest_window, "the budget's shortest window"
+
+
+def daily_limit_used_up(headers: httpx.Headers) -> bool:
+    """Whether the answer says the day's requests are all spent (HighLevel's `X-RateLimit-Daily-Remaining: 0`)."""
+    return _count(headers, "X-RateLimit-Daily-Remaining") == 0
 
 
 def _tries(attempts: int) -> str:
@@ -255,13 +304,14 @@ class Upstream:
         """Send one request within `budget` and return its parsed JSON body.
 
         Every try draws on the budget, and the budget follows the response's rate-limit headers. A
-        429 blocks the budget for its `Retry-After` and is retried while that fits in the caller's
-        allowed wait (the upstream did not process it). A GET is also retried on connection errors,
-        timeouts and 5xx: after the 5xx's `Retry-After` when it fits in the allowed wait (when it
-        does not, the call fails at once), else with backoff. Anything else is sent once: a create
-        that may have reached the upstream is never sent twice; its error says so, and `unsure`
-        says how to check. Each try ends within the timeout, body included, and a body larger than
-        the size limit is refused, not read.
+        429 blocks the budget for as long as the upstream says (`wait_after_429`) and is retried while
+        that fits in the caller's allowed wait (the upstream did not process it); a 429 saying the
+        day's requests are used up fails at once, as no wait within a call can help. A GET is also
+        retried on connection errors, timeouts and 5xx: after the 5xx's `Retry-After` when it fits in
+        the allowed wait (when it does not, the call fails at once), else with backoff. Anything
+        else is sent once: a create that may have reached the upstream is never sent twice; its
+        error says so, and `unsure` says how to check. Each try ends within the timeout, body
+        included, and a body larger than the size limit is refused, not read.
 
         Raises:
             ContactsError: The classified failure, with a message for the model.
@@ -288,10 +338,13 @@ class Upstream:
             await self._observe(limiter, response, described)
             status = response.status
             if status == 429:
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                wait = DEFAULT_RETRY_AFTER_SECONDS if wait is None else wait
+                if daily_limit_used_up(response.headers):
+                    raise self._day_used_up(response, budget=budget, described=described)
+                wait, source = wait_after_429(response.headers, shortest_window=limiter.shortest_window)
                 await limiter.block_for(wait)
-                logger.warning("%s: 429 from %s, budget %s blocked for %.1f s", described, self.label, budget, wait)
+                logger.warning(
+                    "%s: 429 from %s, budget %s blocked for %.1f s (%s)", described, self.label, budget, wait, source
+                )
                 if limited < MAX_429_RETRIES and anyio.current_time() + wait <= deadline:
                     limited += 1
                     continue
@@ -381,6 +434,23 @@ class Upstream:
                 "e.g. a smaller per_page or fewer include_ options."
             )
         return UpstreamUnavailable(message, status=status, request=described)
+
+    def _day_used_up(self, answer: Answer, *, budget: str, described: str) -> RateLimited:
+        """A 429 after the day's last request: no wait within a call helps, so it is neither waited out nor retried.
+
+        A budget with a day rule (HighLevel's default) has already followed the same headers'
+        `Daily-Remaining: 0`, so the next calls are refused without sending for a day (no reset is sent).
+        """
+        logger.warning("%s: 429 from %s, daily limit used up (budget %s); not retried", described, self.label, budget)
+        message = self._message(answer)
+        said = f" ({self.label} said: {quoted(message)})" if message else ""
+        return RateLimited(
+            f"{self.label}'s daily rate limit is used up{said}: it accepts no more requests until its day resets, "
+            "so retrying sooner will not help.",
+            retry_after=DAY_SECONDS,
+            status=429,
+            request=described,
+        )
 
     def _unavailable_for(self, answer: Answer, wait: float, *, described: str, attempts: int) -> UpstreamUnavailable:
         seconds = max(1, math.ceil(wait))
