@@ -1,4 +1,10 @@
-"""Shared fixtures: settings built in code (never from a developer's .env), a mocked Cometly, a client."""
+"""Shared fixtures: settings built in code (never from a developer's .env), a mocked Cometly, a client.
+
+Every test also runs under the vendors' contracts (`tests/contracts`): each request the product
+sends to a vendor, and each answer an in-process sandbox gives, is checked against the vendor's own
+contract, and a test that saw a violation fails at teardown listing them all. The session ends
+with the violations grouped by endpoint. `--no-contracts` runs without the checks (to time them).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +23,8 @@ from starlette.applications import Starlette
 from server.app import ContactsServer, build_server
 from server.sandbox import sandbox_settings
 from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings
+from tests.contracts import recording
+from tests.contracts.checks import contracts
 
 COMETLY_KEY = "cm-test-key-0123456789abcdef"
 COMETLY_URL = "https://cometly.test/public-api/v1"
@@ -26,6 +34,50 @@ HIGHLEVEL_LOCATION = "ve9EPM428h8vShlRW1KT"
 CLEMTA_KEY = "clemta-test-key-13579bdf"
 CLEMTA_URL = "https://clemta.test"
 CLEMTA_COMPANY = "64b8f1a2e4b0c8d9f0aaaaaa"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-contracts",
+        action="store_true",
+        help="do not check requests and sandbox answers against the vendors' contracts (to time the checks)",
+    )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if config.getoption("--no-contracts"):
+        return
+    tally, *kinds = recording.summary()
+    terminalreporter.section(f"contract violations: {len(kinds)} kinds" if kinds else "contract checks: no violation")
+    terminalreporter.write_line(tally)
+    for line in kinds:
+        terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _contract_hooks(request: pytest.FixtureRequest) -> Iterator[bool]:
+    """The checks hooked in for the whole session, the contracts loaded once up front; False with --no-contracts."""
+    if request.config.getoption("--no-contracts"):
+        yield False
+        return
+    contracts()
+    with pytest.MonkeyPatch.context() as patch:
+        recording.install(patch)
+        yield True
+
+
+@pytest.fixture(autouse=True)
+def _contracts_kept(request: pytest.FixtureRequest, _contract_hooks: bool) -> Iterator[None]:
+    """Fail the test at teardown with every contract violation seen while it ran (never inside the app or client)."""
+    if not _contract_hooks:
+        yield
+        return
+    with recording.collecting() as collector:
+        yield
+    found = collector.found()
+    if found:
+        recording.remember(request.node.nodeid, found)
+        pytest.fail(recording.report(found), pytrace=False)
 
 
 @pytest.fixture
