@@ -178,9 +178,9 @@ _extend = cast(Callable[..., type[Validator]], jsonschema.validators.extend)  # 
 
 
 def _with_sampling(cls: Any) -> type[Validator]:
-    extend = _extend
+    """The validator class `cls` with `_sampled_items` as its `items` keyword."""
     keywords = cast(Mapping[str, _Keyword], cls.VALIDATORS)
-    return extend(cls, {"items": _sampled_items(keywords["items"])})
+    return _extend(cls, {"items": _sampled_items(keywords["items"])})
 
 
 _OAS30 = _with_sampling(openapi_schema_validator.OAS30ReadValidator)  # pyright: ignore[reportUnknownMemberType]
@@ -401,16 +401,15 @@ class Contract(ABC):
 
 @dataclass(frozen=True)
 class Resolver:
-    """Resolves `$ref`s of one schema dialect: `openapi` (3.0 schema objects) or `2020-12`."""
+    """Resolves the `$ref`s of a schema, relative to where the schema sits."""
 
-    dialect: Literal["openapi", "2020-12"]
     resolver: Any
     """A `referencing` resolver."""
 
     def lookup(self, ref: str) -> tuple[JSON, Resolver]:
         """The schema `ref` points at, and the resolver for the refs inside it."""
         resolved = self.resolver.lookup(ref)
-        return resolved.contents, Resolver(self.dialect, resolved.resolver)
+        return resolved.contents, Resolver(resolved.resolver)
 
 
 # OpenAPI vendors
@@ -566,7 +565,7 @@ class OpenApiContract(Contract):
                         continue
                     op = cast(dict[str, JSON], operation)
                     parameters = [
-                        document_ref(document.spec, p) for p in [*shared, *cast(list[JSON], op.get("parameters", []))]
+                        _deref(document.spec, p) for p in [*shared, *cast(list[JSON], op.get("parameters", []))]
                     ]
                     self._operations[(method.upper(), template)] = (document, op, parameters)
         super().__init__(vendor, self._operations)
@@ -613,7 +612,7 @@ class OpenApiContract(Contract):
         schema = _response_schema(document.spec, operation, status)
         if isinstance(schema, str):
             raise LookupError(schema)
-        return schema, Resolver("openapi", document.registry.resolver(base_uri="urn:contract"))
+        return schema, Resolver(document.registry.resolver(base_uri="urn:contract"))
 
     def full_request(self, found: Operation) -> Sent:
         return Sent(self.vendor, found.method, found.template)
@@ -627,7 +626,7 @@ class OpenApiContract(Contract):
         ]
 
 
-def document_ref(spec: JSON, node: JSON) -> dict[str, JSON]:
+def _deref(spec: JSON, node: JSON) -> dict[str, JSON]:
     """`node`, or what its local `$ref` points at."""
     mapping = cast(dict[str, JSON], node)
     ref = mapping.get("$ref")
@@ -646,7 +645,7 @@ def _response_schema(spec: JSON, operation: dict[str, JSON], status: int) -> JSO
     )
     if response is None:
         return f"status {status} is not documented for this operation"
-    content = cast(dict[str, JSON], document_ref(spec, response).get("content", {}))
+    content = cast(dict[str, JSON], _deref(spec, response).get("content", {}))
     media = next((value for key, value in content.items() if key.split(";")[0].strip().endswith("json")), None)
     if not isinstance(media, dict) or "schema" not in media:
         return f"status {status} is documented without a schema"
@@ -817,7 +816,7 @@ class CometlyContract(Contract):
             raise LookupError(judge)
         body_ref, _ = self._endpoints[(found.method, found.template)].responses[status]
         resolver = self._registry.resolver(base_uri=COMETLY_BASE_URI)
-        return {"$ref": body_ref}, Resolver("2020-12", resolver)
+        return {"$ref": body_ref}, Resolver(resolver)
 
     def full_request(self, found: Operation) -> Sent:
         full = self._endpoints[(found.method, found.template)].full

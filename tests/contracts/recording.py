@@ -39,7 +39,7 @@ from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS, sandbox_environme
 from server.sandbox.app import SandboxApp
 from server.sandbox.faults import FaultPlan
 from server.undocumented import Vendor
-from tests.contracts.checks import LABELS, Received, Sent, Violation, contracts
+from tests.contracts.checks import LABELS, VENDOR_LABELS, Received, Sent, Violation, Who, contracts
 
 _SANDBOX_PREFIXES: dict[Vendor, str] = {
     vendor: sandbox_environment("")[f"{vendor.upper()}_BASE_URL"] for vendor in ("cometly", "highlevel", "clemta")
@@ -74,16 +74,24 @@ class Collector:
 
 @dataclass
 class _Tally:
-    """How much the checks judged over the session (a check that judged nothing would look like a clean run)."""
+    """How much the checks judged over the session, by side and vendor (a check that judges nothing looks clean)."""
 
-    requests: int = 0
-    answers: int = 0
+    judged: dict[tuple[Who, Vendor], int] = field(default_factory=dict[tuple[Who, Vendor], int])
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def count(self, *, requests: int = 0, answers: int = 0) -> None:
+    def count(self, who: Who, vendor: Vendor) -> None:
         with self.lock:
-            self.requests += requests
-            self.answers += answers
+            self.judged[(who, vendor)] = self.judged.get((who, vendor), 0) + 1
+
+    def __str__(self) -> str:
+        with self.lock:
+            judged = dict(self.judged)
+
+        def side(who: Who) -> str:
+            counts = [f"{VENDOR_LABELS[v]} {judged.get((who, v), 0)}" for v in ("cometly", "highlevel", "clemta")]
+            return ", ".join(counts)
+
+        return f"judged product requests: {side('product')}; sandbox answers: {side('sandbox')}"
 
 
 tally = _Tally()
@@ -141,7 +149,7 @@ def judge_request(label: str, base_url: httpx.URL, request: httpx.Request) -> No
             body,
         )
         _add(contracts().check_request(sent))
-        tally.count(requests=1)
+        tally.count("product", vendor)
     except Exception as exc:  # a bug here must fail the test, not the product's request
         _add([_checker_failed(vendor, request.method, path, exc)])
 
@@ -184,7 +192,7 @@ def judge_answer(scope: Scope, exchange: _Exchange) -> None:
         query = tuple(parse_qsl(cast(bytes, scope.get("query_string", b"")).decode("latin-1"), keep_blank_values=True))
         sent = Sent(vendor, method, path, query, headers, bytes(exchange.request_body))
         _add(contracts().check_response(sent, Received(exchange.status, bytes(exchange.body))))
-        tally.count(answers=1)
+        tally.count("sandbox", vendor)
     except Exception as exc:  # a bug here must fail the test, not the sandbox's answer
         failed = _checker_failed(vendor, method, path, exc)
         _add([Violation("sandbox", vendor, method, path, exchange.status, failed.at, failed.problem, failed.kind)])
@@ -292,7 +300,7 @@ def remember(test: str, found: Iterable[Violation]) -> None:
 
 def summary() -> list[str]:
     """The session's violations grouped by side, vendor, endpoint, status, place and kind, one example test each."""
-    lines = [f"judged {tally.requests} product requests and {tally.answers} sandbox answers"]
+    lines = [str(tally)]
     for key in sorted(_session):
         seen = _session[key]
         more = f" and {len(seen.tests) - 1} more" if len(seen.tests) > 1 else ""

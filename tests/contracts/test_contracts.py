@@ -242,6 +242,7 @@ def test_a_highlevel_request_with_another_version_is_caught() -> None:
 
 def test_a_request_without_credentials_is_caught() -> None:
     assert problems(requested(Sent("clemta", "GET", "/contacts", (("company_id", "c"),)))) == [("headers", "security")]
+    assert problems(requested(Sent("cometly", "GET", "/contacts/7"))) == [("headers", "required")]
 
 
 def test_a_path_or_method_the_contract_does_not_have_is_caught() -> None:
@@ -506,6 +507,13 @@ def test_full_example_refuses_what_is_not_documented() -> None:
 # The hooks over the suite
 
 
+@pytest.fixture
+def hooked(_contract_hooks: bool) -> None:
+    """The tests of the hooks need them installed (not so under --no-contracts)."""
+    if not _contract_hooks:
+        pytest.skip("the contract hooks are off (--no-contracts)")
+
+
 def _sandbox(answer: JSON, status: int = 200, faults: Faults | None = None) -> SandboxApp:
     async def handler(request: Request) -> Response:
         return JSONResponse(answer, status_code=status)
@@ -524,6 +532,7 @@ def _sandbox_client(app: SandboxApp) -> httpx.AsyncClient:
 HIGHLEVEL_SANDBOX = {"Authorization": f"Bearer {SANDBOX_KEYS['highlevel']}", "Version": "2021-07-28"}
 
 
+@pytest.mark.usefixtures("hooked")
 @pytest.mark.anyio
 async def test_an_in_process_sandbox_answer_is_judged_with_its_request() -> None:
     app = _sandbox(highlevel_contact(attributions=[]))
@@ -539,6 +548,7 @@ async def test_an_in_process_sandbox_answer_is_judged_with_its_request() -> None
     ]
 
 
+@pytest.mark.usefixtures("hooked")
 @pytest.mark.anyio
 async def test_faulted_answers_unknown_paths_and_keyless_requests_other_than_401_are_not_judged() -> None:
     faulted = _sandbox(highlevel_contact(), faults=Faults(kinds=("wrong-shape",)))
@@ -556,6 +566,20 @@ async def test_faulted_answers_unknown_paths_and_keyless_requests_other_than_401
     assert seen.found() == []
 
 
+@pytest.mark.usefixtures("hooked")
+@pytest.mark.anyio
+async def test_the_late_real_answer_of_a_timeout_fault_is_not_judged() -> None:
+    app = _sandbox(highlevel_contact(attributions=[]), faults=Faults(kinds=("timeout",), delay=0.0))
+
+    with recording.collecting() as seen:
+        async with _sandbox_client(app) as http:
+            response = await http.get("/highlevel/contacts/abc", headers=HIGHLEVEL_SANDBOX)
+
+    assert "attributions" in response.json()["contact"]
+    assert seen.found() == []
+
+
+@pytest.mark.usefixtures("hooked")
 @pytest.mark.anyio
 async def test_a_401_to_a_keyless_request_is_judged() -> None:
     app = _sandbox({"statusCode": 401, "message": "Invalid JWT", "detail": "x"}, status=401)
@@ -567,6 +591,7 @@ async def test_a_401_to_a_keyless_request_is_judged() -> None:
     assert [(v.status, v.at, v.kind) for v in seen.found()] == [(401, "$", "additionalProperties")]
 
 
+@pytest.mark.usefixtures("hooked")
 def test_a_sandbox_served_by_uvicorn_in_a_thread_is_judged() -> None:
     app = _sandbox(highlevel_contact(firstName=None))
 
@@ -577,6 +602,7 @@ def test_a_sandbox_served_by_uvicorn_in_a_thread_is_judged() -> None:
     assert [(v.who, v.at) for v in seen.found()] == [("sandbox", "$.contact.firstName")]
 
 
+@pytest.mark.usefixtures("hooked")
 @pytest.mark.anyio
 async def test_a_request_the_product_sends_is_judged_whoever_answers_it(
     cometly: respx.MockRouter, client: Client, monkeypatch: pytest.MonkeyPatch
