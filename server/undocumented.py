@@ -88,10 +88,14 @@ class Silence:
 
 
 SILENCES: tuple[Silence, ...] = (
+    Silence(
+        "cometly", "*", "*", 422, "Laravel's field errors beside the message", schema="error", extra_keys=("errors",)
+    ),
     Silence("highlevel", "GET", "/contacts/{contactId}", 404, "no 404 documented for an unknown contact"),
     Silence("highlevel", "GET", "/contacts/search/duplicate", 200, "the 200 has no schema"),
     Silence("highlevel", "GET", "/contacts/search/duplicate", 403, "another sub-account's locationId"),
     Silence("highlevel", "POST", "/contacts/", 403, "another sub-account's locationId"),
+    Silence("highlevel", "GET", "/locations/{locationId}/customFields", 403, "another sub-account's locationId"),
     Silence(
         "highlevel",
         "POST",

@@ -134,7 +134,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
 
     async def find_contact(request: Request) -> Response:
         params = request.query_params
-        refusal = _location_refusal(params.get("locationId"))
+        refusal = _location_refusal(params.get("locationId"), missing=400)
         if refusal is not None:
             return refusal
         email = params.get("email", "").strip() or None
@@ -150,7 +150,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         try:
             payload: object = json.loads(await request.body())
         except ValueError:
-            return _error(400, "Unexpected token in JSON body", error="Bad Request")
+            return _error(400, "Unexpected token in JSON body")
         fields = cast("dict[str, object]", payload) if isinstance(payload, dict) else {}
         messages: list[str] = []
         location_id = fields.get("locationId")
@@ -239,9 +239,12 @@ def _error(status_code: int, message: str | list[str], **extra: str) -> JSONResp
     return JSONResponse({"statusCode": status_code, "message": message, **extra}, status_code=status_code)
 
 
-def _location_refusal(location_id: str | None) -> Response | None:
-    """HighLevel's 422 for a missing `locationId`, its 403 for another sub-account's, None for ours."""
+def _location_refusal(location_id: str | None, *, missing: int = 422) -> Response | None:
+    """HighLevel's refusal of a missing `locationId` (a 422, or a 400 where the route documents no 422), its 403
+    for another sub-account's, None for ours."""
     if not location_id:
+        if missing == 400:
+            return _error(400, "locationId should not be empty")
         return _error(422, ["locationId should not be empty"], error="Unprocessable Entity")
     if location_id != LOCATION_ID:
         return _error(403, _LOCATION_DENIED)
