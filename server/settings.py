@@ -39,6 +39,9 @@ class ProviderSettings(BaseSettings):
     def _base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
+        if "?" in value or "#" in value:
+            # Request paths are appended to the base URL: behind a query they would land inside it.
+            raise ValueError("must not have a query or fragment (e.g. https://api.example.com/v1)")
         return value.rstrip("/")
 
     @property

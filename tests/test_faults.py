@@ -19,7 +19,7 @@ import httpx
 import pytest
 import respx
 from mcp import Client
-from pydantic import JsonValue, SecretStr
+from pydantic import JsonValue, SecretStr, ValidationError
 
 from server import http
 from server.app import build_server
@@ -335,12 +335,12 @@ async def test_a_vendor_message_is_quoted_as_a_json_string_and_cut(mocked: respx
     assert "\n" not in text  # the newline stays escaped inside the quotes
 
 
-async def test_an_unreachable_upstream_is_named_without_the_base_urls_credentials_or_query() -> None:
+async def test_an_unreachable_upstream_is_named_without_the_base_urls_credentials() -> None:
     closed = socket.socket()
     closed.bind(("127.0.0.1", 0))
     port = closed.getsockname()[1]
     closed.close()
-    cometly = CometlySettings(api_key=SecretStr("k"), base_url=f"http://user:hunter2@127.0.0.1:{port}/v1?token=abc")
+    cometly = CometlySettings(api_key=SecretStr("k"), base_url=f"http://user:hunter2@127.0.0.1:{port}/v1")
 
     async with Client(build_server(make_settings(cometly=cometly))) as client:
         result = await client.call_tool("get_contact", {"contact_id": "4821"})
@@ -350,7 +350,13 @@ async def test_an_unreachable_upstream_is_named_without_the_base_urls_credential
     assert f"127.0.0.1:{port}/v1" in text
     assert "hunter2" not in text
     assert "user:" not in text
-    assert "token" not in text
+
+
+@pytest.mark.parametrize("suffix", ["?token=abc", "#top", "/?a=1"])
+def test_a_base_url_with_a_query_or_fragment_is_refused_at_start(suffix: str) -> None:
+    # Request paths are appended to the base URL; behind a query they would be sent as part of it.
+    with pytest.raises(ValidationError, match="must not have a query or fragment"):
+        CometlySettings(api_key=SecretStr("k"), base_url=f"https://cometly.example/v1{suffix}")
 
 
 async def test_a_declared_content_length_over_the_limit_is_refused_without_reading(mocked: respx.MockRouter) -> None:
