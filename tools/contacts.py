@@ -330,7 +330,8 @@ def _find_contact(default: str) -> Callable[..., Any]:
         ] = None,
         provider: str = default,
     ) -> Contact:
-        if not (email and email.strip()) and not (phone and phone.strip()):
+        email, phone = (email or "").strip() or None, (phone or "").strip() or None
+        if email is None and phone is None:
             raise ValidationFailed("Give an email or a phone number to look up (or both).")
         return await ctx.request_context.lifespan_context.provider(provider).find_contact(email=email, phone=phone)
 

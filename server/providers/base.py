@@ -162,7 +162,7 @@ class Provider(ABC):
         raise self._unsupported("list_contacts")
 
     async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
-        """Find the contact with this email or phone number.
+        """Find the contact with this email or phone number (each stripped, None when not given; not both None).
 
         Raises:
             ContactsError: Classified failures (`NotFound` when there is none).

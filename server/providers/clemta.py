@@ -237,10 +237,10 @@ class Clemta(Provider):
         if not email:
             raise NotSupported("Clemta's search matches names and emails, not phone numbers; give the contact's email.")
         company = self._need_company("find_contact")
-        wanted = email.strip().casefold()
+        wanted = email.casefold()
         skip = 0
         for _ in range(SEARCH_PAGES):
-            params = [*self._page(company, skip=skip, limit=MAX_LIMIT), ("search", email.strip())]
+            params = [*self._page(company, skip=skip, limit=MAX_LIMIT), ("search", email)]
             raw_items, total = await self._contacts(params)
             for item in raw_items:
                 addresses = [item.get("email"), *(cast(list[Any], item.get("cc_emails") or []))]
@@ -251,10 +251,10 @@ class Clemta(Provider):
                 break
         else:
             raise NotFound(
-                f"Clemta has no contact with email {email.strip()!r} among the first {skip} its search matched; "
+                f"Clemta has no contact with email {email!r} among the first {skip} its search matched; "
                 "narrow it with list_contacts over the dates it was created."
             )
-        raise NotFound(f"Clemta has no contact with email {email.strip()!r}.")
+        raise NotFound(f"Clemta has no contact with email {email!r}.")
 
     def _page(self, company: str, *, skip: int, limit: int) -> list[tuple[str, str]]:
         return [

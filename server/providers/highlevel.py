@@ -319,9 +319,9 @@ class HighLevel(Provider):
     async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
         params = [("locationId", self._need_location("find_contact"))]
         if email:
-            params.append(("email", email.strip()))
+            params.append(("email", email))
         if phone:
-            params.append(("number", phone.strip()))
+            params.append(("number", phone))
         body = await self._upstream.request(BUDGET, "GET", path("contacts", "search", "duplicate"), params=params)
         # The 200 is documented without a schema: `{"contact": {...} | null}` is what is seen; a list is read too.
         raw: dict[str, Any] = cast(dict[str, Any], body) if isinstance(body, dict) else {}
