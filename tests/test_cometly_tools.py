@@ -402,3 +402,21 @@ async def test_tools_work_over_the_legacy_handshake_that_older_desktop_clients_u
         "server_info",
     }
     assert structured(result)["emails"] == ["e@example.com"]
+
+
+async def test_get_contact_starts_at_15_a_minute_and_follows_cometlys_header_up_to_30(
+    cometly: respx.MockRouter, client: Client
+) -> None:
+    # Cometly's API page says 30 a minute, its MCP page 15: the lower until Cometly itself says more.
+    advertised = {"X-RateLimit-Limit": "30", "X-RateLimit-Remaining": "29"}
+    cometly.get("/contacts/7").respond(200, json={"id": 7}, headers=advertised)
+
+    before = structured(await client.call_tool("server_info", {}))
+    await client.call_tool("get_contact", {"contact_id": "7"})
+    after = structured(await client.call_tool("server_info", {}))
+
+    def limits(info: dict[str, Any]) -> str:
+        return next(budget["limits"] for budget in info["budgets"] if budget["name"] == "cometly.get_contact")
+
+    assert limits(before) == "15 requests per 60 s"
+    assert limits(after) == "30 requests per 60 s"

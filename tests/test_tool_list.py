@@ -285,3 +285,23 @@ def test_the_allow_list_parses_from_the_environment(monkeypatch: pytest.MonkeyPa
 def test_a_contradictory_allow_list_stops_the_server(overrides: dict[str, Any], complaint: str) -> None:
     with pytest.raises(ConfigurationError, match=complaint):
         build_server(make_settings(**overrides))
+
+
+async def test_the_filter_says_what_cometlys_operators_mean_where_counts_would_go_wrong() -> None:
+    tools = {tool["name"]: tool for tool in await tools_of(make_all_settings())}
+    described = tools["filter_by_custom_field"]["description"]
+    operator = tools["filter_by_custom_field"]["inputSchema"]["$defs"]["FilterCondition"]["properties"]["operator"]
+
+    for text in (described, operator["description"]):
+        assert "greater than 0" in text  # a number field's `any`
+        assert "unset" in text  # not_equal_to / not_contains leave unset contacts out
+    assert "whole calendar day" in described or "whole day" in operator["description"]
+
+
+async def test_the_contact_schema_says_which_provider_gives_no_creation_time() -> None:
+    tools = {tool["name"]: tool for tool in await tools_of(make_all_settings())}
+    created_at = tools["get_contact"]["outputSchema"]["properties"]["created_at"]["description"]
+
+    assert "Cometly" in created_at
+    assert "no creation time" in created_at
+    assert "dateAdded" in created_at

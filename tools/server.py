@@ -35,7 +35,10 @@ class BudgetLeft(BaseModel):
     """One rate budget and what is left of it now."""
 
     name: str = Field(description="provider.tool, e.g. cometly.list_contacts.")
-    limits: str = Field(description="The upstream's limit, shared by everyone on the same API key.")
+    limits: str = Field(
+        description="The upstream's limit, shared by everyone on the same API key: the vendor's own figure as its "
+        "rate-limit headers last said, or the operator's setting."
+    )
     remaining: int | None = Field(
         default=None, description="Requests that can be sent right now without waiting; left out when unknown."
     )
@@ -172,12 +175,14 @@ def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequen
         app = ctx.request_context.lifespan_context
         budgets: list[BudgetLeft] = []
         for budget in app.budgets:
+            rates = budget.rates
             try:
                 remaining: int | None = await budget.remaining()
+                rates = await budget.current_rates()  # as the upstream's headers have moved them
             except ContactsError:  # the shared store is down: the calls themselves will say so
                 logger.info("could not read budget %s", budget.name, exc_info=True)
                 remaining = None
-            budgets.append(BudgetLeft(name=budget.name, limits=limits_text(budget.rates), remaining=remaining))
+            budgets.append(BudgetLeft(name=budget.name, limits=limits_text(rates), remaining=remaining))
         return ServerInfo(
             name="contacts-mcp",
             version=about.version,
