@@ -25,6 +25,11 @@ Cometly
 - A label equal to a reserved key (`email`, ...) or to another slot's raw name: undocumented. The
   product pairs labels with slots by their values, never by key order, and refuses a label it
   cannot pin to one slot (`[upstream_unavailable]`) rather than filter another slot.
+- The get page writes its flags as `1`/`0` but once as `include_comet_tokens=true`: the contract
+  accepts either, the product sends `1`/`0`. Its create example sends a number slot as a string
+  (`"500"`): the contract accepts a number or a numeric string, the product sends numbers.
+- The update endpoint's statuses and limit are not established, nor whether its answer's
+  `custom_fields` holds all 30 slots.
 
 HighLevel
 - `GET /contacts/{contactId}` documents no 404: the sandbox answers an unknown id with 404
