@@ -15,7 +15,6 @@ Cursors not starting with `r1.` are the upstream's own and pass through unchange
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from server.cursors import decode_fields
 from server.errors import ValidationFailed
 from server.providers.base import Provider
 from server.results import CHARS_PER_TOKEN, PAGE_CAPS, as_text, row_chars, shape, shape_contact
@@ -44,6 +44,7 @@ ENVELOPE_CHARS = 4_000
 SLACK_CHARS = 200
 """Characters kept free for what the server adds around the result's text (the sandbox's note)."""
 RESUME_PREFIX = "r1."
+_RESUME_KEYS = frozenset({"c", "a", "n"})
 
 
 @dataclass(frozen=True)
@@ -71,18 +72,21 @@ class Resume:
         """
         if cursor is None or not cursor.startswith(RESUME_PREFIX):
             return cursor, None
-        encoded = cursor.removeprefix(RESUME_PREFIX)
-        try:
-            fields = json.loads(base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)))
-            upstream, after, shown = fields["c"], fields["a"], fields["n"]
-            if not (upstream is None or isinstance(upstream, str)) or not isinstance(shown, int) or shown < 0:
-                raise ValueError
-            resume = cls(cursor=upstream, after=str(after), shown=shown)
-        except (ValueError, TypeError, KeyError, binascii.Error):
+        fields = decode_fields(cursor.removeprefix(RESUME_PREFIX), _RESUME_KEYS)
+        upstream, after, shown = (fields["c"], fields["a"], fields["n"]) if fields else (None, None, None)
+        if not (
+            fields
+            and (upstream is None or isinstance(upstream, str))
+            and isinstance(after, str)
+            and after
+            and isinstance(shown, int)
+            and 1 <= shown <= MAX_PAGE  # a page holds at most MAX_PAGE, and a resume cursor follows a shown one
+        ):
             raise ValidationFailed(
                 "cursor is not one this server gave out; pass next_cursor exactly as returned, or leave cursor "
                 "out to start from the newest contact."
-            ) from None
+            )
+        resume = cls(cursor=upstream, after=after, shown=shown)
         return resume.cursor, resume
 
 

@@ -19,7 +19,6 @@ one asked for, ignoring case; the search's own matching is undocumented.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import re
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ import phonenumbers
 from pydantic import JsonValue, ValidationError
 
 from server.budgets import Budgets
+from server.cursors import decode_fields
 from server.errors import ContactsError, NotFound, NotSupported, PermissionDenied, ValidationFailed
 from server.http import Upstream, path, quoted
 from server.providers.base import (
@@ -64,6 +64,9 @@ _ADDRESS_KEYS = ("address_1", "address_2", "district", "postal_code", "state", "
 BUDGET = "clemta.api_key"
 SEARCH_PAGES = 5
 """The most pages of search results find_contact reads looking for the exact email (100 each)."""
+MAX_SKIP = 2**31 - 1
+"""The largest `skip` a cursor may carry: no company lists two billion contacts, so a bigger one is forged."""
+_CURSOR_KEYS = frozenset({"skip"})
 
 CONTACT_KEYS: Mapping[str, Destination] = {
     "id": "id",
@@ -112,13 +115,10 @@ def decode_cursor(cursor: str) -> int:
     Raises:
         ValidationFailed: If the cursor was not made by this server.
     """
-    try:
-        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        skip = raw["skip"]
-        if isinstance(skip, int) and not isinstance(skip, bool) and skip >= 0:
-            return skip
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        pass
+    fields = decode_fields(cursor, _CURSOR_KEYS)
+    skip = fields["skip"] if fields else None
+    if isinstance(skip, int) and 0 <= skip <= MAX_SKIP:
+        return skip
     raise ValidationFailed("cursor is not one this server returned; pass next_cursor exactly as it came back.")
 
 

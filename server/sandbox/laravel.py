@@ -93,14 +93,14 @@ class Cursor:
         text = encoded.replace("-", "+").replace("_", "/")
         try:
             payload = json.loads(base64.b64decode(text + "=" * (-len(text) % 4), validate=True))
-        except (binascii.Error, ValueError):
+        except (binascii.Error, ValueError, RecursionError):  # PHP's json_decode gives up past 512 levels too
             return None
         if not isinstance(payload, dict):
             return None
         fields = cast("dict[str, object]", payload)
         row_id = fields.get("id")
         direction = fields.get("_pointsToNextItems")
-        if isinstance(row_id, str) and row_id.isdigit():
+        if isinstance(row_id, str) and row_id.isascii() and row_id.isdigit():  # not "²", which int() refuses
             row_id = int(row_id)
         if isinstance(row_id, bool) or not isinstance(row_id, int) or not isinstance(direction, bool):
             return None
