@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import date
 from operator import attrgetter
+from pathlib import Path
 from typing import Any, TypeVar
 
 import anyio.to_thread
@@ -193,6 +194,27 @@ class Duplicate:
     """`email` or `phone`."""
 
 
+class UnusableDatabase(ValueError):
+    """A path that cannot hold a sandbox database: not a regular file, no such directory, or not a sandbox."""
+
+
+def _check_location(path: str) -> None:
+    """Refuse a path that is neither a regular file nor a new file in an existing directory, before SQLite opens it.
+
+    Raises:
+        UnusableDatabase: If it is a directory, a device, a pipe or a socket, or its directory does not exist.
+    """
+    target = Path(path)
+    try:
+        if target.exists():
+            if not target.is_file():
+                raise UnusableDatabase(f"{path!r} is not a regular file (a directory or device holds no database)")
+        elif not target.parent.is_dir():
+            raise UnusableDatabase(f"{path!r} names no directory that exists to create the file in")
+    except OSError as exc:
+        raise UnusableDatabase(f"{path!r} cannot be looked at: {exc.strerror or exc}") from None
+
+
 class Store:
     """The sandbox database behind every vendor route."""
 
@@ -212,11 +234,16 @@ class Store:
             The store, and whether it still needs seeding (new, or a seeding that never finished).
 
         Raises:
-            ValueError: The file is not a SQLite database, or holds one that is not a sandbox; it is
-                left untouched.
+            UnusableDatabase: The path is not a regular file in an existing directory, SQLite cannot
+                open or write it, or it holds a database that is not a sandbox; it is left untouched.
         """
-        # Routes call in from worker threads; the lock in `_locked` keeps use of the connection serial.
-        connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        if path != ":memory:":
+            _check_location(path)
+        try:
+            # Routes call in from worker threads; the lock in `_locked` keeps use of the connection serial.
+            connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise UnusableDatabase(f"{path!r} is not a usable SQLite database: {exc}") from None
         try:
             connection.row_factory = sqlite3.Row
             register_functions(connection)
@@ -226,17 +253,17 @@ class Store:
             if not tables:
                 connection.executescript(f"BEGIN;\n{_schema()}\nCOMMIT;")
             elif "meta" not in tables:
-                raise ValueError(f"{path} holds a database that is not a {SCHEMA_MARK} sandbox")
+                raise UnusableDatabase(f"{path!r} holds a database that is not a {SCHEMA_MARK} sandbox")
             mark = connection.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             connection.close()
-            raise ValueError(f"{path} is not a usable SQLite database: {exc}") from exc
+            raise UnusableDatabase(f"{path!r} is not a usable SQLite database: {exc}") from None
         except ValueError:
             connection.close()
             raise
         if mark is not None and mark[0] != SCHEMA_MARK:
             connection.close()
-            raise ValueError(f"{path} holds a {mark[0]} database, not a {SCHEMA_MARK} sandbox")
+            raise UnusableDatabase(f"{path!r} holds a {mark[0]} database, not a {SCHEMA_MARK} sandbox")
         store = cls(connection)
         store.labels = store._load_labels()
         is_new = mark is None

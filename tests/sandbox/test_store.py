@@ -11,7 +11,7 @@ import pytest
 
 from server.sandbox import sandbox_of
 from server.sandbox.model import NewContact, Stamped
-from server.sandbox.store import ListQuery, Store
+from server.sandbox.store import ListQuery, Store, UnusableDatabase
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, EVERYTHING, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio
@@ -90,3 +90,23 @@ def test_paging_with_a_cursor_walks_the_primary_key_instead_of_sorting(make_app:
     for plan in (next_page, prev_page):
         assert any("INTEGER PRIMARY KEY" in step or "USING INDEX" in step for step in plan)
         assert not any("TEMP B-TREE" in step for step in plan)
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("/dev/null", "not a regular file"),
+        ("/proc/self/status", "not a usable SQLite database"),
+        ("/proc/sandbox.sqlite3", "not a usable SQLite database"),  # a directory no one can create files in
+        ("{tmp}", "not a regular file"),
+        ("{tmp}/missing/sandbox.sqlite3", "no directory"),
+        ("{tmp}/notes.txt/sandbox.sqlite3", "no directory"),
+    ],
+)
+def test_a_path_that_cannot_hold_a_sandbox_is_refused_as_unusable(tmp_path: Path, path: str, problem: str) -> None:
+    (tmp_path / "notes.txt").write_text("just text", encoding="utf-8")
+
+    with pytest.raises(UnusableDatabase, match=problem):
+        Store.open(path.format(tmp=tmp_path))
+
+    assert sorted(child.name for child in tmp_path.iterdir()) == ["notes.txt"], "nothing was created"
