@@ -6,11 +6,15 @@
 from `SANDBOX_KEYS`.
 
 Failures can be injected in front of all of it (`server.sandbox.faults`): pass `faults` here, switch
-them with `sandbox_of(app).faults.set(...)`, or over HTTP with `POST /_sandbox/faults`.
+them with `sandbox_of(app).faults.set(...)`, or over HTTP with `POST /_sandbox/faults`. Given a
+`control_token`, that route answers only `Authorization: Bearer <token>` (`contacts-mcp sandbox`
+sets one whenever it listens off loopback).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -94,6 +98,7 @@ def create_app(
     now: datetime | None = None,
     rate_limits: Mapping[str, tuple[int, float]] | None = None,
     faults: Faults | None = None,
+    control_token: str | None = None,
 ) -> Starlette:
     """Build the sandbox app.
 
@@ -108,6 +113,9 @@ def create_app(
         rate_limits: Budgets that replace entries of `DEFAULT_RATE_LIMITS` by endpoint name, as
             (requests, window seconds).
         faults: Failures to inject from the start (see `server.sandbox.faults`); default: none.
+        control_token: When given, `/_sandbox/faults` (GET and POST) answers only requests with
+            `Authorization: Bearer <control_token>`: 401 without one, 403 with another. Default:
+            no token, for a sandbox only this machine reaches.
 
     Returns:
         The app; its lifespan closes the database on shutdown (or call `sandbox_of(app).store.close()`).
@@ -158,6 +166,9 @@ def create_app(
             store.close()
 
     async def control(request: Request) -> Response:
+        refused = _control_refusal(request, control_token)
+        if refused is not None:
+            return refused
         if request.method == "POST":
             try:
                 plan.set(Faults.model_validate_json(await request.body()))
@@ -177,6 +188,27 @@ def create_app(
     )
     app.state.sandbox = sandbox
     return app
+
+
+def _control_refusal(request: Request, token: str | None) -> Response | None:
+    """The answer to a control request without the right bearer token, or None when it may go on."""
+    if token is None:
+        return None
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return JSONResponse(
+            {"message": "the sandbox's control routes need Authorization: Bearer <token>, the token printed at start"},
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="sandbox control"'},
+        )
+    # Digests of equal length, so the comparison takes the same time whatever was sent.
+    if not hmac.compare_digest(_digest(given.strip()), _digest(token)):
+        return JSONResponse({"message": "that is not the sandbox's control token"}, status_code=403)
+    return None
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.sha256(text.encode()).digest()
 
 
 class SandboxApp(Starlette):
