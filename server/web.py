@@ -1,14 +1,20 @@
 """MCP over HTTP: streamable HTTP at `/mcp` (or SSE at `/sse`), behind a bearer token and Host/Origin checks.
 
 ```
+connection ─> server.connections: a cap sized from the descriptor limit, deadlines for a request's head and body
 request ─> BearerGate ──/healthz──> "ok" (no token, nothing revealed)
               │ Authorization: Bearer <CONTACTS_MCP_HTTP_TOKEN>, compared in constant time; else 401
-              └──> the SDK's transport: Host and Origin checked against loopback + CONTACTS_MCP_ALLOWED_*
+              └─> HostOriginGate: Host and Origin parsed and compared exactly with loopback, the bound
+                    │ address and CONTACTS_MCP_ALLOWED_*; else 421 / 403
+                    └─> SessionCap (SSE): MAX_SESSIONS open streams at most; else 503
+                          └─> the SDK's transport: its own Host/Origin check, a second line
 ```
 
 An HTTP server holding a CRM key is a target, so the rules are checked before anything binds:
-off loopback a token is required, and on every address (0.0.0.0, ::) so is the list of Host names
-clients use, which DNS rebinding protection cannot guess. This module is imported only by
+off loopback a token is required, and on every address (0.0.0.0, ::, 0, ...) so is the list of Host
+names clients use, which DNS rebinding protection cannot guess. The SDK's Host/Origin check matches
+`host:*` patterns by prefix (it lets `Host: 127.0.0.1:8000@evil.com` through), so the exact check
+here comes first and the SDK's stays behind it. This module is imported only by
 `serve --transport http|sse`, so the stdio path never loads uvicorn.
 """
 
@@ -18,10 +24,12 @@ import hashlib
 import hmac
 import ipaddress
 import logging
-from collections.abc import AsyncGenerator
+import re
+import socket
+from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -31,19 +39,19 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import ContactsServer
+from server.connections import Limits, collapse_repeated_logs, raise_descriptor_limit, uvicorn_options
 from server.errors import ConfigurationError
 from server.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/healthz"
-LOOPBACK_HOSTS = ("127.0.0.1:*", "localhost:*", "[::1]:*")
-LOOPBACK_ORIGINS = ("http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*")
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 
 SESSION_IDLE_SECONDS = 600.0
 """A session no request has touched for this long is closed: a client that vanished must not hold memory."""
 MAX_SESSIONS = 1_000
-"""Open sessions at most (each holds about 45 KiB); past it new sessions are refused until some end."""
+"""Open sessions at most, streamable HTTP and SSE alike (each holds 45-70 KiB); past it new ones get 503."""
 
 Transport = Literal["http", "sse"]
 
@@ -62,37 +70,186 @@ class HttpOptions:
         """Where MCP clients connect."""
         return "/sse" if self.transport == "sse" else "/mcp"
 
+    @property
+    def bind_host(self) -> str:
+        """The address as the socket layer takes it (an IPv6 address without its brackets)."""
+        host = self.host.strip()
+        return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def _numeric_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
+    """The addresses `host` means when it is written as one (in any form the OS reads: `0`, `0x0`, `0000::`)."""
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
+    except (OSError, UnicodeError):
+        return None
+    return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
+
 
 def is_loopback(host: str) -> bool:
     """Whether binding `host` keeps the server on this machine (a name other than localhost does not count)."""
-    if host.lower() == "localhost":
+    bound = HttpOptions(host=host).bind_host
+    if bound.lower() == "localhost":
         return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    addresses = _numeric_addresses(bound) if bound else None
+    return bool(addresses) and all(address.is_loopback for address in addresses or ())
 
 
-def _is_wildcard(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_unspecified
-    except ValueError:
-        return False
+def _is_any(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return address.is_unspecified or (mapped is not None and mapped.is_unspecified)
 
 
-def _with_any_port(host: str) -> list[str]:
-    """`host` as the SDK's Host patterns: as written, and with any port unless one is given."""
-    if host.endswith("]") or host.count(":") != 1:  # a bare name, IPv4 or bracketed IPv6: no port given
-        return [host, f"{host}:*"]
-    return [host]
+def binds_every_address(host: str) -> bool:
+    """Whether binding `host` listens on every address: INADDR_ANY or in6addr_any, however it is written.
+
+    An empty host is every address to asyncio. A number is read as the OS reads it (`0`, `0.0`, `0x0`,
+    `[::]`, `0000::`, `::ffff:0.0.0.0`); a name is resolved as the bind would resolve it.
+    """
+    bound = HttpOptions(host=host).bind_host
+    if not bound:
+        return True
+    addresses = _numeric_addresses(bound)
+    if addresses is None:
+        try:
+            infos = socket.getaddrinfo(bound, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+        except (OSError, UnicodeError):
+            return False  # nothing to bind: uvicorn will say so
+        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
+    return any(_is_any(address) for address in addresses)
 
 
-def transport_security(settings: Settings, options: HttpOptions) -> TransportSecuritySettings:
-    """Host and Origin checks (DNS rebinding protection): loopback, the bound address, and the configured lists.
+_NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?")
+_PORT = re.compile(r"[0-9]{1,5}")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class Authority:
+    """A host (a lower-case name, or an address in its canonical form) and the port given with it, if any."""
+
+    host: str
+    port: int | None
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port is None else f"{host}:{self.port}"
+
+
+def parse_authority(text: str) -> Authority | None:
+    """`host[:port]` exactly, as a Host header or an origin holds it; None for anything else.
+
+    Nothing may follow the port (no `@evil.com`, no path), and an IPv6 address must be in brackets.
+    """
+    if text.startswith("["):
+        inside, bracket, after = text[1:].partition("]")
+        if not bracket or "%" in inside:
+            return None
+        try:
+            host = ipaddress.IPv6Address(inside).compressed
+        except ValueError:
+            return None
+    else:
+        name = text.partition(":")[0]
+        after = text[len(name) :]
+        if not _NAME.fullmatch(name):
+            return None
+        try:
+            host = ipaddress.IPv4Address(name).compressed
+        except ValueError:
+            host = name.lower()
+    if not after:
+        return Authority(host, None)
+    if not after.startswith(":") or not _PORT.fullmatch(after[1:]) or not 0 < int(after[1:]) <= 65535:
+        return None
+    return Authority(host, int(after[1:]))
+
+
+def parse_origin(text: str) -> tuple[str, Authority] | None:
+    """`http(s)://host[:port]` exactly, with the scheme's default port filled in; None for anything else."""
+    scheme, separator, rest = text.partition("://")
+    scheme = scheme.lower()
+    authority = parse_authority(rest) if separator and scheme in _DEFAULT_PORTS else None
+    if authority is None:
+        return None
+    return scheme, Authority(authority.host, authority.port or _DEFAULT_PORTS[scheme])
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The Host and Origin values the server answers: a port of None means any port."""
+
+    hosts: frozenset[Authority]
+    origins: frozenset[tuple[str, Authority]]
+
+    def host(self, value: str) -> bool:
+        """Whether a Host header of `value` names this server."""
+        given = parse_authority(value)
+        return given is not None and bool({given, Authority(given.host, None)} & self.hosts)
+
+    def origin(self, value: str) -> bool:
+        """Whether a request from a page of origin `value` is answered."""
+        given = parse_origin(value)
+        if given is None:
+            return False
+        scheme, authority = given
+        return bool({given, (scheme, Authority(authority.host, None))} & self.origins)
+
+    def sdk_settings(self) -> TransportSecuritySettings:
+        """The same lists as the SDK's patterns, for its check behind ours (which only ever refuses more)."""
+        hosts = [form for allowed in sorted(self.hosts, key=str) for form in _host_patterns(allowed)]
+        origins = [form for allowed in sorted(self.origins, key=str) for form in _origin_patterns(*allowed)]
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        )
+
+
+def _host_patterns(allowed: Authority) -> list[str]:
+    return [str(allowed)] if allowed.port is not None else [str(allowed), f"{allowed}:*"]
+
+
+def _origin_patterns(scheme: str, allowed: Authority) -> list[str]:
+    bare = f"{scheme}://{Authority(allowed.host, None)}"
+    if allowed.port is None:
+        return [bare, f"{bare}:*"]
+    return [f"{bare}:{allowed.port}"] + ([bare] if allowed.port == _DEFAULT_PORTS[scheme] else [])
+
+
+def _configured_hosts(values: Iterable[str]) -> set[Authority]:
+    hosts: set[Authority] = set()
+    for value in values:
+        any_port = value.endswith(":*")
+        parsed = parse_authority(value[:-2] if any_port else value)
+        if parsed is None:
+            raise ConfigurationError(
+                f"contacts-mcp: CONTACTS_MCP_ALLOWED_HOSTS has {value[:80]!r}, which is not a host name or address "
+                "with an optional :port (e.g. contacts.example.com,contacts.example.com:8443,[2001:db8::5])"
+            )
+        hosts.add(Authority(parsed.host, None) if any_port else parsed)
+    return hosts
+
+
+def _configured_origins(values: Iterable[str]) -> set[tuple[str, Authority]]:
+    origins: set[tuple[str, Authority]] = set()
+    for value in values:
+        any_port = value.endswith(":*")
+        parsed = parse_origin(value[:-2] if any_port else value)
+        if parsed is None:
+            raise ConfigurationError(
+                f"contacts-mcp: CONTACTS_MCP_ALLOWED_ORIGINS has {value[:80]!r}, which is not an origin: "
+                "http(s)://host with an optional :port and nothing after it (e.g. https://agents.example.com)"
+            )
+        scheme, authority = parsed
+        origins.add((scheme, Authority(authority.host, None)) if any_port else parsed)
+    return origins
+
+
+def allowed_authorities(settings: Settings, options: HttpOptions) -> Allowed:
+    """Loopback, the bound address and the configured lists, parsed; a bare host allows any port.
 
     Raises:
         ConfigurationError: If the server is bound off loopback without a token, or to every address
-            without `CONTACTS_MCP_ALLOWED_HOSTS`.
+            without `CONTACTS_MCP_ALLOWED_HOSTS`, or a configured host or origin cannot be parsed.
     """
     host = options.host
     if not is_loopback(host) and settings.http_token is None:
@@ -101,21 +258,84 @@ def transport_security(settings: Settings, options: HttpOptions) -> TransportSec
             "the port could read and create contacts with your API keys. Set a token (e.g. "
             "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`) or bind to 127.0.0.1."
         )
-    if _is_wildcard(host) and not settings.allowed_hosts:
+    if binds_every_address(host) and not settings.allowed_hosts:
         raise ConfigurationError(
-            f"contacts-mcp: serving on {host} (every address) needs CONTACTS_MCP_ALLOWED_HOSTS, the host names "
+            f"contacts-mcp: serving on {host!r} (every address) needs CONTACTS_MCP_ALLOWED_HOSTS, the host names "
             "clients connect to (e.g. contacts.example.com), so requests for other names are refused."
         )
-    hosts = [*LOOPBACK_HOSTS]
-    if not is_loopback(host) and not _is_wildcard(host):
-        hosts += _with_any_port(f"[{host}]" if ":" in host else host)
-    for allowed in settings.allowed_hosts:
-        hosts += _with_any_port(allowed)
-    return TransportSecuritySettings(
-        enable_dns_rebinding_protection=True,
-        allowed_hosts=hosts,
-        allowed_origins=[*LOOPBACK_ORIGINS, *settings.allowed_origins],
-    )
+    hosts = {Authority(name, None) for name in LOOPBACK_NAMES}
+    if not is_loopback(host) and not binds_every_address(host):
+        bound = parse_authority(f"[{options.bind_host}]" if ":" in options.bind_host else options.bind_host)
+        if bound is not None:
+            hosts.add(bound)
+    hosts |= _configured_hosts(settings.allowed_hosts)
+    origins = {("http", Authority(name, None)) for name in LOOPBACK_NAMES}
+    origins |= _configured_origins(settings.allowed_origins)
+    return Allowed(hosts=frozenset(hosts), origins=frozenset(origins))
+
+
+def transport_security(settings: Settings, options: HttpOptions) -> TransportSecuritySettings:
+    """Host and Origin checks (DNS rebinding protection) as the SDK's settings: the second line behind ours.
+
+    Raises:
+        ConfigurationError: As `allowed_authorities` does.
+    """
+    return allowed_authorities(settings, options).sdk_settings()
+
+
+class HostOriginGate:
+    """ASGI middleware: a request whose Host or Origin is not exactly an allowed one gets 421 or 403.
+
+    One Host header, parsed as `host[:port]` and nothing more; at most one Origin, parsed as
+    `scheme://host[:port]`. No prefix matching: `127.0.0.1:8000@evil.com` and
+    `http://localhost:1.evil.com` are not loopback.
+    """
+
+    def __init__(self, app: ASGIApp, *, allowed: Allowed) -> None:
+        self.app = app
+        self._allowed = allowed
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = Headers(scope=scope)
+            hosts = headers.getlist("host")
+            origins = headers.getlist("origin")
+            if len(hosts) != 1 or not self._allowed.host(hosts[0]):
+                logger.warning(
+                    "refused a request for Host %r: not loopback, the bound address or an allowed host", hosts[:2]
+                )
+                await PlainTextResponse("Invalid Host header", status_code=421)(scope, receive, send)
+                return
+            if len(origins) > 1 or (origins and not self._allowed.origin(origins[0])):
+                logger.warning("refused a request from Origin %r: not loopback or an allowed origin", origins[:2])
+                await PlainTextResponse("Invalid Origin header", status_code=403)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class SessionCap:
+    """ASGI middleware for SSE: at most `limit` streams open at `path`; past it 503, as streamable HTTP answers."""
+
+    def __init__(self, app: ASGIApp, *, path: str, limit: int) -> None:
+        self.app = app
+        self._path = path
+        self._limit = limit
+        self.open = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != self._path or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        if self.open >= self._limit:
+            logger.warning("Refusing to open a new session: %d sessions are already open", self._limit)
+            body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32603, "message": "Too many open sessions"}}
+            await JSONResponse(body, status_code=503)(scope, receive, send)
+            return
+        self.open += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open -= 1
 
 
 class BearerGate:
@@ -172,10 +392,11 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
     Raises:
         ConfigurationError: If the options and settings would expose the server unsafely.
     """
-    security = transport_security(settings, options)
-    app: Starlette
+    allowed = allowed_authorities(settings, options)
+    security = allowed.sdk_settings()
+    app: ASGIApp
     if options.transport == "sse":
-        app = server.sse_app(transport_security=security, host=options.host)
+        sse = server.sse_app(transport_security=security, host=options.host)
         # SSE enters the lifespan per connection: hold it for the app's life, so every connection
         # shares one set of budgets and clients, opened and closed by this lifespan's task.
         held = server.state
@@ -185,7 +406,8 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
             async with held.hold():
                 yield
 
-        app.router.lifespan_context = lifespan
+        sse.router.lifespan_context = lifespan
+        app = SessionCap(sse, path=options.path, limit=MAX_SESSIONS)
     else:
         app = server.streamable_http_app(
             transport_security=security,
@@ -197,4 +419,23 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
     token = settings.http_token.get_secret_value() if settings.http_token else None
     if token is None:
         logger.warning("no CONTACTS_MCP_HTTP_TOKEN: any program on this machine can call the tools")
-    return BearerGate(app, token=token)
+    return BearerGate(HostOriginGate(app, allowed=allowed), token=token)
+
+
+def listener_options() -> dict[str, Any]:
+    """Prepare this process to listen, and return the settings for `uvicorn.Config`.
+
+    Raises the soft descriptor limit to the hard one, sizes the connection cap from it, collapses
+    repeated log records from here on, and logs the limits in force once.
+    """
+    limits = Limits.for_descriptors(raise_descriptor_limit())
+    logger.info(
+        "HTTP limits: %d connections (descriptor limit %d), %d sessions, request head within %.0f s, body within "
+        "%.0f s",
+        limits.connections,
+        limits.descriptors,
+        MAX_SESSIONS,
+        limits.head_seconds,
+        limits.body_seconds,
+    )
+    return uvicorn_options(limits, every_second=collapse_repeated_logs())

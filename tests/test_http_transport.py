@@ -25,7 +25,17 @@ from pydantic import SecretStr
 from server.app import build_server
 from server.errors import ConfigurationError
 from server.settings import Rate, Settings
-from server.web import HttpOptions, is_loopback, transport_security
+from server.web import (
+    Allowed,
+    Authority,
+    HttpOptions,
+    allowed_authorities,
+    binds_every_address,
+    is_loopback,
+    parse_authority,
+    parse_origin,
+    transport_security,
+)
 from tests.conftest import make_settings, text_of
 from tests.http_support import ENTRY_POINT, TOKEN, Served, serve_http, server_environment
 
@@ -151,6 +161,66 @@ async def test_a_foreign_origin_is_refused_and_a_configured_one_accepted(http_se
     assert accepted.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "host",
+    ["127.0.0.1:{port}@evil.com", "localhost:1.evil.com", "127.0.0.1:{port}/x", "127.0.0.1.evil.com:{port}",
+     "evil.com", "127.0.0.1:99999", "127.0.0.1:", "[::1", "[::1]{port}", "localhost:{port}:{port}"],
+)  # fmt: skip
+async def test_a_host_that_only_begins_like_an_allowed_one_is_refused_with_421(http_server: Served, host: str) -> None:
+    port = http_server.root.rsplit(":", 1)[1]
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            http_server.url,
+            json=INITIALIZE,
+            headers={**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}", "Host": host.format(port=port)},
+        )
+
+    assert response.status_code == 421
+
+
+@pytest.mark.parametrize(
+    "origin",
+    ["http://localhost:1.evil.com", "http://127.0.0.1:8000@evil.com", "http://localhost.evil.com",
+     "http://localhost:5173/", "null", f"{ALLOWED_ORIGIN}.evil.com", f"{ALLOWED_ORIGIN}/path",
+     ALLOWED_ORIGIN.replace("https", "http"), f"{ALLOWED_ORIGIN}:8443", "https://localhost:5173"],
+)  # fmt: skip
+async def test_an_origin_that_only_begins_like_an_allowed_one_is_refused_with_403(
+    http_server: Served, origin: str
+) -> None:
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            http_server.url,
+            json=INITIALIZE,
+            headers={**MCP_HEADERS, "Authorization": f"Bearer {TOKEN}", "Origin": origin},
+        )
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("host", "origin"),
+    [("localhost", "http://localhost"), ("127.0.0.1:{port}", "http://localhost:5173"),
+     ("localhost:{port}", f"{ALLOWED_ORIGIN}:443"), ("[::1]:{port}", "http://[::1]:{port}")],
+)  # fmt: skip
+async def test_loopback_hosts_and_allowed_origins_are_answered_in_every_exact_form(
+    http_server: Served, host: str, origin: str
+) -> None:
+    port = http_server.root.rsplit(":", 1)[1]
+    async with httpx.AsyncClient() as http:
+        response = await http.post(
+            http_server.url,
+            json=INITIALIZE,
+            headers={
+                **MCP_HEADERS,
+                "Authorization": f"Bearer {TOKEN}",
+                "Host": host.format(port=port),
+                "Origin": origin.format(port=port),
+            },
+        )
+
+    assert response.status_code == 200, response.text
+
+
 async def test_healthz_answers_without_a_token_and_reveals_nothing(http_server: Served) -> None:
     async with httpx.AsyncClient() as http:
         response = await http.get(http_server.root + "/healthz")
@@ -197,6 +267,14 @@ async def test_stateless_http_answers_each_request_on_its_own() -> None:
         (["--host", "0.0.0.0"], {}, "CONTACTS_MCP_HTTP_TOKEN"),
         (["--host", "::"], {}, "CONTACTS_MCP_HTTP_TOKEN"),
         (["--host", "0.0.0.0"], {"CONTACTS_MCP_HTTP_TOKEN": TOKEN}, "CONTACTS_MCP_ALLOWED_HOSTS"),
+        (["--host", "0"], {"CONTACTS_MCP_HTTP_TOKEN": TOKEN}, "CONTACTS_MCP_ALLOWED_HOSTS"),
+        (["--host", "[::]"], {"CONTACTS_MCP_HTTP_TOKEN": TOKEN}, "CONTACTS_MCP_ALLOWED_HOSTS"),
+        (["--host", "0000::"], {"CONTACTS_MCP_HTTP_TOKEN": TOKEN}, "CONTACTS_MCP_ALLOWED_HOSTS"),
+        (
+            ["--host", "0.0.0.0"],
+            {"CONTACTS_MCP_HTTP_TOKEN": TOKEN, "CONTACTS_MCP_ALLOWED_HOSTS": "contacts.example.com:8000@evil.com"},
+            "CONTACTS_MCP_ALLOWED_HOSTS",
+        ),
         (["--stateless", "--transport", "sse"], {}, "--stateless"),
         ([], {"CONTACTS_MCP_HTTP_TOKEN": "short"}, "CONTACTS_MCP_HTTP_TOKEN"),
     ],
@@ -208,7 +286,8 @@ def test_an_unsafe_http_setup_refuses_to_start(arguments: list[str], env: dict[s
     )
 
     assert finished.returncode == 2, finished.stderr
-    assert complaint in finished.stderr
+    [line] = finished.stderr.splitlines()
+    assert complaint in line
     assert finished.stdout == ""
     assert TOKEN not in finished.stderr
 
@@ -232,6 +311,64 @@ def test_a_specific_address_with_a_token_accepts_its_own_host_and_the_configured
         security.allowed_hosts
     )
     assert "lb.internal:*" not in security.allowed_hosts
+
+
+@pytest.mark.parametrize(
+    "host",
+    ["0", "0.0", "0x0", "000.000.000.000", "0.0.0.0", "::", "[::]", "0000::", "0:0:0:0:0:0:0:0", "::0",
+     "::ffff:0.0.0.0", "[::ffff:0:0]", ""],
+)  # fmt: skip
+def test_every_spelling_of_the_wildcard_address_counts_as_every_address(host: str) -> None:
+    assert binds_every_address(host)
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1", "[::1]", "10.0.0.5", "localhost", "0.0.0.1", "::2"])
+def test_a_specific_address_is_not_every_address(host: str) -> None:
+    assert not binds_every_address(host)
+
+
+def test_a_bracketed_ipv6_address_is_bound_without_its_brackets() -> None:
+    assert HttpOptions(host="[::]").bind_host == "::"
+    assert HttpOptions(host="0.0.0.0").bind_host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("text", "parsed"),
+    [("localhost:8000", Authority("localhost", 8000)), ("LocalHost", Authority("localhost", None)),
+     ("[::1]:80", Authority("::1", 80)), ("[0:0::1]", Authority("::1", None)),
+     ("127.0.0.1:18001@evil.com", None), ("localhost:1.evil.com", None), ("::1", None), ("[::1]x", None),
+     ("host:0", None), ("host:65536", None), ("a b", None), ("", None), ("host:", None), ("[fe80::1%eth0]", None)],
+)  # fmt: skip
+def test_a_host_header_is_parsed_exactly_or_not_at_all(text: str, parsed: Authority | None) -> None:
+    assert parse_authority(text) == parsed
+
+
+def test_an_origin_is_parsed_with_its_default_port_and_nothing_after_it() -> None:
+    assert parse_origin("https://Agents.Example.com") == ("https", Authority("agents.example.com", 443))
+    assert parse_origin("http://localhost:5173") == ("http", Authority("localhost", 5173))
+    assert parse_origin("http://localhost:1.evil.com") is None
+    assert parse_origin("https://agents.example.com/") is None
+    assert parse_origin("ftp://agents.example.com") is None
+    assert parse_origin("null") is None
+
+
+def test_configured_hosts_allow_any_port_unless_one_is_given_and_never_a_prefix() -> None:
+    settings = Settings(http_token=SecretStr(TOKEN), allowed_hosts=["contacts.example.com", "lb.internal:8443"])
+    allowed: Allowed = allowed_authorities(settings, HttpOptions(host="0.0.0.0"))
+
+    assert allowed.host("contacts.example.com:443")
+    assert allowed.host("lb.internal:8443")
+    assert not allowed.host("lb.internal:8444")
+    assert not allowed.host("lb.internal")
+    assert not allowed.host("contacts.example.com:443@evil.com")
+    assert not allowed.host("0.0.0.0:8000")  # the wildcard is not a name clients use
+
+
+def test_a_configured_host_or_origin_that_cannot_be_parsed_is_refused_at_start() -> None:
+    with pytest.raises(ConfigurationError, match="CONTACTS_MCP_ALLOWED_HOSTS"):
+        transport_security(Settings(allowed_hosts=["a.example.com/path"]), HttpOptions())
+    with pytest.raises(ConfigurationError, match="CONTACTS_MCP_ALLOWED_ORIGINS"):
+        transport_security(Settings(allowed_origins=["agents.example.com"]), HttpOptions())
 
 
 def test_a_specific_address_without_a_token_is_refused() -> None:
