@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -45,8 +46,12 @@ def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 @contextmanager
-def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Generator[Served]:
+def serve_http(
+    arguments: Sequence[str], env: Mapping[str, str], *, descriptors: int | None = None
+) -> Generator[Served]:
     """Start `contacts-mcp serve <arguments> --port 0` and yield it once it listens; stop it afterwards.
+
+    With `descriptors`, the server runs with its RLIMIT_NOFILE (soft and hard) lowered to that many.
 
     Raises:
         AssertionError: If it exits or does not announce its address within `START_SECONDS`.
@@ -59,6 +64,7 @@ def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Generator[Se
         stderr=subprocess.PIPE,
         text=True,
         encoding="utf-8",
+        preexec_fn=None if descriptors is None else lambda: _limit_descriptors(descriptors),
     )
     lines: list[str] = []
     announced = threading.Event()
@@ -92,6 +98,10 @@ def serve_http(arguments: Sequence[str], env: Mapping[str, str]) -> Generator[Se
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+
+
+def _limit_descriptors(count: int) -> None:
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, count))
 
 
 @contextmanager
