@@ -6,9 +6,12 @@ directly, so a developer's `.env` never leaks into a test run.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
@@ -28,6 +31,81 @@ class Rate:
     seconds: float
 
 
+_HOST_NAME = re.compile(r"[A-Za-z0-9._-]+")
+_DIGITS = re.compile(r"[0-9]+")
+_SPACE_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+_IPV6_FORM = "an IPv6 address goes in brackets, e.g. [::1] or [::1]:6379"
+_ENCODE_SPECIALS = "percent-encode special characters of the user and password (/ as %2F, @ as %40, # as %23)"
+
+
+def _split_url(value: str, example: str) -> SplitResult:
+    """`value` split into its parts. Messages here never quote the URL: it may hold a password.
+
+    Raises:
+        ValueError: If the URL has spaces or control characters, or unbalanced brackets.
+    """
+    if _SPACE_OR_CONTROL.search(value):
+        raise ValueError(f"must not contain spaces or control characters (percent-encode them; e.g. {example})")
+    try:
+        return urlsplit(value)
+    except ValueError:  # urllib's message may quote the host
+        raise ValueError(f"has an unbalanced '[' or ']', or no IPv6 address inside them ({_IPV6_FORM})") from None
+
+
+def _authority_problem(url: SplitResult, example: str) -> str | None:
+    """What is wrong with the URL's `[user[:password]@]host[:port]`, or None."""
+    hostport = url.netloc.rpartition("@")[2]
+    if "@" in url.path + url.query + url.fragment:
+        return f"has an '@' after the host: {_ENCODE_SPECIALS}"
+    port: str | None = None
+    if hostport.startswith("["):
+        address, bracket, rest = hostport[1:].partition("]")
+        try:
+            ipaddress.IPv6Address(address)
+        except ValueError:
+            return f"has something in brackets that is not an IPv6 address ({_IPV6_FORM})"
+        if not bracket or (rest and not rest.startswith(":")):
+            return f"has text after an IPv6 address's ']' that is not :port ({_IPV6_FORM})"
+        port = rest[1:] if rest else None
+    elif hostport.count(":") > 1:
+        return f"has an IPv6 address without brackets ({_IPV6_FORM})"
+    else:
+        host, colon, rest = hostport.partition(":")
+        if not host:
+            return f"has no host (e.g. {example})"
+        if not _HOST_NAME.fullmatch(host):
+            return f"has a host that is not a name or an address (letters, digits, '.', '-', '_'; e.g. {example})"
+        port = rest if colon else None
+    if port is not None and not (_DIGITS.fullmatch(port) and len(port) <= 5 and 1 <= int(port) <= 65535):
+        return f"has a port that is not a whole number from 1 to 65535 (e.g. {example})"
+    return None
+
+
+def _redis_url_problem(value: str) -> str | None:
+    """What keeps `value` from being a Redis URL the server can connect with, or None."""
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        return "must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)"
+    if value.startswith("unix://"):
+        example = "unix:///run/redis/redis.sock?db=0"
+        url = _split_url(value, example)
+        if url.netloc.rpartition("@")[2] or url.path in ("", "/") or "@" in url.path:
+            return f"must name the socket's path after three slashes (e.g. {example}); {_ENCODE_SPECIALS}"
+    else:
+        example = "redis://127.0.0.1:6379/0"
+        url = _split_url(value, example)
+        problem = _authority_problem(url, example)
+        if problem:
+            return problem
+        if url.path not in ("", "/") and not _DIGITS.fullmatch(url.path[1:]):
+            return f"has a path that is not /<database number> (e.g. {example})"
+    if url.fragment or "#" in value:
+        return f"must not have a #fragment; {_ENCODE_SPECIALS}"
+    for name, _, number in (part.partition("=") for part in url.query.split("&")):
+        if name == "db" and not _DIGITS.fullmatch(number):
+            return "has a db= that is not a database number (e.g. ?db=0)"
+    return None
+
+
 class ProviderSettings(BaseSettings):
     """What every provider's settings have: a secret key and an http(s) base URL."""
 
@@ -37,11 +115,16 @@ class ProviderSettings(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
+        example = "https://api.example.com/v1"
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         if "?" in value or "#" in value:
             # Request paths are appended to the base URL: behind a query they would land inside it.
-            raise ValueError("must not have a query or fragment (e.g. https://api.example.com/v1)")
+            raise ValueError(f"must not have a query or fragment (e.g. {example})")
+        url = _split_url(value, example)
+        problem = _authority_problem(url, example)
+        if problem:
+            raise ValueError(problem)
         return value.rstrip("/")
 
     @property
@@ -161,11 +244,13 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None or not value.get_secret_value().strip():
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
             return None
-        if not value.get_secret_value().strip().startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must start with redis://, rediss:// or unix:// (e.g. redis://127.0.0.1:6379/0)")
-        return SecretStr(value.get_secret_value().strip())
+        problem = _redis_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return SecretStr(url)
 
     @field_validator("http_token")
     @classmethod
@@ -217,9 +302,17 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
     """Read the settings from the environment and, when it exists, `env_file`.
 
     Raises:
-        ConfigurationError: If a variable has an invalid value; the message names it.
+        ConfigurationError: If a variable has an invalid value, or `env_file` cannot be read as UTF-8; the
+            message names it.
     """
     source = env_file if env_file is not None and env_file.is_file() else None
+    if source is not None:
+        try:
+            source.read_text(encoding="utf-8")
+        except UnicodeDecodeError:  # its message would quote bytes of the file, which holds keys
+            raise ConfigurationError(f"contacts-mcp: {source} is not UTF-8; save it as UTF-8 or remove it") from None
+        except OSError as exc:
+            raise ConfigurationError(f"contacts-mcp: cannot read {source} ({exc.strerror or exc})") from None
     providers: dict[str, BaseSettings] = {}
     models: tuple[tuple[str, type[BaseSettings]], ...] = (
         ("cometly", CometlySettings),
