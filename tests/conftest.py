@@ -26,12 +26,13 @@ from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, 
 from tests.contracts import recording
 from tests.contracts.checks import contracts
 
-COMETLY_KEY = "cm-test-key-0123456789abcdef"
+COMETLY_KEY = "cm-7Qx2Lw9Rk4Tz8Vn3Hd"
+"""Keys are random like real ones: the server redacts any 8 characters of a key, so "0123456789" would hit phones."""
 COMETLY_URL = "https://cometly.test/public-api/v1"
-HIGHLEVEL_KEY = "pit-test-token-fedcba9876543210"
+HIGHLEVEL_KEY = "pit-4Jc8Wq2Zx6Lm9Tr1Vb"
 HIGHLEVEL_URL = "https://highlevel.test"
 HIGHLEVEL_LOCATION = "ve9EPM428h8vShlRW1KT"
-CLEMTA_KEY = "clemta-test-key-13579bdf"
+CLEMTA_KEY = "cl-5Hs3Nd8Kv2Px7Wy4Gq"
 CLEMTA_URL = "https://clemta.test"
 CLEMTA_COMPANY = "64b8f1a2e4b0c8d9f0aaaaaa"
 

@@ -123,8 +123,11 @@ def _message(status_code: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status_code)
 
 
-INACTIVE_KEY = "sandbox-cometly-inactive-key"
-"""A key the sandbox knows but refuses with 403, as Cometly does for an inactive subscription."""
+INACTIVE_KEY = "sbx-cm-off-K6wP1zR8dT3y"
+"""A key the sandbox knows but refuses with 403, as Cometly does for an inactive subscription.
+
+Random like `SANDBOX_KEYS`: a server holding this key redacts any 8 characters of it ("inactive" too).
+"""
 
 
 class CometlyRules:

@@ -7,7 +7,7 @@ from typing import Any
 import httpx
 import pytest
 
-from server.sandbox import COMETLY_INACTIVE_KEY
+from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS
 from server.sandbox.generator import LABELS
 from server.sandbox.model import NewContact
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, NOW, MakeApp, client_for
@@ -211,7 +211,7 @@ async def test_a_flag_that_is_not_boolean_is_a_422(
 
 
 @pytest.mark.parametrize(
-    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "sandbox-cometly-key"}], ids=str
+    "headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": SANDBOX_KEYS["cometly"]}], ids=str
 )
 async def test_get_without_the_key_is_a_401(
     client: httpx.AsyncClient, dataset: list[NewContact], headers: dict[str, str]
