@@ -10,7 +10,8 @@ read as an instruction. Every result is therefore data only:
 - empty fields are left out, strings and lists are capped, no result passes the ceiling (`fit`),
   and a `truncated` object says what was cut and how to get more;
 - the secrets the server holds (API keys, the HTTP token, the Redis password) are replaced by
-  `[redacted]` wherever they appear, in results, errors and log lines alike.
+  `[redacted]` wherever they appear, in results, errors and log lines alike, and so is any run of
+  text covered by 8-character pieces of one (`Redactor`): a key cut short, split or echoed in part.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from server.settings import Settings
 
@@ -365,46 +366,150 @@ def _pair(character: str) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret `settings` hold: the providers' keys, the HTTP token, the Redis URL's password."""
+    """Every secret `settings` hold: the providers' keys, the HTTP token, the Redis URL's password.
+
+    The password is given as written in the URL and percent-decoded, as a client library may echo either.
+    """
     found = [provider.key() for provider in (settings.cometly, settings.highlevel, settings.clemta)]
     if settings.http_token is not None:
         found.append(settings.http_token.get_secret_value())
     if settings.redis_url is not None:
-        found.append(urlsplit(settings.redis_url.get_secret_value()).password or "")
+        password = urlsplit(settings.redis_url.get_secret_value()).password or ""
+        found += [password, unquote(password)]
     return found
 
 
+PIECE_CHARS = MIN_SECRET_CHARS
+"""Any run of this many characters of a secret counts as the secret, so a cut, split or partial echo leaves none."""
+_ANCHOR_CHARS = 4
+_ANCHOR_STEP = PIECE_CHARS - _ANCHOR_CHARS + 1
+"""Anchors are taken every 5 characters of a secret, so each of its 8-character pieces holds a whole one."""
+
+
+def _as_json(secret: str) -> str:
+    """`secret` as it appears inside a JSON string (quotes, backslashes and control characters escaped)."""
+    return json.dumps(secret, ensure_ascii=False)[1:-1]
+
+
 class Redactor:
-    """Replaces known secrets with `[redacted]` in text and in JSON-like values."""
+    """Replaces every run of text covered by 8-character pieces of a known secret with `[redacted]`.
+
+    A piece is any 8 consecutive characters of a secret, so a key cut short by a cap, split across
+    two fields, interleaved with other text or echoed only in part is caught as well as a whole one;
+    a run of overlapping or touching pieces becomes one `[redacted]`. Secrets shorter than
+    `MIN_SECRET_CHARS` are not secrets here.
+
+    Text with no piece costs one `str.find` per anchor (4 characters taken every 5 of each secret,
+    so that every piece holds one whole): a few milliseconds per megabyte, and nothing is copied.
+    Only where an anchor occurs are the 5 pieces around it looked up.
+    """
 
     def __init__(self, secrets: Iterable[str]) -> None:
         kept = {secret for secret in secrets if len(secret) >= MIN_SECRET_CHARS}
-        self._secrets = sorted(kept, key=len, reverse=True)  # a key containing another is replaced whole
+        forms = kept | {_as_json(secret) for secret in kept}  # a value is probed as JSON text
+        self._pieces = frozenset(
+            form[at : at + PIECE_CHARS] for form in forms for at in range(len(form) - PIECE_CHARS + 1)
+        )
+        self._anchors = tuple(
+            sorted(
+                {
+                    form[at : at + _ANCHOR_CHARS]
+                    for form in forms
+                    for at in range(0, len(form) - _ANCHOR_CHARS + 1, _ANCHOR_STEP)
+                }
+            )
+        )
+        self._plain = all(_as_json(secret) == secret for secret in kept)
+        """No secret holds a character JSON escapes: a run found in a value's JSON text lies inside one string."""
 
     def __bool__(self) -> bool:
-        return bool(self._secrets)
+        return bool(self._pieces)
+
+    def _runs(self, text: str) -> list[tuple[int, int]]:
+        """The maximal runs of `text` covered by pieces of a secret, as (start, end), in order."""
+        starts: set[int] = set()
+        for anchor in self._anchors:
+            at = text.find(anchor)
+            while at != -1:
+                starts.update(
+                    start
+                    for start in range(max(0, at - PIECE_CHARS + _ANCHOR_CHARS), at + 1)
+                    if text[start : start + PIECE_CHARS] in self._pieces
+                )
+                at = text.find(anchor, at + 1)
+        runs: list[tuple[int, int]] = []
+        for start in sorted(starts):
+            if runs and start <= runs[-1][1]:
+                runs[-1] = (runs[-1][0], start + PIECE_CHARS)
+            else:
+                runs.append((start, start + PIECE_CHARS))
+        return runs
+
+    @staticmethod
+    def _replaced(text: str, runs: list[tuple[int, int]]) -> str:
+        parts: list[str] = []
+        end = 0
+        for start, stop in runs:
+            parts += [text[end:start], REDACTED]
+            end = stop
+        parts.append(text[end:])
+        return "".join(parts)
 
     def text(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, REDACTED)
-        return text
+        """`text` with every run covered by pieces of a secret replaced by `[redacted]`."""
+        runs = self._runs(text)
+        return self._replaced(text, runs) if runs else text
 
-    def found_in(self, text: str) -> bool:
-        return any(secret in text for secret in self._secrets)
+    def found_in(self, value: Any) -> bool:
+        """Whether a piece of a secret is in `value`: a string, or a JSON value (keys included)."""
+        if isinstance(value, str):
+            return bool(self._runs(value))
+        redacted = self.value(value)  # the JSON text may show a piece no string holds (`\\n` + `abc...`)
+        return redacted is not value and redacted != value
 
     def value(self, value: Any) -> Any:
+        """A JSON value with every string (keys included) redacted as `text` does; `value` itself when it holds none.
+
+        The check is one pass over the value's JSON text. Only when it finds a piece is a copy made,
+        from that text with the runs replaced when every secret is plain, else string by string.
+        """
+        if isinstance(value, str):
+            return self.text(value)
+        if not self:
+            return value
+        probe = self._probe(value)
+        if probe is None:
+            return self._each(value)
+        runs = self._runs(probe)
+        if not runs:
+            return value
+        if self._plain:
+            try:  # a run that is not inside a string (a number, say) breaks the JSON: then string by string
+                return json.loads(self._replaced(probe, runs))
+            except ValueError:
+                pass
+        return self._each(value)
+
+    @staticmethod
+    def _probe(value: Any) -> str | None:
+        try:
+            return json.dumps(value, ensure_ascii=False)
+        except (TypeError, ValueError):  # not a JSON value after all
+            return None
+
+    def _each(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.text(k): self.value(v) for k, v in cast(dict[str, Any], value).items()}
-        if isinstance(value, list):
-            return [self.value(item) for item in cast(list[Any], value)]
+            items = cast(dict[Any, Any], value).items()
+            return {self.text(k) if isinstance(k, str) else k: self._each(v) for k, v in items}
+        if isinstance(value, list | tuple):
+            return [self._each(item) for item in cast(list[Any], value)]
         return value
 
 
 class RedactingFilter(logging.Filter):
-    """A handler filter that takes every secret out of a record's message, traceback and stack."""
+    """A handler filter that takes every piece of a secret out of a record's message, traceback and stack."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
@@ -413,8 +518,9 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        if self._redactor.found_in(message):
-            record.msg, record.args = self._redactor.text(message), None
+        redacted = self._redactor.text(message)
+        if redacted is not message:
+            record.msg, record.args = redacted, None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)
         if record.exc_text:
