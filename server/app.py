@@ -4,21 +4,29 @@
 tool result `[kind] message` (the SDK's own argument validation included), and every success is
 shaped by `server.results`: empty fields left out, long values cut, a compact JSON text copy, and
 no secret anywhere.
+
+A secret can reach a result through two doors only, and each is shut before anything cuts text:
+the upstream's answers (`server.http.Upstream` redacts them as it reads them) and the model's
+arguments (a call whose arguments hold a piece of a secret is refused unsent, so no message can
+echo one cut short). What the server sends is scanned once more on the way out: tool results,
+errors and resource text (`Redactor`: no 8-character piece of a secret survives).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import httpx
+from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
-from pydantic import ValidationError
+from pydantic import AnyUrl, ValidationError
 
 from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
@@ -75,6 +83,20 @@ def _validation_message(exc: ValidationError) -> str:
     return f"Invalid arguments: {'; '.join(problems)}{more}. Fix them and call again; nothing was sent."
 
 
+def _holding_secrets(redactor: Redactor, arguments: dict[str, Any]) -> ValidationFailed:
+    """The refusal of arguments that hold a piece of a secret, naming them without it."""
+    named = [
+        repr(_short(redactor.text(key), 40))
+        for key, value in arguments.items()
+        if redactor.found_in(key) or redactor.found_in(value)
+    ]
+    return ValidationFailed(
+        f"Invalid arguments: {', '.join(named)} {'holds' if len(named) == 1 else 'hold'} part of a secret this "
+        "server keeps (an API key, token or password), which it never sends or shows. Leave it out and call "
+        "again; nothing was sent."
+    )
+
+
 def classify(exc: BaseException) -> ContactsError:
     """The `ContactsError` that a failed tool call stands for."""
     seen: BaseException | None = exc
@@ -114,9 +136,12 @@ class ContactsServer(MCPServer[AppState]):
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         if self._tool_manager.get_tool(name) is None:
+            shown = self.redactor.text(name)  # whole, before it is cut for the message
             listed = ", ".join(tool.name for tool in self._tool_manager.list_tools())
-            unknown = NotSupported(f"There is no tool {_short(name, 80)!r} on this server; it offers: {listed}.")
-            return self._failure(name[:80], unknown)
+            unknown = NotSupported(f"There is no tool {_short(shown, 80)!r} on this server; it offers: {listed}.")
+            return self._failure(shown[:80], unknown)
+        if self.redactor.found_in(arguments):
+            return self._failure(name, _holding_secrets(self.redactor, arguments))
         reporting = wait_reporter.set(context.report_progress if context is not None else None)
         try:
             result = await super().call_tool(name, arguments, context)
@@ -127,20 +152,44 @@ class ContactsServer(MCPServer[AppState]):
             return self._failure(name, error)
         finally:
             wait_reporter.reset(reporting)
-        if not isinstance(result, CallToolResult) or result.is_error or result.structured_content is None:
+        if not isinstance(result, CallToolResult):
             return result
+        if result.is_error or result.structured_content is None:
+            return self._redacted(result)
         note_chars = len(SANDBOX_NOTE) + 1 if self.sandbox else 0
         structured = shape(result.structured_content)
         text = as_text(structured)
         if len(text) + note_chars > self.max_result_chars:
             structured = fit(structured, self.max_result_chars, extra_chars=note_chars)
             text = as_text(structured)
-        if self.redactor.found_in(text):  # an upstream echoing a key back must not pass it on
+        if self.redactor.found_in(text):  # the last line, for what came in through neither door
             structured = self.redactor.value(structured)
-            text = as_text(structured)
+            text = self.redactor.text(as_text(structured))
         if self.sandbox:
             text = f"{SANDBOX_NOTE}\n{text}"
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)
+
+    def _redacted(self, result: CallToolResult) -> CallToolResult:
+        """A result passed on as the tool made it, with every piece of a secret taken out of its text blocks."""
+        content = [
+            block.model_copy(update={"text": self.redactor.text(block.text)})
+            if isinstance(block, TextContent)
+            else block
+            for block in result.content
+        ]
+        structured = None if result.structured_content is None else self.redactor.value(result.structured_content)
+        return result.model_copy(update={"content": content, "structured_content": structured})
+
+    async def read_resource(
+        self, uri: AnyUrl | str, context: Context[AppState, Any] | None = None
+    ) -> Iterable[ReadResourceContents] | InputRequiredResult:
+        contents = await super().read_resource(uri, context)
+        if isinstance(contents, InputRequiredResult):
+            return contents
+        return [
+            replace(read, content=self.redactor.text(read.content)) if isinstance(read.content, str) else read
+            for read in contents
+        ]
 
     def _failure(self, name: str, error: ContactsError) -> CallToolResult:
         logger.info("tool %s failed: %s %s (%s)", name, error.kind, error.request or "", error.status or "-")

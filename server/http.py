@@ -2,7 +2,9 @@
 
 Providers describe a request (budget name, method, path, query, body) and get parsed JSON back or a
 `ContactsError` whose message the model can act on. Nothing here ever puts an API key into an
-error, a log line or a result: keys live only in the client's default headers.
+error, a log line or a result: keys live only in the client's default headers. And an upstream
+that echoes a secret back (whole, in part, split across fields) has it taken out here, by the
+server's `Redactor`, before any provider, cap or quote reads its answer, so no cut can leave a piece.
 
 Whatever the upstream does, a call ends: each try within the timeout, body included; a body over
 the size limit is refused unread; and the upstream's own words reach the model only quoted as a
@@ -38,6 +40,7 @@ from server.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
+from server.results import Redactor
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +190,7 @@ def quoted(text: str) -> str:
     """An upstream's text as a JSON string of at most `QUOTED_CHARS` characters.
 
     The vendor's words are data: quoted and cut, they cannot read as an instruction to the model.
+    `text` must already be redacted (`Upstream` redacts all it reads): a cut would leave a key in part.
     """
     if len(text) > QUOTED_CHARS:
         text = text[: QUOTED_CHARS - 1] + "\u2026"
@@ -252,10 +256,12 @@ class Upstream:
         timeout_seconds: float,
         read_error: ErrorReader,
         max_response_bytes: int,
+        redactor: Redactor,
         transport: httpx.AsyncBaseTransport | None = None,
         backoff: Callable[[int], float] = backoff_seconds,
     ) -> None:
         self.label = label
+        self._redactor = redactor
         self._backoff = backoff
         self._budgets = budgets
         self._max_wait = max_wait_seconds
@@ -410,7 +416,7 @@ class Upstream:
         except httpx.DecodingError:
             if not success:  # the status says enough without the message
                 return Answer(status=response.status_code, headers=response.headers, body=b"")
-            encoding = quoted(response.headers.get("Content-Encoding", "")[:40])
+            encoding = quoted(self._redactor.text(response.headers.get("Content-Encoding", ""))[:40])
             logger.warning("%s: %s sent a body that could not be decoded (%s)", described, self.label, encoding)
             raise UpstreamUnavailable(
                 f"{self.label} answered HTTP {response.status_code} with a body that could not be decoded "
@@ -506,9 +512,17 @@ class Upstream:
             request=described,
         )
 
+    def _json(self, response: Answer) -> Any:
+        """The body parsed as JSON with every secret taken out, before anything reads or cuts it.
+
+        Raises:
+            ValueError: The body is not JSON (or is empty).
+        """
+        return self._redactor.value(response.json())
+
     def _message(self, response: Answer) -> str | None:
         try:
-            body = response.json()
+            body = self._json(response)
         except ValueError:
             return None
         try:
@@ -521,9 +535,9 @@ class Upstream:
         status = response.status
         if 200 <= status < 300:
             try:
-                return response.json()
+                return self._json(response)
             except ValueError:
-                media = response.headers.get("Content-Type", "").partition(";")[0].strip()[:60]
+                media = self._redactor.text(response.headers.get("Content-Type", "")).partition(";")[0].strip()[:60]
                 kind = quoted(media) if media else "no content type"
                 what = "an empty body" if not response.body.strip() else f"a body that is not JSON ({kind})"
                 logger.warning("%s: %s sent HTTP %d with %s", described, self.label, status, what)

@@ -21,6 +21,7 @@ from pydantic import JsonValue
 from server.budgets import Budgets
 from server.errors import NotSupported, UpstreamUnavailable, ValidationFailed
 from server.http import ErrorReader, Upstream
+from server.results import Redactor, secrets_of
 from server.settings import ProviderSettings, Rate, Settings
 from tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
 
@@ -87,7 +88,7 @@ class Provider(ABC):
         budgets: Budgets,
         transport: httpx.AsyncBaseTransport | None,
     ) -> Upstream:
-        """This provider's HTTP client, with the server-wide wait and timeout settings."""
+        """This provider's HTTP client, with the server-wide wait and timeout settings and every secret to redact."""
         return Upstream(
             label=cls.label,
             base_url=provider.base_url,
@@ -97,6 +98,7 @@ class Provider(ABC):
             timeout_seconds=settings.timeout_seconds,
             max_response_bytes=settings.max_response_bytes,
             read_error=read_error,
+            redactor=Redactor(secrets_of(settings)),
             transport=transport,
         )
 
