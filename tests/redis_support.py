@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -45,9 +46,24 @@ def redis_server_binary() -> str:
     return binary
 
 
+class RunningRedis:
+    """A redis-server the test started: its URL, and a pause (SIGSTOP) that stalls it as a GC pause would."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int) -> None:
+        self.process = process
+        self.url = f"redis://127.0.0.1:{port}/0"
+
+    def pause(self) -> None:
+        """Stop the server: connections stay open and commands queue unanswered, until `resume`."""
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
 @contextmanager
-def redis_server(directory: Path, *, port: int | None = None) -> Generator[str]:
-    """Run a throwaway redis-server on 127.0.0.1 (no persistence); yield its URL."""
+def running_redis(directory: Path, *, port: int | None = None) -> Generator[RunningRedis]:
+    """Run a throwaway redis-server on 127.0.0.1 (no persistence); stopped (and resumed first) at the end."""
     binary = redis_server_binary()
     port = port or free_port()
     process = subprocess.Popen(
@@ -56,13 +72,23 @@ def redis_server(directory: Path, *, port: int | None = None) -> Generator[str]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    running = RunningRedis(process, port)
     try:
         deadline = time.monotonic() + 10
         while not _answers(port):
             if process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"redis-server did not start on port {port} (exit status {process.poll()})")
             time.sleep(0.02)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield running
     finally:
+        if process.poll() is None:
+            running.resume()  # a stopped process would not act on the SIGTERM
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def redis_server(directory: Path, *, port: int | None = None) -> Generator[str]:
+    """Run a throwaway redis-server on 127.0.0.1 (no persistence); yield its URL."""
+    with running_redis(directory, port=port) as running:
+        yield running.url
