@@ -36,7 +36,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from contextvars import ContextVar
 from dataclasses import dataclass
 
@@ -157,16 +157,25 @@ class Budget(ABC):
         """
         token = await self._acquire(max_wait, WaitProgress(self))
         try:
-            yield
+            async with self._holding(token):
+                yield
         finally:
             # Shielded, so a cancelled call still gives its slot back; bounded, so a store that hangs
-            # cannot hold the caller (the Redis backend's lease ends such a slot anyway).
+            # cannot hold the caller (the Redis backend keeps such a release and sends it when it can).
             with anyio.CancelScope(shield=True, deadline=anyio.current_time() + RELEASE_TIMEOUT_SECONDS):
                 await self._release(token)
 
     @abstractmethod
     async def _acquire(self, max_wait: float, progress: WaitProgress) -> object:
         """Take a slot, waiting in line for it; returns what `_release` needs to give it back."""
+
+    def _holding(self, token: object) -> AbstractAsyncContextManager[None]:
+        """Around the request while it holds its slot; the Redis backend keeps the slot's lease alive here.
+
+        Raises:
+            UpstreamUnavailable: If the slot could not be kept (the request is then stopped).
+        """
+        return nullcontext()
 
     @abstractmethod
     async def _release(self, token: object) -> None:

@@ -158,6 +158,7 @@ class MemoryBudget(Budget):
             raise self._too_long(wait)
         me = _Waiter()
         self._queue.append(me)
+        deadline = self._clock() + max_wait
         try:
             with anyio.move_on_after(max_wait):
                 while True:
@@ -168,6 +169,11 @@ class MemoryBudget(Budget):
                         for rule in self._rules:
                             rule.in_flight += 1
                         return me
+                    # The head is woken by every change (a 429, a lower limit): once it cannot be served
+                    # in time it leaves at once, waking the next, which then judges for itself.
+                    left = deadline - now
+                    if self._queue[0] is me and delay > left and (wait := self.estimate_wait(0)) > left:
+                        raise self._too_long(wait)
                     with anyio.move_on_after(min(delay, progress.due_in())):
                         await me.woken.wait()
                     if me.woken.is_set():
