@@ -5,6 +5,7 @@
     contacts-mcp tools [--json] [--sandbox]   the tools this configuration serves
     contacts-mcp call TOOL [JSON] [--sandbox] one tool call through the real MCP path, for debugging a setup
     contacts-mcp sandbox [--faults KINDS]     the sandbox contact APIs alone on 127.0.0.1, optionally failing
+                                              (--allow-remote: off loopback, its fault switch behind a token)
     contacts-mcp demo                         a tour of the tools against the sandbox, over stdio
 
 Everything about the sandbox and the HTTP transports is imported only when asked for, so the stdio server starts lean.
@@ -17,6 +18,7 @@ import gc
 import json
 import logging
 import os
+import secrets
 import sys
 import textwrap
 from collections.abc import Callable, Sequence
@@ -26,14 +28,18 @@ import anyio
 
 from server.errors import ConfigurationError
 from server.results import Redactor, redact_logs, secrets_of
-from server.settings import Rate, Settings, load_settings, parse_rate_limits
+from server.settings import MIN_TOKEN_CHARS, Rate, Settings, load_settings, parse_rate_limits
 
 if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
     from server.app import ContactsServer
 
 logger = logging.getLogger("contacts_mcp")
 
 EXIT_CONFIGURATION = 2
+SANDBOX_TOKEN_VARIABLE = "CONTACTS_MCP_SANDBOX_TOKEN"
+"""The bearer token the sandbox's control routes require; without it one is generated when off loopback."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -50,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         help="stdio for desktop clients (default); http for streamable HTTP at /mcp; sse for older clients at /sse",
     )
     serve.add_argument("--host", default="127.0.0.1", help="HTTP: address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="HTTP: port (default 8000; 0 picks a free one)")
+    serve.add_argument("--port", type=_port, default=8000, help="HTTP: port (default 8000; 0 picks a free one)")
     serve.add_argument(
         "--stateless",
         action="store_true",
@@ -73,8 +79,19 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_SANDBOX_FAULTS,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0 picks a free one)")
+    sandbox.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; off loopback needs --allow-remote)"
+    )
+    sandbox.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help=(
+            "allow a --host off loopback (e.g. 0.0.0.0): anyone who reaches the port gets the generated data; "
+            f"/_sandbox/faults then needs Authorization: Bearer <token>, ${SANDBOX_TOKEN_VARIABLE} or one "
+            "generated and printed at start"
+        ),
+    )
+    sandbox.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
     _sandbox_data_arguments(sandbox)
     sandbox.add_argument(
         "--rate-limit",
@@ -123,6 +140,10 @@ e.g. contacts-mcp sandbox --faults 503,reset --fault-rate 0.3 --fault-route /hig
 While it runs, POST /_sandbox/faults replaces the faults, e.g. {"kinds": ["timeout"], "delay": 5};
 {"kinds": []} turns them off; GET /_sandbox/faults shows them. Other fields: rate, route, times
 (fail only that many requests), retry_after, large_bytes, shape, seed.
+
+Off loopback (--allow-remote), or whenever CONTACTS_MCP_SANDBOX_TOKEN is set, both need
+Authorization: Bearer <token>: the variable's value (16 characters or more), else a token generated
+at start and printed once with the base URLs. Without it they answer 401, with another token 403.
 """
 
 
@@ -145,19 +166,46 @@ def _probability(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def _contact_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of contacts, 0 or more, e.g. 500")
+    return value
+
+
 def _sandbox_data_arguments(command: argparse.ArgumentParser) -> None:
     command.add_argument("--db", default=":memory:", help="sandbox SQLite file, kept between runs (default: memory)")
-    command.add_argument("--contacts", type=int, default=500, help="contacts to generate in a new sandbox (500)")
+    command.add_argument(
+        "--contacts", type=_contact_count, default=500, help="contacts to generate in a new sandbox (500)"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `contacts-mcp` console script; returns the exit status."""
+    """Entry point of the `contacts-mcp` console script; returns the exit status.
+
+    Every mistake of the person running it (a setting, an option, a file) ends here as one line on
+    stderr and exit status 2, before anything is served: `ConfigurationError`, raised where the
+    value is read, names what to change.
+    """
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        stream=sys.stderr,
-        level=os.environ.get("CONTACTS_MCP_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = os.environ.get("CONTACTS_MCP_LOG_LEVEL", "").strip().upper() or "INFO"
+    if level not in logging.getLevelNamesMapping():
+        print("contacts-mcp: CONTACTS_MCP_LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL", file=sys.stderr)
+        return EXIT_CONFIGURATION
+    logging.basicConfig(stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise, not news
         match args.command:
@@ -204,9 +252,9 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     import httpx
 
     from server.app import build_server
-    from server.sandbox import create_app, sandbox_settings
+    from server.sandbox import sandbox_settings
 
-    app = create_app(db_path=args.db, contacts=args.contacts)
+    app = _sandbox_app(args, "contacts-mcp")
     sandboxed = settings.model_copy(update=sandbox_settings("http://sandbox"))
     return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
@@ -223,10 +271,12 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
     # which otherwise rescan it while a bulk result of thousands of contacts is built.
     gc.freeze()
     if transport == "stdio":
+        from server.stdio import run_stdio  # deferred, as server.app is: `sandbox` and `demo` never load the SDK
+
         logger.info("contacts-mcp serving over stdio%s", data)
-        server.run("stdio")
+        run_stdio(server)
         return 0
-    from server.web import HttpOptions, http_app  # deferred: uvicorn and the HTTP transports, only when asked
+    from server.web import HttpOptions, http_app, listener_options  # deferred: uvicorn and the HTTP transports
 
     options = HttpOptions(
         transport="sse" if transport == "sse" else "http", host=args.host, port=args.port, stateless=args.stateless
@@ -237,18 +287,21 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
     def announce(root: str) -> None:
         logger.info("contacts-mcp serving MCP over %s at %s%s%s", kind, root, options.path, data)
 
-    _run_uvicorn(app, host=args.host, port=args.port, announce=announce)
+    _run_uvicorn(app, host=options.bind_host, port=args.port, announce=announce, **listener_options())
     return 0
 
 
-def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], None]) -> None:
-    """Serve `app` with uvicorn, logging through ours (stderr), and `announce` its root URL once bound."""
+def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], None], **config: Any) -> None:
+    """Serve `app` with uvicorn, logging through ours (stderr), and `announce` its root URL once bound.
+
+    `config` adds to uvicorn's settings (`serve` passes its connection guard and limits).
+    """
     import uvicorn
 
-    config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level="warning", access_log=False, lifespan="on"
+    uvicorn_config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, log_level="warning", access_log=False, lifespan="on", **config
     )
-    server = uvicorn.Server(config)
+    server = uvicorn.Server(uvicorn_config)
 
     async def announce_when_started() -> None:
         while not server.started:  # uvicorn offers a flag, not an event
@@ -267,11 +320,59 @@ def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], No
     anyio.run(run)
 
 
-def _run_sandbox(args: argparse.Namespace) -> int:
+def _sandbox_app(args: argparse.Namespace, command: str, **options: Any) -> Starlette:
+    """The sandbox app of `--db` and `--contacts`, and `options` for `create_app`.
 
-    from server.sandbox import create_app, sandbox_environment
+    Raises:
+        ConfigurationError: If `--db` cannot hold a sandbox, or an option is refused; naming what to change.
+    """
+    from server.sandbox import create_app
+    from server.sandbox.store import UnusableDatabase
+
+    try:
+        return create_app(db_path=args.db, contacts=args.contacts, **options)
+    except UnusableDatabase as exc:
+        raise ConfigurationError(
+            f"{command}: --db {exc}; give a new file in an existing directory or an earlier sandbox's file "
+            "(e.g. --db sandbox.sqlite3), or leave --db out for a sandbox in memory"
+        ) from None
+    except ValueError as exc:
+        raise ConfigurationError(f"{command}: {exc}") from None
+
+
+def _control_token(host: str, allow_remote: bool) -> tuple[str | None, bool]:
+    """The token the sandbox's control routes will need, and whether it was generated here (to show it once).
+
+    None on loopback, unless one is set in the environment; off loopback, that one or a generated one.
+
+    Raises:
+        ConfigurationError: If `host` is off loopback without `--allow-remote`, or the token set is too short.
+    """
+    from server.binds import is_loopback  # deferred with the rest of the sandbox; loads no MCP or HTTP module
+
+    remote = not is_loopback(host)
+    if remote and not allow_remote:
+        raise ConfigurationError(
+            f"contacts-mcp sandbox: refusing to listen on {host!r}, off this machine: anyone who can reach it could "
+            "switch its faults and read and write its data. Bind 127.0.0.1 (the default), or pass --allow-remote, "
+            "which puts /_sandbox/faults behind a token"
+        )
+    given = os.environ.get(SANDBOX_TOKEN_VARIABLE, "").strip()
+    if given and len(given) < MIN_TOKEN_CHARS:
+        raise ConfigurationError(
+            f"contacts-mcp sandbox: {SANDBOX_TOKEN_VARIABLE} must be at least {MIN_TOKEN_CHARS} characters; make one "
+            "with `python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`, or unset it to have one generated"
+        )
+    if given or not remote:
+        return given or None, False
+    return secrets.token_urlsafe(32), True
+
+
+def _run_sandbox(args: argparse.Namespace) -> int:
+    from server.sandbox import sandbox_environment
     from server.sandbox.faults import Faults
 
+    token, generated = _control_token(args.host, args.allow_remote)
     limits: dict[str, tuple[Rate, ...]] = {}
     try:
         for text in args.rate_limit:
@@ -284,14 +385,15 @@ def _run_sandbox(args: argparse.Namespace) -> int:
             delay=args.fault_delay,
             large_bytes=args.fault_size,
         )
-        app = create_app(
-            db_path=args.db,
-            contacts=args.contacts,
-            rate_limits={name: (rates[0].count, rates[0].seconds) for name, rates in limits.items()},
-            faults=faults,
-        )
     except ValueError as exc:
         raise ConfigurationError(f"contacts-mcp sandbox: {exc}") from None
+    app = _sandbox_app(
+        args,
+        "contacts-mcp sandbox",
+        rate_limits={name: (rates[0].count, rates[0].seconds) for name, rates in limits.items()},
+        faults=faults,
+        control_token=token,
+    )
 
     def announce(root: str) -> None:
         print(f"contacts-mcp sandbox on {root} ({args.contacts} generated contacts in {args.db})", flush=True)
@@ -306,6 +408,9 @@ def _run_sandbox(args: argparse.Namespace) -> int:
                 f"switch with POST {root}/_sandbox/faults",
                 flush=True,
             )
+        if token is not None:  # the generated token is shown this once, never logged
+            shown = token if generated else f"${SANDBOX_TOKEN_VARIABLE}"
+            print(f"  control: {root}/_sandbox/faults needs Authorization: Bearer {shown}", flush=True)
 
     _run_uvicorn(app, host=args.host, port=args.port, announce=announce)
     return 0

@@ -25,7 +25,6 @@ import hmac
 import ipaddress
 import logging
 import re
-import socket
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import ContactsServer
+from server.binds import bind_host, binds_every_address, is_loopback
 from server.connections import Limits, collapse_repeated_logs, raise_descriptor_limit, uvicorn_options
 from server.errors import ConfigurationError
 from server.settings import Settings
@@ -73,50 +73,7 @@ class HttpOptions:
     @property
     def bind_host(self) -> str:
         """The address as the socket layer takes it (an IPv6 address without its brackets)."""
-        host = self.host.strip()
-        return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def _numeric_addresses(host: str) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address] | None:
-    """The addresses `host` means when it is written as one (in any form the OS reads: `0`, `0x0`, `0000::`)."""
-    try:
-        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
-    except (OSError, UnicodeError):
-        return None
-    return [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
-
-
-def is_loopback(host: str) -> bool:
-    """Whether binding `host` keeps the server on this machine (a name other than localhost does not count)."""
-    bound = HttpOptions(host=host).bind_host
-    if bound.lower() == "localhost":
-        return True
-    addresses = _numeric_addresses(bound) if bound else None
-    return bool(addresses) and all(address.is_loopback for address in addresses or ())
-
-
-def _is_any(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return address.is_unspecified or (mapped is not None and mapped.is_unspecified)
-
-
-def binds_every_address(host: str) -> bool:
-    """Whether binding `host` listens on every address: INADDR_ANY or in6addr_any, however it is written.
-
-    An empty host is every address to asyncio. A number is read as the OS reads it (`0`, `0.0`, `0x0`,
-    `[::]`, `0000::`, `::ffff:0.0.0.0`); a name is resolved as the bind would resolve it.
-    """
-    bound = HttpOptions(host=host).bind_host
-    if not bound:
-        return True
-    addresses = _numeric_addresses(bound)
-    if addresses is None:
-        try:
-            infos = socket.getaddrinfo(bound, None, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-        except (OSError, UnicodeError):
-            return False  # nothing to bind: uvicorn will say so
-        addresses = [ipaddress.ip_address(str(info[4][0]).partition("%")[0]) for info in infos]
-    return any(_is_any(address) for address in addresses)
+        return bind_host(self.host)
 
 
 _NAME = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._-]*[A-Za-z0-9_])?")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,6 +12,7 @@ import respx
 
 from server.cli import main
 from tests.conftest import COMETLY_KEY, COMETLY_URL
+from tests.startup_support import assert_refused_in_one_line, run_entry_point
 
 
 @pytest.fixture(autouse=True)
@@ -95,3 +99,77 @@ def test_settings_are_read_from_a_dotenv_file(tmp_path: Path, capsys: pytest.Cap
     out = capsys.readouterr().out
     assert "get_contact  (" in out
     assert "create_contact  (" not in out
+
+
+# --- Start-up refusals: one line on stderr, exit 2, nothing on stdout ----------------------------------------------
+
+
+def _not_sqlite(tmp_path: Path) -> str:
+    path = tmp_path / "notes.txt"
+    path.write_text("just text, long enough to not look like an empty database file", encoding="utf-8")
+    return str(path)
+
+
+def _other_sqlite(tmp_path: Path) -> str:
+    path = tmp_path / "other.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    return str(path)
+
+
+UNUSABLE_DBS: dict[str, Callable[[Path], str]] = {
+    "/dev/null": lambda _: "/dev/null",
+    "a directory": str,
+    "a missing directory": lambda tmp_path: str(tmp_path / "missing" / "sandbox.sqlite3"),
+    "a file that is not SQLite": _not_sqlite,
+    "a SQLite file that is not a sandbox": _other_sqlite,
+    "/proc/self/status": lambda _: "/proc/self/status",
+}
+
+
+@pytest.mark.parametrize("command", [["serve", "--sandbox"], ["sandbox", "--port", "0"], ["tools", "--sandbox"]])
+@pytest.mark.parametrize("db", UNUSABLE_DBS.values(), ids=UNUSABLE_DBS.keys())
+def test_an_unusable_sandbox_db_is_one_line_naming_the_option(
+    tmp_path: Path, command: list[str], db: Callable[[Path], str]
+) -> None:
+    result = run_entry_point(tmp_path, *command, "--db", db(tmp_path))
+
+    assert_refused_in_one_line(result, "--db")
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_configuration_error_from_the_sandbox_db_in_process_is_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["tools", "--sandbox", "--db", str(tmp_path)]) == 2
+
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "--db" in captured.err
+
+
+@pytest.mark.parametrize("level", ["verbose", "5", "info "])
+def test_an_unknown_log_level_is_one_line_naming_the_variable(tmp_path: Path, level: str) -> None:
+    result = run_entry_point(tmp_path, "tools", CONTACTS_MCP_LOG_LEVEL=level)
+
+    if level.strip() == "info":  # surrounding blanks are forgiven
+        assert result.returncode == 0, result.stderr
+    else:
+        assert_refused_in_one_line(result, "CONTACTS_MCP_LOG_LEVEL")
+
+
+def test_a_negative_contact_count_is_refused_before_anything_starts(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--sandbox", "--contacts", "-1"])
+
+    assert exited.value.code == 2
+    assert "--contacts" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["serve", "sandbox"])
+def test_a_port_out_of_range_is_refused_before_anything_binds(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--port", "99999"])
+
+    assert exited.value.code == 2
+    assert "99999" in capsys.readouterr().err
