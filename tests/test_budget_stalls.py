@@ -11,19 +11,18 @@ from __future__ import annotations
 import signal
 import sys
 import uuid
-from collections.abc import AsyncIterator, Sequence
 from functools import partial
 from pathlib import Path
 
 import anyio
 import pytest
 
-from server.budgets import Budget, MemoryBudget, WaitReporter, wait_reporter
+from server.budgets import Budget, WaitReporter, wait_reporter
 from server.budgets.redis_backend import RedisStore
-from server.errors import ContactsError, RateLimited, UpstreamUnavailable
+from server.errors import ContactsError, UpstreamUnavailable
 from server.settings import Rate
 from tests.redis_support import RunningRedis, running_redis
-from tests.test_budgets import MakeBudget, most_counted_at_a_send
+from tests.test_budgets import most_counted_at_a_send
 
 pytestmark = pytest.mark.anyio
 
@@ -217,47 +216,3 @@ async def _hold_through_a_pause(budget: Budget, server: RunningRedis, stopped: l
         finally:
             stopped.append(anyio.current_time())
         pytest.fail("the request must be stopped before its lease can end")
-
-
-@pytest.fixture(params=["memory", "redis"])
-async def make_budget(request: pytest.FixtureRequest) -> AsyncIterator[MakeBudget]:
-    if request.param == "memory":
-
-        def in_memory(rates: Sequence[Rate], *, may_rise: bool = False) -> Budget:
-            return MemoryBudget("test.budget", rates, may_rise=may_rise)
-
-        yield in_memory
-        return
-    url: str = request.getfixturevalue("redis_url")
-    async with RedisStore.connect(url) as store:
-
-        def in_redis(rates: Sequence[Rate], *, may_rise: bool = False) -> Budget:
-            return store.budget("test.budget", rates, account=uuid.uuid4().hex, may_rise=may_rise)
-
-        yield in_redis
-
-
-async def test_a_waiting_call_is_refused_at_once_when_a_429_makes_its_wait_too_long(make_budget: MakeBudget) -> None:
-    budget = make_budget([Rate(1, 3.0)])
-    async with budget.slot(max_wait=0):
-        pass
-    waiting = anyio.Event()
-    refused: list[RateLimited] = []
-
-    async def report(waited: float, total: float, message: str) -> None:
-        waiting.set()
-
-    async def waiter() -> None:
-        wait_reporter.set(report)
-        with pytest.raises(RateLimited) as caught:
-            async with budget.slot(max_wait=8):  # about a window to wait: it queues
-                pytest.fail("the budget is blocked for longer than this call may wait")
-        refused.append(caught.value)
-
-    with anyio.fail_after(4):  # not the 8 s it was allowed
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(waiter)
-            await waiting.wait()  # a second into its wait
-            await budget.block_for(30)  # a 429 elsewhere
-
-    assert refused[0].retry_after > 25

@@ -469,3 +469,29 @@ def test_rate_limit_overrides_parse_and_reject_nonsense() -> None:
     for bad in ("cometly.get_contact=30", "get_contact=30/60", "cometly.get_contact=0/60", "cometly.x=a/b"):
         with pytest.raises(ValueError, match=r"provider\.tool=count/seconds"):
             parse_rate_limits(bad)
+
+
+async def test_a_waiting_call_is_refused_at_once_when_a_429_makes_its_wait_too_long(make_budget: MakeBudget) -> None:
+    budget = make_budget([Rate(1, 3.0)])
+    async with budget.slot(max_wait=0):
+        pass
+    waiting = anyio.Event()
+    refused: list[RateLimited] = []
+
+    async def report(waited: float, total: float, message: str) -> None:
+        waiting.set()
+
+    async def waiter() -> None:
+        wait_reporter.set(report)
+        with pytest.raises(RateLimited) as caught:
+            async with budget.slot(max_wait=8):  # about a window to wait: it queues
+                pytest.fail("the budget is blocked for longer than this call may wait")
+        refused.append(caught.value)
+
+    with anyio.fail_after(4):  # not the 8 s it was allowed
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(waiter)
+            await waiting.wait()  # a second into its wait
+            await budget.block_for(30)  # a 429 elsewhere
+
+    assert refused[0].retry_after > 25
