@@ -32,6 +32,7 @@ import anyio
 import httpx
 from mcp import Client
 
+from bench.result_size import RecordingTransport
 from bench.tables import print_table
 from server.app import build_server
 from server.results import Redactor, as_text, shape
@@ -41,23 +42,6 @@ from server.settings import Settings, parse_rate_limits
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 UNLIMITED = "1000000/1"
 EXTRA_SECRETS = ("http-token-Zq8wPn3vKxRt0123", "redis-password-Hq7Lm2Vx")
-
-
-class RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests to `inner` and keeps every response body."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, bodies: list[bytes]) -> None:
-        self._inner = inner
-        self._bodies = bodies
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        try:
-            body = b"".join([chunk async for chunk in response.aiter_raw()])
-        finally:
-            await response.aclose()
-        self._bodies.append(body)
-        return httpx.Response(response.status_code, headers=response.headers, content=body, request=request)
 
 
 async def read_result(contacts: int) -> tuple[dict[str, Any], list[bytes]]:
@@ -70,7 +54,7 @@ async def read_result(contacts: int) -> tuple[dict[str, Any], list[bytes]]:
     bodies: list[bytes] = []
     server = build_server(
         settings,
-        transport=lambda: RecordingTransport(httpx.ASGITransport(app=app), bodies),
+        transport=lambda: RecordingTransport(httpx.ASGITransport(app=app), lambda _r, _s, body: bodies.append(body)),
         sandbox=True,
         clock=lambda: NOW,
     )

@@ -34,7 +34,7 @@ import shlex
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -86,12 +86,16 @@ class Exchange:
     """It carried custom-field conditions (a label-discovery request does not)."""
 
 
-class RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests to `inner` and records every response body's size in `log`."""
+Record = Callable[[httpx.Request, int, bytes], None]
+"""Told of each exchange: the request, the response's status and its whole body as received."""
 
-    def __init__(self, inner: httpx.AsyncBaseTransport, log: list[Exchange]) -> None:
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests to `inner`, reading each response body whole to tell `record` of it."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, record: Record) -> None:
         self._inner = inner
-        self._log = log
+        self._record = record
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await self._inner.handle_async_request(request)
@@ -99,16 +103,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
             body = b"".join([chunk async for chunk in response.aiter_raw()])
         finally:
             await response.aclose()
-        self._log.append(
-            Exchange(
-                method=request.method,
-                target=request.url.raw_path.decode("ascii"),
-                status=response.status_code,
-                body_bytes=len(body),
-                body_chars=len(body.decode("utf-8", errors="replace")),
-                filtered=any(key.startswith(CUSTOM_FIELD_FILTER) for key in request.url.params),
-            )
-        )
+        self._record(request, response.status_code, body)
         return httpx.Response(
             response.status_code,
             headers=response.headers,
@@ -373,9 +368,22 @@ async def measure(contacts: int, seed: int, typical: int) -> list[Row]:
     limits = dict.fromkeys(DEFAULT_RATE_LIMITS, (1_000_000, 1.0))
     app = create_app(contacts=contacts, seed=seed, now=NOW, rate_limits=limits)
     log: list[Exchange] = []
+
+    def record(request: httpx.Request, status: int, body: bytes) -> None:
+        log.append(
+            Exchange(
+                method=request.method,
+                target=request.url.raw_path.decode("ascii"),
+                status=status,
+                body_bytes=len(body),
+                body_chars=len(body.decode("utf-8", errors="replace")),
+                filtered=any(key.startswith(CUSTOM_FIELD_FILTER) for key in request.url.params),
+            )
+        )
+
     server = build_server(
         settings(),
-        transport=lambda: RecordingTransport(httpx.ASGITransport(app=app), log),
+        transport=lambda: RecordingTransport(httpx.ASGITransport(app=app), record),
         sandbox=True,
         clock=lambda: NOW,
     )
