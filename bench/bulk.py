@@ -51,8 +51,8 @@ from mcp_types import CallToolRequest, CallToolRequestParams, CallToolResult, Te
 
 from bench.http_load import BenchFailed, child, clean_environment, status_kib
 from bench.tables import print_table
-from server.paging import MAX_PAGE
-from server.sandbox import sandbox_environment
+from contacts_mcp.server.paging import MAX_PAGE
+from contacts_mcp.server.sandbox import sandbox_environment
 
 ENTRY = Path(sys.executable).parent / "contacts-mcp"
 """The installed entry point of this environment, as an MCP client would start it."""

@@ -3,8 +3,8 @@
     uv run python -m bench.http_load [--sessions 50] [--calls 1000] [--mode legacy|auto] [--json PATH]
     uv run python -m bench.http_load --url http://127.0.0.1:8000/mcp --token TOKEN [--pid PID]
 
-Without `--url` it starts two processes on 127.0.0.1: `python -m server sandbox` (every sandbox rate limit
-raised, so the load measures the server rather than the limits) and `python -m server serve --transport http`
+Without `--url` it starts two processes on 127.0.0.1: `python -m contacts_mcp sandbox` (every sandbox rate limit
+raised, so the load measures the server rather than the limits) and `python -m contacts_mcp serve --transport http`
 pointed at it with all three providers and its own budgets raised the same way. With `--url` it drives a
 server already running (which should have all three providers and generous budgets); `--pid` lets it read
 that server's memory.
@@ -53,9 +53,9 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp_types import CallToolResult, TextContent
 
 from bench.tables import print_table
-from server.errors import ContactsError
-from server.providers import PROVIDERS
-from server.sandbox import (
+from contacts_mcp.server.errors import ContactsError
+from contacts_mcp.server.providers import PROVIDERS
+from contacts_mcp.server.sandbox import (
     DEFAULT_RATE_LIMITS,
     sandbox_environment,
 )
@@ -607,18 +607,18 @@ _SERVER_ANNOUNCE = re.compile(r"serving MCP over .* at (http://\S+)")
 
 @asynccontextmanager
 async def sandbox_process(contacts: int = 500) -> AsyncGenerator[Child]:
-    """`python -m server sandbox` on a free loopback port with every rate limit raised; yields its root URL."""
+    """`python -m contacts_mcp sandbox` on a free loopback port with every rate limit raised; yields its root URL."""
     limits = [argument for name in DEFAULT_RATE_LIMITS for argument in ("--rate-limit", f"{name}={UNLIMITED}")]
-    command = [sys.executable, "-m", "server", "sandbox", "--port", "0", "--contacts", str(contacts), *limits]
+    command = [sys.executable, "-m", "contacts_mcp", "sandbox", "--port", "0", "--contacts", str(contacts), *limits]
     async with child("sandbox", command, clean_environment(), _SANDBOX_ANNOUNCE) as sandbox:
         yield sandbox
 
 
 @asynccontextmanager
 async def server_process(sandbox: str, token: str) -> AsyncGenerator[Child]:
-    """`python -m server serve --transport http` on a free loopback port against `sandbox`; yields its MCP URL."""
+    """`python -m contacts_mcp serve --transport http` on a free loopback port against `sandbox`; yields its MCP URL."""
     env = clean_environment() | server_environment(sandbox, token)
-    command = [sys.executable, "-m", "server", "serve", "--transport", "http", "--port", "0"]
+    command = [sys.executable, "-m", "contacts_mcp", "serve", "--transport", "http", "--port", "0"]
     async with child("MCP server", command, env, _SERVER_ANNOUNCE) as server:
         yield server
 

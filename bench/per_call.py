@@ -63,12 +63,11 @@ from mcp.client.stdio import stdio_client
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import CallToolResult, TextContent
 
-import server
-import tools
 from bench.http_load import BenchFailed, Child, child, clean_environment, cpu_seconds, reason
 from bench.tables import print_table
-from server.cli import main as contacts_mcp
-from server.sandbox import SANDBOX_KEYS, sandbox_environment
+from contacts_mcp import server, tools
+from contacts_mcp.server.cli import main as contacts_mcp
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, sandbox_environment
 
 TARGET_MS = 2.0
 """p50(ours) - p50(raw) must be at most this."""

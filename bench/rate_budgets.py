@@ -43,8 +43,8 @@ from mcp_types import TextContent
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bench.tables import print_table
-from server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
-from server.sandbox.store import ListQuery
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
+from contacts_mcp.server.sandbox.store import ListQuery
 
 GET_CONTACT = re.compile(r"/cometly/public-api/v1/contacts/[^/]+")
 ERROR_KIND = re.compile(r"\[([a-z_]+)\]")

@@ -34,10 +34,10 @@ from mcp import Client
 
 from bench.result_size import RecordingTransport
 from bench.tables import print_table
-from server.app import build_server
-from server.results import Redactor, as_text, shape
-from server.sandbox import DEFAULT_RATE_LIMITS, SANDBOX_KEYS, create_app, sandbox_settings
-from server.settings import Settings, parse_rate_limits
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.results import Redactor, as_text, shape
+from contacts_mcp.server.sandbox import DEFAULT_RATE_LIMITS, SANDBOX_KEYS, create_app, sandbox_settings
+from contacts_mcp.server.settings import Settings, parse_rate_limits
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 UNLIMITED = "1000000/1"

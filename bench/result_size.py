@@ -47,13 +47,13 @@ from mcp_types import TextContent
 from starlette.applications import Starlette
 
 from bench.tables import print_table
-from server.app import SANDBOX_NOTE, build_server
-from server.providers.cometly import Cometly
-from server.results import CHARS_PER_TOKEN
-from server.sandbox import DEFAULT_RATE_LIMITS, create_app, sandbox_of, sandbox_settings
-from server.sandbox.cometly import MAX_BROWSING_HITS
-from server.sandbox.store import ListQuery
-from server.settings import Settings, parse_rate_limits
+from contacts_mcp.server.app import SANDBOX_NOTE, build_server
+from contacts_mcp.server.providers.cometly import Cometly
+from contacts_mcp.server.results import CHARS_PER_TOKEN
+from contacts_mcp.server.sandbox import DEFAULT_RATE_LIMITS, create_app, sandbox_of, sandbox_settings
+from contacts_mcp.server.sandbox.cometly import MAX_BROWSING_HITS
+from contacts_mcp.server.sandbox.store import ListQuery
+from contacts_mcp.server.settings import Settings, parse_rate_limits
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 """The sandbox's and the server's now: the same data and the same date resolution on every run."""

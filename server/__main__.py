@@ -1,7 +1,7 @@
-"""`python -m server` runs the `contacts-mcp` command."""
+"""`python -m contacts_mcp.server` runs the `contacts-mcp` command."""
 
 import sys
 
-from server.cli import main
+from .cli import main
 
 sys.exit(main())

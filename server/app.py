@@ -28,14 +28,14 @@ from mcp.server.mcpserver.exceptions import ToolError
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import AnyUrl, ValidationError
 
-from server.budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
-from server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
-from server.providers import PROVIDERS, Provider
-from server.results import CHARS_PER_TOKEN, Redactor, as_text, fit, secrets_of, shape
-from server.settings import Settings
-from server.state import AppState, SharedState
-from tools.contacts import register_contact_tools
-from tools.server import About, register_server_tools
+from ..tools.contacts import register_contact_tools
+from ..tools.server import About, register_server_tools
+from .budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
+from .errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from .providers import PROVIDERS, Provider
+from .results import CHARS_PER_TOKEN, Redactor, as_text, fit, secrets_of, shape
+from .settings import Settings
+from .state import AppState, SharedState
 
 logger = logging.getLogger(__name__)
 

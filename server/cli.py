@@ -26,14 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from server.errors import ConfigurationError
-from server.results import Redactor, redact_logs, secrets_of
-from server.settings import MIN_TOKEN_CHARS, Rate, Settings, load_settings, parse_rate_limits
+from .errors import ConfigurationError
+from .results import Redactor, redact_logs, secrets_of
+from .settings import MIN_TOKEN_CHARS, Rate, Settings, load_settings, parse_rate_limits
 
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from server.app import ContactsServer
+    from .app import ContactsServer
 
 logger = logging.getLogger("contacts_mcp")
 
@@ -148,7 +148,7 @@ at start and printed once with the base URLs. Without it they answer 401, with a
 
 
 def _fault_kinds(text: str) -> tuple[str, ...]:
-    from server.sandbox.faults import parse_kinds  # deferred: only the sandbox command imports the sandbox
+    from .sandbox.faults import parse_kinds  # deferred: only the sandbox command imports the sandbox
 
     try:
         return parse_kinds(text)
@@ -212,9 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "sandbox":
                 return _run_sandbox(args)
             case "demo":
-                from server.demo import run_demo
+                from .demo import run_demo
 
-                return anyio.run(run_demo, [sys.executable, "-m", "server", "serve", "--sandbox"])
+                return anyio.run(run_demo, [sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"])
             case _:
                 pass
         settings = load_settings()
@@ -251,8 +251,8 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     """The MCP server backed by an in-process sandbox (no port, no network, no real credentials)."""
     import httpx
 
-    from server.app import build_server
-    from server.sandbox import sandbox_settings
+    from .app import build_server
+    from .sandbox import sandbox_settings
 
     app = _sandbox_app(args, "contacts-mcp")
     sandboxed = settings.model_copy(update=sandbox_settings("http://sandbox"))
@@ -260,7 +260,7 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
 
 
 def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Namespace) -> int:
-    from server.app import build_server
+    from .app import build_server
 
     transport: str = getattr(args, "transport", "stdio")  # `contacts-mcp` alone means `serve` over stdio
     if getattr(args, "stateless", False) and transport != "http":
@@ -271,12 +271,12 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
     # which otherwise rescan it while a bulk result of thousands of contacts is built.
     gc.freeze()
     if transport == "stdio":
-        from server.stdio import run_stdio  # deferred, as server.app is: `sandbox` and `demo` never load the SDK
+        from .stdio import run_stdio  # deferred, as server.app is: `sandbox` and `demo` never load the SDK
 
         logger.info("contacts-mcp serving over stdio%s", data)
         run_stdio(server)
         return 0
-    from server.web import HttpOptions, http_app, listener_options  # deferred: uvicorn and the HTTP transports
+    from .web import HttpOptions, http_app, listener_options  # deferred: uvicorn and the HTTP transports
 
     options = HttpOptions(
         transport="sse" if transport == "sse" else "http", host=args.host, port=args.port, stateless=args.stateless
@@ -326,8 +326,8 @@ def _sandbox_app(args: argparse.Namespace, command: str, **options: Any) -> Star
     Raises:
         ConfigurationError: If `--db` cannot hold a sandbox, or an option is refused; naming what to change.
     """
-    from server.sandbox import create_app
-    from server.sandbox.store import UnusableDatabase
+    from .sandbox import create_app
+    from .sandbox.store import UnusableDatabase
 
     try:
         return create_app(db_path=args.db, contacts=args.contacts, **options)
@@ -348,7 +348,7 @@ def _control_token(host: str, allow_remote: bool) -> tuple[str | None, bool]:
     Raises:
         ConfigurationError: If `host` is off loopback without `--allow-remote`, or the token set is too short.
     """
-    from server.binds import is_loopback  # deferred with the rest of the sandbox; loads no MCP or HTTP module
+    from .binds import is_loopback  # deferred with the rest of the sandbox; loads no MCP or HTTP module
 
     remote = not is_loopback(host)
     if remote and not allow_remote:
@@ -369,8 +369,8 @@ def _control_token(host: str, allow_remote: bool) -> tuple[str | None, bool]:
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
-    from server.sandbox import sandbox_environment
-    from server.sandbox.faults import Faults
+    from .sandbox import sandbox_environment
+    from .sandbox.faults import Faults
 
     token, generated = _control_token(args.host, args.allow_remote)
     limits: dict[str, tuple[Rate, ...]] = {}
@@ -419,8 +419,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
 async def _print_tools(settings: Settings, as_json: bool, server: ContactsServer | None = None) -> int:
     from mcp import Client
 
-    from server.app import build_server, configured_providers
-    from server.providers import PROVIDERS
+    from .app import build_server, configured_providers
+    from .providers import PROVIDERS
 
     if server is None:
         providers = configured_providers(settings)
@@ -452,7 +452,7 @@ async def _print_tools(settings: Settings, as_json: bool, server: ContactsServer
 async def _call(settings: Settings, tool: str, raw_arguments: str, server: ContactsServer | None = None) -> int:
     from mcp import Client
 
-    from server.app import build_server
+    from .app import build_server
 
     try:
         arguments = json.loads(raw_arguments)

@@ -17,7 +17,7 @@ import anyio
 from mcp import Client, StdioServerParameters
 from mcp_types import CallToolResult, TextContent
 
-from server.app import SANDBOX_NOTE
+from .app import SANDBOX_NOTE
 
 RESULT_CHARS = 400
 

@@ -30,8 +30,8 @@ from urllib.parse import quote
 import anyio
 import httpx
 
-from server.budgets import Budget, Budgets, Observation
-from server.errors import (
+from .budgets import Budget, Budgets, Observation
+from .errors import (
     AuthenticationFailed,
     ContactsError,
     NotFound,
@@ -40,7 +40,7 @@ from server.errors import (
     UpstreamUnavailable,
     ValidationFailed,
 )
-from server.results import Redactor
+from .results import Redactor
 
 logger = logging.getLogger(__name__)
 

@@ -22,12 +22,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from server.cursors import decode_fields
-from server.errors import ValidationFailed
-from server.providers.base import Provider
-from server.results import CHARS_PER_TOKEN, PAGE_CAPS, as_text, row_chars, shape, shape_contact
-from tools.dates import resolve_range
-from tools.models import AppliedFilter, Contact, ContactPage, FilterCondition, ListContactsQuery, Range, Truncated
+from ..tools.dates import resolve_range
+from ..tools.models import AppliedFilter, Contact, ContactPage, FilterCondition, ListContactsQuery, Range, Truncated
+from .cursors import decode_fields
+from .errors import ValidationFailed
+from .providers.base import Provider
+from .results import CHARS_PER_TOKEN, PAGE_CAPS, as_text, row_chars, shape, shape_contact
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
-from server.settings import Settings
+from .settings import Settings
 
 REDACTED = "[redacted]"
 MIN_SECRET_CHARS = 8

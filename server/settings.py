@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from server.errors import ConfigurationError
+from .errors import ConfigurationError
 
 MIN_TOKEN_CHARS = 16
 """The shortest `CONTACTS_MCP_HTTP_TOKEN` accepted: a guessable token is no protection."""

@@ -10,9 +10,9 @@ from typing import Any
 
 import anyio
 
-from server.budgets import Budgets
-from server.errors import NotSupported
-from server.providers.base import Provider
+from .budgets import Budgets
+from .errors import NotSupported
+from .providers.base import Provider
 
 
 @dataclass(frozen=True)

@@ -37,11 +37,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.app import ContactsServer
-from server.binds import bind_host, binds_every_address, is_loopback
-from server.connections import Limits, collapse_repeated_logs, raise_descriptor_limit, uvicorn_options
-from server.errors import ConfigurationError
-from server.settings import Settings
+from .app import ContactsServer
+from .binds import bind_host, binds_every_address, is_loopback
+from .connections import Limits, collapse_repeated_logs, raise_descriptor_limit, uvicorn_options
+from .errors import ConfigurationError
+from .settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -20,9 +20,9 @@ from mcp_types import CallToolResult, TextContent
 from pydantic import SecretStr
 from starlette.applications import Starlette
 
-from server.app import ContactsServer, build_server
-from server.sandbox import sandbox_settings
-from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings
+from contacts_mcp.server.app import ContactsServer, build_server
+from contacts_mcp.server.sandbox import sandbox_settings
+from contacts_mcp.server.settings import ClemtaSettings, CometlySettings, HighLevelSettings, Settings
 from tests.contracts import recording
 from tests.contracts.checks import contracts
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import anyio
 import pytest
 
-from server.budgets import Budget, WaitReporter, wait_reporter
-from server.budgets.redis_backend import RedisStore
-from server.errors import ContactsError, UpstreamUnavailable
-from server.settings import Rate
+from contacts_mcp.server.budgets import Budget, WaitReporter, wait_reporter
+from contacts_mcp.server.budgets.redis_backend import RedisStore
+from contacts_mcp.server.errors import ContactsError, UpstreamUnavailable
+from contacts_mcp.server.settings import Rate
 from tests.redis_support import RunningRedis, running_redis
 from tests.test_budgets import most_counted_at_a_send
 
@@ -31,8 +31,8 @@ import sys
 
 import anyio
 
-from server.budgets.redis_backend import RedisStore
-from server.settings import Rate
+from contacts_mcp.server.budgets.redis_backend import RedisStore
+from contacts_mcp.server.settings import Rate
 
 
 async def main(url: str, account: str, lease: float, window: float) -> None:

@@ -22,11 +22,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mcp import Client
 
-from server.app import build_server
-from server.budgets import Budget, MemoryBudget, Observation, wait_reporter
-from server.budgets.redis_backend import RedisStore
-from server.errors import RateLimited
-from server.settings import Rate, parse_rate_limits
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.budgets import Budget, MemoryBudget, Observation, wait_reporter
+from contacts_mcp.server.budgets.redis_backend import RedisStore
+from contacts_mcp.server.errors import RateLimited
+from contacts_mcp.server.settings import Rate, parse_rate_limits
 from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio

@@ -11,8 +11,8 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
-from server.settings import Rate, Settings
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.settings import Rate, Settings
 from tests.conftest import CLEMTA_COMPANY, CLEMTA_KEY, clemta_settings, text_of
 
 pytestmark = pytest.mark.anyio

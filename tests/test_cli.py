@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import respx
 
-from server.cli import main
+from contacts_mcp.server.cli import main
 from tests.conftest import COMETLY_KEY, COMETLY_URL
 from tests.startup_support import assert_refused_in_one_line, run_entry_point
 

@@ -11,8 +11,8 @@ import anyio
 import httpx
 import pytest
 
-from server.errors import RateLimited, UpstreamUnavailable, ValidationFailed
-from server.providers.cometly_fields import (
+from contacts_mcp.server.errors import RateLimited, UpstreamUnavailable, ValidationFailed
+from contacts_mcp.server.providers.cometly_fields import (
     MORE_SAMPLE_SIZE,
     NO_CONTACT_TTL_SECONDS,
     SAMPLE_SIZE,
@@ -24,12 +24,12 @@ from server.providers.cometly_fields import (
     named_slots,
     resolve_field,
 )
-from server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
-from server.sandbox.generator import LABELS
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
+from contacts_mcp.server.sandbox.generator import LABELS
+from contacts_mcp.tools.models import CustomField, UnresolvedField, custom_field
 from tests.sandbox.support import NOW as SANDBOX_NOW
 from tests.sandbox.support import UNLIMITED
 from tests.shuffle_support import ShuffledKeys, shuffled
-from tools.models import CustomField, UnresolvedField, custom_field
 
 NOW = datetime(2026, 3, 15, 9, 30, 5, 123456)
 """The Space's wall-clock time in the discovery tests (naive, as Cometly reads dates)."""

@@ -270,7 +270,7 @@ async def test_list_contacts_passes_the_cursor_and_reads_custom_fields_from_top_
 
 
 async def test_list_contacts_converts_times_with_an_offset_into_the_space_timezone(cometly: respx.MockRouter) -> None:
-    from server.app import build_server
+    from contacts_mcp.server.app import build_server
     from tests.conftest import make_settings
 
     settings = make_settings()
@@ -384,7 +384,7 @@ async def test_create_contact_posts_the_documented_body_and_returns_the_new_cont
 
 
 async def test_tools_work_over_the_legacy_handshake_that_older_desktop_clients_use(cometly: respx.MockRouter) -> None:
-    from server.app import build_server
+    from contacts_mcp.server.app import build_server
     from tests.conftest import make_settings
 
     cometly.get("/contacts/5").respond(200, json={"id": 5, "emails": ["e@example.com"]})

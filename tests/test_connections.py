@@ -19,7 +19,7 @@ import uvicorn
 from anyio.abc import SocketStream
 from starlette.types import Message, Receive, Scope, Send
 
-from server.connections import Limits, RepeatCollapse, raise_descriptor_limit, uvicorn_options
+from contacts_mcp.server.connections import Limits, RepeatCollapse, raise_descriptor_limit, uvicorn_options
 
 pytestmark = pytest.mark.anyio
 

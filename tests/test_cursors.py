@@ -24,10 +24,10 @@ from mcp import Client
 from mcp_types import CallToolResult
 from starlette.applications import Starlette
 
-from server.errors import ValidationFailed
-from server.paging import MAX_PAGE, RESUME_PREFIX, Resume
-from server.providers.clemta import MAX_SKIP, decode_cursor, encode_cursor
-from server.sandbox import create_app, sandbox_of
+from contacts_mcp.server.errors import ValidationFailed
+from contacts_mcp.server.paging import MAX_PAGE, RESUME_PREFIX, Resume
+from contacts_mcp.server.providers.clemta import MAX_SKIP, decode_cursor, encode_cursor
+from contacts_mcp.server.sandbox import create_app, sandbox_of
 from tests.conftest import sandboxed_server, text_of
 from tests.sandbox.support import NOW, UNLIMITED
 

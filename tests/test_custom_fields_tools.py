@@ -14,11 +14,11 @@ import respx
 from mcp import Client
 from starlette.applications import Starlette
 
-from server.app import ContactsServer, build_server
-from server.providers.cometly_fields import MORE_SAMPLE_SIZE, SAMPLE_SIZE
-from server.sandbox import create_app, sandbox_of, sandbox_settings
-from server.sandbox.generator import LABELS
-from server.settings import CometlySettings, Rate
+from contacts_mcp.server.app import ContactsServer, build_server
+from contacts_mcp.server.providers.cometly_fields import MORE_SAMPLE_SIZE, SAMPLE_SIZE
+from contacts_mcp.server.sandbox import create_app, sandbox_of, sandbox_settings
+from contacts_mcp.server.sandbox.generator import LABELS
+from contacts_mcp.server.settings import CometlySettings, Rate
 from tests.conftest import COMETLY_KEY, COMETLY_URL, make_settings, text_of
 from tests.sandbox.support import NOW as SANDBOX_NOW
 from tests.sandbox.support import UNLIMITED

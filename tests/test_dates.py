@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.errors import ValidationFailed
-from tools.dates import DATE_FORMATS_HELP, DateRange, period, resolve_range
+from contacts_mcp.server.errors import ValidationFailed
+from contacts_mcp.tools.dates import DATE_FORMATS_HELP, DateRange, period, resolve_range
 
 UTC_ZONE = ZoneInfo("UTC")
 NEW_YORK = ZoneInfo("America/New_York")

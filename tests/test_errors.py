@@ -10,7 +10,7 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
+from contacts_mcp.server.app import build_server
 from tests.conftest import COMETLY_KEY, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
@@ -181,7 +181,7 @@ async def test_an_unknown_tool_is_not_supported_and_names_the_tools_there_are(cl
 async def test_a_bug_in_the_server_is_an_internal_error_without_details(
     cometly: respx.MockRouter, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from server.providers.cometly import Cometly
+    from contacts_mcp.server.providers.cometly import Cometly
 
     def broken(self: Cometly, body: Any) -> Any:
         raise RuntimeError(f"secret detail {COMETLY_KEY}")

@@ -21,11 +21,11 @@ import respx
 from mcp import Client
 from pydantic import JsonValue, SecretStr, ValidationError
 
-from server import http
-from server.app import build_server
-from server.cli import main
-from server.providers import PROVIDERS
-from server.sandbox import (
+from contacts_mcp.server import http
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.cli import main
+from contacts_mcp.server.providers import PROVIDERS
+from contacts_mcp.server.sandbox import (
     FAULT_KINDS,
     FaultKind,
     FaultPlan,
@@ -34,8 +34,8 @@ from server.sandbox import (
     sandbox_of,
     sandbox_settings,
 )
-from server.sandbox.generator import FIRST_ID
-from server.settings import CometlySettings, Rate, Settings
+from contacts_mcp.server.sandbox.generator import FIRST_ID
+from contacts_mcp.server.settings import CometlySettings, Rate, Settings
 from tests.conftest import COMETLY_URL, make_settings, text_of
 from tests.sandbox.serving import serve
 from tests.sandbox.support import UNLIMITED

@@ -27,17 +27,17 @@ from mcp import Client
 from mcp_types import CallToolResult, ListToolsResult
 from starlette.applications import Starlette
 
-from server.app import SANDBOX_NOTE
-from server.providers import PROVIDERS
-from server.providers.clemta import encode_cursor
-from server.sandbox import create_app, sandbox_of
-from server.sandbox.generator import LABELS, generate
-from server.sandbox.store import clemta_id_for, highlevel_id_for
-from server.settings import Rate
+from contacts_mcp.server.app import SANDBOX_NOTE
+from contacts_mcp.server.providers import PROVIDERS
+from contacts_mcp.server.providers.clemta import encode_cursor
+from contacts_mcp.server.sandbox import create_app, sandbox_of
+from contacts_mcp.server.sandbox.generator import LABELS, generate
+from contacts_mcp.server.sandbox.store import clemta_id_for, highlevel_id_for
+from contacts_mcp.server.settings import Rate
+from contacts_mcp.tools.contacts import SERVER_TOOLS
+from contacts_mcp.tools.models import OPERATORS, Operator, slot_type
 from tests.conftest import sandboxed_server, text_of
 from tests.sandbox.support import NOW, SEED, UNLIMITED
-from tools.contacts import SERVER_TOOLS
-from tools.models import OPERATORS, Operator, slot_type
 
 EXAMPLES = 250
 """Examples per tool: enough to reach every branch of the strategies within the file's time budget."""
@@ -757,7 +757,7 @@ def server_errors(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
         f"{record.name}: {record.getMessage()}"
         for record in caplog.records
-        if record.levelno >= logging.ERROR and record.name.split(".")[0] in ("server", "tools")
+        if record.levelno >= logging.ERROR and record.name.split(".")[0] == "contacts_mcp"
     ]
 
 

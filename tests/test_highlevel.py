@@ -11,8 +11,8 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
-from server.settings import Settings
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.settings import Settings
 from tests.conftest import HIGHLEVEL_KEY, HIGHLEVEL_LOCATION, highlevel_settings, make_all_settings, text_of
 
 pytestmark = pytest.mark.anyio

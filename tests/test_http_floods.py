@@ -22,8 +22,8 @@ import pytest
 from anyio.abc import SocketStream
 
 from bench.http_load import rss_kib
-from server.connections import HEAD_TIMEOUT_SECONDS, Limits
-from server.web import MAX_SESSIONS
+from contacts_mcp.server.connections import HEAD_TIMEOUT_SECONDS, Limits
+from contacts_mcp.server.web import MAX_SESSIONS
 from tests.http_support import TOKEN, Served, serve_http
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="lowers descriptors, reads /proc")

@@ -22,10 +22,10 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from pydantic import SecretStr
 
-from server.app import build_server
-from server.errors import ConfigurationError
-from server.settings import Rate, Settings
-from server.web import (
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.errors import ConfigurationError
+from contacts_mcp.server.settings import Rate, Settings
+from contacts_mcp.server.web import (
     Allowed,
     Authority,
     HttpOptions,

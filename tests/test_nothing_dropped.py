@@ -16,16 +16,16 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
-from server.providers import clemta as clemta_provider
-from server.providers import cometly as cometly_provider
-from server.providers import cometly_fields
-from server.providers import highlevel as highlevel_provider
-from server.providers.base import Destination, Dropped
-from server.settings import Settings
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.providers import clemta as clemta_provider
+from contacts_mcp.server.providers import cometly as cometly_provider
+from contacts_mcp.server.providers import cometly_fields
+from contacts_mcp.server.providers import highlevel as highlevel_provider
+from contacts_mcp.server.providers.base import Destination, Dropped
+from contacts_mcp.server.settings import Settings
+from contacts_mcp.tools.models import iso_utc
 from tests.conftest import HIGHLEVEL_LOCATION, clemta_settings, highlevel_settings, make_settings, text_of
 from tests.contracts.examples import full_example
-from tools.models import iso_utc
 
 pytestmark = pytest.mark.anyio
 

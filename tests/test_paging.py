@@ -11,10 +11,10 @@ import pytest
 import respx
 from mcp import Client
 
-from server import paging
-from server.app import build_server
-from server.paging import RESUME_PREFIX, Resume
-from server.settings import Rate
+from contacts_mcp.server import paging
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.paging import RESUME_PREFIX, Resume
+from contacts_mcp.server.settings import Rate
 from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio

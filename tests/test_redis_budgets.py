@@ -21,12 +21,12 @@ import respx
 from mcp import Client, StdioServerParameters
 from pydantic import SecretStr
 
-from server.app import build_server
-from server.budgets import BudgetSpec, Observation, open_budgets
-from server.budgets.redis_backend import RedisStore, shown_url
-from server.errors import ConfigurationError
-from server.sandbox import SANDBOX_KEYS
-from server.settings import Rate
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.budgets import BudgetSpec, Observation, open_budgets
+from contacts_mcp.server.budgets.redis_backend import RedisStore, shown_url
+from contacts_mcp.server.errors import ConfigurationError
+from contacts_mcp.server.sandbox import SANDBOX_KEYS
+from contacts_mcp.server.settings import Rate
 from tests.conftest import COMETLY_KEY, make_settings, text_of
 from tests.redis_support import free_port, redis_server
 from tests.test_budgets import max_in_any_window
@@ -132,7 +132,12 @@ def test_the_server_exits_2_naming_redis_when_it_is_unreachable_at_start() -> No
     }
 
     finished = subprocess.run(
-        [sys.executable, "-m", "server", "serve"], env=env, capture_output=True, text=True, timeout=60, check=False
+        [sys.executable, "-m", "contacts_mcp", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert finished.returncode == 2, finished.stderr
@@ -174,7 +179,7 @@ async def test_server_processes_sharing_redis_draw_no_429_from_the_upstream(redi
             "CONTACTS_MCP_MAX_WAIT_SECONDS": "60",
             "CONTACTS_MCP_REDIS_URL": redis_url,
         }
-        server = StdioServerParameters(command=sys.executable, args=["-m", "server", "serve"], env=env)
+        server = StdioServerParameters(command=sys.executable, args=["-m", "contacts_mcp", "serve"], env=env)
         async with Client(server) as first, Client(server) as second:
 
             async def call(client: Client) -> None:

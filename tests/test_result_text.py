@@ -9,8 +9,8 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server
-from server.results import as_text, fit, shape
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.results import as_text, fit, shape
 from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio

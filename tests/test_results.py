@@ -9,8 +9,8 @@ import pytest
 import respx
 from mcp import Client
 
-from server.app import build_server, classify
-from server.results import CONTACT_CAPS, PAGE_CAPS, as_text, shape
+from contacts_mcp.server.app import build_server, classify
+from contacts_mcp.server.results import CONTACT_CAPS, PAGE_CAPS, as_text, shape
 from tests.conftest import make_settings, text_of
 
 pytestmark = pytest.mark.anyio

@@ -19,11 +19,11 @@ import pytest
 import respx
 from mcp import Client
 
-from server import http
-from server.app import build_server
-from server.budgets import Observation
-from server.http import DAY_SECONDS, rate_limit_observations, wait_after_429
-from server.settings import parse_rate_limits
+from contacts_mcp.server import http
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.budgets import Observation
+from contacts_mcp.server.http import DAY_SECONDS, rate_limit_observations, wait_after_429
+from contacts_mcp.server.settings import parse_rate_limits
 from tests.conftest import (
     CLEMTA_COMPANY,
     HIGHLEVEL_KEY,
@@ -395,7 +395,9 @@ async def test_a_429_after_the_days_last_request_fails_at_once_saying_so(
     assert retry_after_in(text_of(first)) == DAY_SECONDS
     assert text_of(second).startswith("[rate_limited]")  # the day rule holds it back, nothing sent
     assert route.call_count == 1  # neither waited out nor retried, though Retry-After said 0
-    ours = [record for record in caplog.records if record.name.startswith("server.")]  # httpx's own is off in serve
+    ours = [
+        record for record in caplog.records if record.name.startswith("contacts_mcp.")
+    ]  # httpx's own is off in serve
     logged = "\n".join(record.getMessage() for record in ours)
     assert "daily limit used up" in logged
     for secret in (HIGHLEVEL_KEY, HIGHLEVEL_LOCATION, "x@example.com", "x%40example.com", "locationId"):

@@ -17,9 +17,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server import cli
-from server.cli import main
-from server.sandbox import SANDBOX_KEYS, sandbox_of
+from contacts_mcp.server import cli
+from contacts_mcp.server.cli import main
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, sandbox_of
 from tests.http_support import ENTRY_POINT
 
 pytestmark = pytest.mark.anyio

@@ -15,15 +15,15 @@ import pytest
 from mcp import Client
 from pydantic import SecretStr
 
-from server.app import SANDBOX_NOTE, build_server
-from server.demo import run_demo
-from server.sandbox import (
+from contacts_mcp.server.app import SANDBOX_NOTE, build_server
+from contacts_mcp.server.demo import run_demo
+from contacts_mcp.server.sandbox import (
     COMETLY_INACTIVE_KEY,
     SANDBOX_KEYS,
     create_app,
     sandbox_settings,
 )
-from server.settings import CometlySettings, Settings, parse_rate_limits
+from contacts_mcp.server.settings import CometlySettings, Settings, parse_rate_limits
 from tests.conftest import text_of
 from tests.sandbox.serving import serve
 
@@ -153,14 +153,14 @@ async def test_a_429_caused_by_someone_else_on_the_key_is_waited_out() -> None:
 async def test_the_demo_runs_the_tour_over_stdio_and_exits_0() -> None:
     out = io.StringIO()
 
-    status = await run_demo([sys.executable, "-m", "server", "serve", "--sandbox"], out=out)
+    status = await run_demo([sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"], out=out)
 
     assert status == 0, out.getvalue()
     assert "All 7 steps worked" in out.getvalue()
 
 
 async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
-    from server.cli import _sandboxed  # pyright: ignore[reportPrivateUsage]
+    from contacts_mcp.server.cli import _sandboxed  # pyright: ignore[reportPrivateUsage]
 
     class Args:
         db = ":memory:"

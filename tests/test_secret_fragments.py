@@ -24,10 +24,10 @@ from mcp import Client
 from mcp_types import CallToolResult
 from pydantic import SecretStr
 
-from server.app import build_server
-from server.http import QUOTED_CHARS
-from server.results import CONTACT_CAPS, PAGE_CAPS, REDACTED, RedactingFilter, Redactor, secrets_of
-from server.settings import CometlySettings, Settings, parse_rate_limits
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.http import QUOTED_CHARS
+from contacts_mcp.server.results import CONTACT_CAPS, PAGE_CAPS, REDACTED, RedactingFilter, Redactor, secrets_of
+from contacts_mcp.server.settings import CometlySettings, Settings, parse_rate_limits
 from tests.conftest import COMETLY_URL, make_settings, text_of
 
 pytestmark = pytest.mark.anyio

@@ -23,8 +23,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from pydantic import SecretStr
 
-from server.app import build_server
-from server.results import REDACTED, RedactingFilter, Redactor, secrets_of
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.results import REDACTED, RedactingFilter, Redactor, secrets_of
 from tests.conftest import COMETLY_KEY, make_settings, text_of
 from tests.http_support import ENTRY_POINT, local_http_server, server_environment
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from server.settings import CometlySettings, Settings
+from contacts_mcp.server.settings import CometlySettings, Settings
 from tests.conftest import COMETLY_KEY
 from tests.startup_support import PASSWORD, assert_refused_in_one_line, run_entry_point
 

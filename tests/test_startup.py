@@ -20,7 +20,13 @@ from tests.conftest import COMETLY_KEY
 
 pytestmark = pytest.mark.anyio
 
-LAZY = ("server.sandbox", "server.web", "server.demo", "server.budgets.redis_backend", "redis")
+LAZY = (
+    "contacts_mcp.server.sandbox",
+    "contacts_mcp.server.web",
+    "contacts_mcp.server.demo",
+    "contacts_mcp.server.budgets.redis_backend",
+    "redis",
+)
 """Modules only some paths need: the sandbox, HTTP transports, the demo, Redis-shared budgets."""
 
 _CHILD = """
@@ -29,7 +35,7 @@ def _record():
     with open(os.environ["MODULES_OUT"], "w", encoding="utf-8") as out:
         json.dump(sorted(sys.modules), out)
 atexit.register(_record)
-from server.cli import main
+from contacts_mcp.server.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 
@@ -61,19 +67,19 @@ def loaded(modules: set[str], package: str) -> bool:
 async def test_the_stdio_server_imports_no_sandbox_http_transport_demo_or_redis(tmp_path: Path) -> None:
     modules = await modules_after_serving(tmp_path, "serve")
 
-    assert "server.app" in modules  # the check sees the server's own modules
+    assert "contacts_mcp.server.app" in modules  # the check sees the server's own modules
     assert [package for package in LAZY if loaded(modules, package)] == []
 
 
 async def test_the_sandbox_is_imported_when_asked_for(tmp_path: Path) -> None:
     modules = await modules_after_serving(tmp_path, "serve", "--sandbox")
 
-    assert loaded(modules, "server.sandbox")
-    assert not loaded(modules, "server.web")
+    assert loaded(modules, "contacts_mcp.server.sandbox")
+    assert not loaded(modules, "contacts_mcp.server.web")
 
 
 async def test_redis_is_imported_when_budgets_are_shared_through_it(tmp_path: Path, redis_url: str) -> None:
     modules = await modules_after_serving(tmp_path, "serve", CONTACTS_MCP_REDIS_URL=redis_url)
 
     assert loaded(modules, "redis")
-    assert not loaded(modules, "server.sandbox")
+    assert not loaded(modules, "contacts_mcp.server.sandbox")

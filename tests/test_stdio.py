@@ -33,7 +33,7 @@ from mcp_types import (
     JSONRPCResponse,
 )
 
-from server.stdio import StdioLimits, screen, serve_stream
+from contacts_mcp.server.stdio import StdioLimits, screen, serve_stream
 from tests.conftest import COMETLY_KEY, text_of
 from tests.http_support import ENTRY_POINT, local_http_server, server_environment
 

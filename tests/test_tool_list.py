@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from mcp import Client
 
-from server.app import build_server
-from server.errors import ConfigurationError
-from server.settings import Settings, load_settings
+from contacts_mcp.server.app import build_server
+from contacts_mcp.server.errors import ConfigurationError
+from contacts_mcp.server.settings import Settings, load_settings
 from tests.conftest import clemta_settings, highlevel_settings, make_all_settings, make_settings, text_of
 
 pytestmark = pytest.mark.anyio
@@ -235,7 +235,7 @@ async def test_asking_a_provider_for_what_it_cannot_do_is_not_supported_and_name
 
 
 def test_a_default_provider_that_is_not_configured_stops_the_server() -> None:
-    from server.errors import ConfigurationError
+    from contacts_mcp.server.errors import ConfigurationError
 
     with pytest.raises(ConfigurationError, match="CONTACTS_MCP_DEFAULT_PROVIDER"):
         build_server(make_settings(default_provider="highlevel"))

@@ -14,13 +14,13 @@ from mcp_types import ToolAnnotations
 from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from server.errors import ConfigurationError, ValidationFailed
-from server.paging import MAX_RESULTS, list_query, read_contacts
-from server.providers import PROVIDERS
-from server.providers.base import Capability, Provider
-from server.state import AppState
-from tools.dates import DATE_FORMATS_HELP
-from tools.models import (
+from ..server.errors import ConfigurationError, ValidationFailed
+from ..server.paging import MAX_RESULTS, list_query, read_contacts
+from ..server.providers import PROVIDERS
+from ..server.providers.base import Capability, Provider
+from ..server.state import AppState
+from .dates import DATE_FORMATS_HELP
+from .models import (
     MAX_JOURNEY_ITEMS,
     Address,
     Contact,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from server.errors import ValidationFailed
+from ..server.errors import ValidationFailed
 
 DATE_FORMATS_HELP = (
     "YYYY-MM-DD, YYYY-MM-DD HH:MM:SS, ISO 8601 with offset (2026-01-15T09:30:00+01:00), YYYY-MM, "

@@ -23,8 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from server.errors import ValidationFailed
-from tools.dates import DateRange, period
+from ..server.errors import ValidationFailed
+from .dates import DateRange, period
 
 # --- Results -------------------------------------------------------------------------------------------------------
 

@@ -17,12 +17,12 @@ from mcp.server.mcpserver.resources import FunctionResource
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
 
-from server.budgets.base import limits_text
-from server.errors import ContactsError
-from server.providers.base import Provider
-from server.state import AppState, SharedState
-from tools.contacts import READ, SERVER_TOOLS, ToolContext, provider_argument
-from tools.models import CustomFields
+from ..server.budgets.base import limits_text
+from ..server.errors import ContactsError
+from ..server.providers.base import Provider
+from ..server.state import AppState, SharedState
+from .contacts import READ, SERVER_TOOLS, ToolContext, provider_argument
+from .models import CustomFields
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import asynccontextmanager
 
-from server.budgets.base import (
+from .base import (
     Budget,
     Budgets,
     BudgetSpec,
@@ -22,7 +22,7 @@ from server.budgets.base import (
     fingerprint,
     wait_reporter,
 )
-from server.budgets.memory import MemoryBudget
+from .memory import MemoryBudget
 
 __all__ = [
     "Budget",
@@ -48,7 +48,7 @@ async def open_budgets(specs: Mapping[str, BudgetSpec], *, redis_url: str | None
     if redis_url is None:
         yield Budgets({name: MemoryBudget(name, spec.rates, may_rise=spec.may_rise) for name, spec in specs.items()})
         return
-    from server.budgets.redis_backend import RedisStore  # only when configured: the client is not small
+    from .redis_backend import RedisStore  # only when configured: the client is not small
 
     async with RedisStore.connect(redis_url) as store:
         yield Budgets(

@@ -42,8 +42,8 @@ from dataclasses import dataclass
 
 import anyio
 
-from server.errors import ConfigurationError, RateLimited
-from server.settings import Rate
+from ..errors import ConfigurationError, RateLimited
+from ..settings import Rate
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from itertools import islice
 
 import anyio
 
-from server.budgets.base import Budget, Observation, WaitProgress, effective_count
-from server.settings import Rate
+from ..settings import Rate
+from .base import Budget, Observation, WaitProgress, effective_count
 
 
 class _Rule:

@@ -46,9 +46,9 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from server.budgets.base import Budget, Observation, WaitProgress
-from server.errors import ConfigurationError, UpstreamUnavailable
-from server.settings import Rate
+from ..errors import ConfigurationError, UpstreamUnavailable
+from ..settings import Rate
+from .base import Budget, Observation, WaitProgress
 
 logger = logging.getLogger(__name__)
 

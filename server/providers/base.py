@@ -18,12 +18,12 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import JsonValue
 
-from server.budgets import Budgets
-from server.errors import NotSupported, UpstreamUnavailable, ValidationFailed
-from server.http import ErrorReader, Upstream
-from server.results import Redactor, secrets_of
-from server.settings import ProviderSettings, Rate, Settings
-from tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
+from ...tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
+from ..budgets import Budgets
+from ..errors import NotSupported, UpstreamUnavailable, ValidationFailed
+from ..http import ErrorReader, Upstream
+from ..results import Redactor, secrets_of
+from ..settings import ProviderSettings, Rate, Settings
 
 Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
 UTC_ZONE = ZoneInfo("UTC")

@@ -29,11 +29,22 @@ import httpx
 import phonenumbers
 from pydantic import JsonValue, ValidationError
 
-from server.budgets import Budgets
-from server.cursors import decode_fields
-from server.errors import ContactsError, NotFound, NotSupported, PermissionDenied, ValidationFailed
-from server.http import Upstream, path, quoted
-from server.providers.base import (
+from ...tools.models import (
+    ClemtaDetails,
+    Contact,
+    ContactPage,
+    CustomFields,
+    GetContactQuery,
+    ListContactsQuery,
+    NewContact,
+    iso_utc,
+)
+from ..budgets import Budgets
+from ..cursors import decode_fields
+from ..errors import ContactsError, NotFound, NotSupported, PermissionDenied, ValidationFailed
+from ..http import Upstream, path, quoted
+from ..settings import ClemtaSettings, Rate, Settings
+from .base import (
     Capability,
     Clock,
     Destination,
@@ -44,17 +55,6 @@ from server.providers.base import (
     unexpected_shape,
     unmapped,
     upstream_id,
-)
-from server.settings import ClemtaSettings, Rate, Settings
-from tools.models import (
-    ClemtaDetails,
-    Contact,
-    ContactPage,
-    CustomFields,
-    GetContactQuery,
-    ListContactsQuery,
-    NewContact,
-    iso_utc,
 )
 
 _CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")

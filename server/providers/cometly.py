@@ -21,10 +21,22 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import JsonValue
 
-from server.budgets import Budgets
-from server.errors import ContactsError, ValidationFailed
-from server.http import QueryParams, Upstream, path
-from server.providers.base import (
+from ...tools.models import (
+    CometlyDetails,
+    Contact,
+    ContactPage,
+    CustomFields,
+    FilterCondition,
+    GetContactQuery,
+    ListContactsQuery,
+    NewContact,
+    iso_utc,
+)
+from ..budgets import Budgets
+from ..errors import ContactsError, ValidationFailed
+from ..http import QueryParams, Upstream, path
+from ..settings import CometlySettings, Rate, Settings
+from .base import (
     Capability,
     Clock,
     Destination,
@@ -35,7 +47,7 @@ from server.providers.base import (
     unmapped,
     upstream_id,
 )
-from server.providers.cometly_fields import (
+from .cometly_fields import (
     FieldCache,
     Labels,
     discover,
@@ -43,18 +55,6 @@ from server.providers.cometly_fields import (
     named_slots,
     named_unresolved,
     resolve_field,
-)
-from server.settings import CometlySettings, Rate, Settings
-from tools.models import (
-    CometlyDetails,
-    Contact,
-    ContactPage,
-    CustomFields,
-    FilterCondition,
-    GetContactQuery,
-    ListContactsQuery,
-    NewContact,
-    iso_utc,
 )
 
 logger = logging.getLogger(__name__)

@@ -48,9 +48,9 @@ from typing import Any, cast
 
 import anyio
 
-from server.errors import UpstreamUnavailable, ValidationFailed
-from server.providers.base import unexpected_shape
-from tools.models import SLOT_PATTERN, CustomField, UnresolvedField, custom_field
+from ...tools.models import SLOT_PATTERN, CustomField, UnresolvedField, custom_field
+from ..errors import UpstreamUnavailable, ValidationFailed
+from .base import unexpected_shape
 
 Fetch = Callable[[list[tuple[str, str]]], Awaitable[Any]]
 """Sends `GET /contacts` with these query pairs and returns the decoded JSON body."""

@@ -26,10 +26,21 @@ from typing import Any, ClassVar, cast
 import httpx
 from pydantic import JsonValue, ValidationError
 
-from server.budgets import Budgets
-from server.errors import ContactsError, NotFound, ValidationFailed
-from server.http import Upstream, path
-from server.providers.base import (
+from ...tools.models import (
+    Contact,
+    CustomField,
+    CustomFields,
+    GetContactQuery,
+    HighLevelDetails,
+    NewContact,
+    SlotType,
+    iso_utc,
+)
+from ..budgets import Budgets
+from ..errors import ContactsError, NotFound, ValidationFailed
+from ..http import Upstream, path
+from ..settings import HighLevelSettings, Rate, Settings
+from .base import (
     Capability,
     Clock,
     Destination,
@@ -41,18 +52,7 @@ from server.providers.base import (
     unmapped,
     upstream_id,
 )
-from server.providers.cometly_fields import FieldCache
-from server.settings import HighLevelSettings, Rate, Settings
-from tools.models import (
-    Contact,
-    CustomField,
-    CustomFields,
-    GetContactQuery,
-    HighLevelDetails,
-    NewContact,
-    SlotType,
-    iso_utc,
-)
+from .cometly_fields import FieldCache
 
 logger = logging.getLogger(__name__)
 

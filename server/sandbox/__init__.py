@@ -6,12 +6,12 @@ sandbox_of(app).faults.set(Faults(kinds=("503", "reset")))  # and now it fails, 
 ```
 """
 
-from server.sandbox.app import SANDBOX_KEYS, create_app, sandbox_environment, sandbox_of, sandbox_settings
-from server.sandbox.clemta import COMPANY_ID as CLEMTA_COMPANY_ID
-from server.sandbox.cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
-from server.sandbox.faults import FAULT_KINDS, FaultKind, FaultPlan, Faults
-from server.sandbox.highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
-from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS
+from .app import SANDBOX_KEYS, create_app, sandbox_environment, sandbox_of, sandbox_settings
+from .clemta import COMPANY_ID as CLEMTA_COMPANY_ID
+from .cometly import INACTIVE_KEY as COMETLY_INACTIVE_KEY
+from .faults import FAULT_KINDS, FaultKind, FaultPlan, Faults
+from .highlevel import LOCATION_ID as HIGHLEVEL_LOCATION_ID
+from .ratelimit import DEFAULT_RATE_LIMITS
 
 __all__ = [
     "CLEMTA_COMPANY_ID",

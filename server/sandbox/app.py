@@ -30,14 +30,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from server.sandbox import clemta, cometly, highlevel
-from server.sandbox.faults import CONTROL_PATH, FaultPlan, Faults, inject
-from server.sandbox.generator import LABELS, generate
-from server.sandbox.model import aware_utc
-from server.sandbox.ratelimit import DEFAULT_RATE_LIMITS, SlidingWindowLimiter
-from server.sandbox.routing import Sandbox, Vendor
-from server.sandbox.store import Store
-from server.settings import ClemtaSettings, CometlySettings, HighLevelSettings
+from ..settings import ClemtaSettings, CometlySettings, HighLevelSettings
+from . import clemta, cometly, highlevel
+from .faults import CONTROL_PATH, FaultPlan, Faults, inject
+from .generator import LABELS, generate
+from .model import aware_utc
+from .ratelimit import DEFAULT_RATE_LIMITS, SlidingWindowLimiter
+from .routing import Sandbox, Vendor
+from .store import Store
 
 SANDBOX_KEYS: Mapping[str, str] = MappingProxyType(
     {"cometly": "sbx-cm-9fQ2xL7vTq4Wz8Kd", "highlevel": "sbx-hl-R3nY6pV1sJ8mC5Ga", "clemta": "sbx-cl-T7kD2wH9bX4qN6Ue"}

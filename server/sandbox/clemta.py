@@ -22,10 +22,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.model import COUNTRIES, EMAIL, ContactRow, NewContact, Profile, Stamped, split_phone, unix
-from server.sandbox.ratelimit import Decision
-from server.sandbox.routing import Caller, Sandbox, Vendor, anonymous, guarded, same_key, standard_rate_headers
-from server.sandbox.store import CLEMTA_SORTS, ClemtaQuery
+from .model import COUNTRIES, EMAIL, ContactRow, NewContact, Profile, Stamped, split_phone, unix
+from .ratelimit import Decision
+from .routing import Caller, Sandbox, Vendor, anonymous, guarded, same_key, standard_rate_headers
+from .store import CLEMTA_SORTS, ClemtaQuery
 
 COMPANY_ID = "64b8f1a2e4b0c8d9f0c0ffee"
 """The sandbox company every contact belongs to (Clemta's `company_id`, a 24-hex ObjectId)."""

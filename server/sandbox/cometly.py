@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.filters import parse_conditions
-from server.sandbox.laravel import Cursor, ValidationErrors, attribute, is_numeric, parse_boolean, parse_integer
-from server.sandbox.model import (
+from .filters import parse_conditions
+from .laravel import Cursor, ValidationErrors, attribute, is_numeric, parse_boolean, parse_integer
+from .model import (
     DATETIME_FORMAT,
     EMAIL,
     SLOT_COUNT,
@@ -46,8 +46,8 @@ from server.sandbox.model import (
     unix,
     utc_text,
 )
-from server.sandbox.ratelimit import Decision
-from server.sandbox.routing import (
+from .ratelimit import Decision
+from .routing import (
     Caller,
     Sandbox,
     Vendor,
@@ -57,7 +57,7 @@ from server.sandbox.routing import (
     same_key,
     standard_rate_headers,
 )
-from server.sandbox.store import ListQuery
+from .store import ListQuery
 
 PREFIX = "/cometly/public-api/v1"
 

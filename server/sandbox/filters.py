@@ -23,8 +23,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from server.sandbox.laravel import ValidationErrors, attribute, is_numeric, parse_integer
-from server.sandbox.model import SlotType, parse_day, parse_slot_key, slot_key, slot_type
+from .laravel import ValidationErrors, attribute, is_numeric, parse_integer
+from .model import SlotType, parse_day, parse_slot_key, slot_key, slot_type
 
 MAX_CONDITIONS = 10
 

@@ -14,7 +14,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from server.sandbox.model import (
+from .model import (
     COUNTRIES,
     Attribution,
     BrowsingHit,

@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.sandbox.model import (
+from .model import (
     COUNTRIES,
     EMAIL,
     SLOT_COUNT,
@@ -40,8 +40,8 @@ from server.sandbox.model import (
     stable_base62,
     unix,
 )
-from server.sandbox.ratelimit import Decision
-from server.sandbox.routing import (
+from .ratelimit import Decision
+from .routing import (
     Caller,
     Handler,
     Sandbox,
@@ -51,7 +51,7 @@ from server.sandbox.routing import (
     guarded,
     same_key,
 )
-from server.sandbox.store import Duplicate
+from .store import Duplicate
 
 API_VERSION = "2021-07-28"
 """The only `Version` header value the contacts API accepts."""

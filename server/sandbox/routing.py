@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from server.sandbox.faults import FaultPlan
-from server.sandbox.ratelimit import Decision, SlidingWindowLimiter
-from server.sandbox.store import Store
+from .faults import FaultPlan
+from .ratelimit import Decision, SlidingWindowLimiter
+from .store import Store
 
 Handler = Callable[[Request], Awaitable[Response]]
 

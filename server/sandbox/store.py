@@ -26,8 +26,8 @@ from typing import Any, TypeVar
 
 import anyio.to_thread
 
-from server.sandbox.filters import Condition, condition_sql, register_functions
-from server.sandbox.model import (
+from .filters import Condition, condition_sql, register_functions
+from .model import (
     SLOT_COUNT,
     Attribution,
     BrowsingHit,

@@ -58,7 +58,7 @@ from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from server.undocumented import SILENCES, Silence, Vendor
+from contacts_mcp.server.undocumented import SILENCES, Silence, Vendor
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 """The vendors' own files (`../shared/reference` beside the repository)."""

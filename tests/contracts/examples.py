@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from server.undocumented import Vendor
+from contacts_mcp.server.undocumented import Vendor
 from tests.contracts.checks import JSON, Received, Resolver, contracts
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)

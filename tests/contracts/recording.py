@@ -34,11 +34,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.types import Message, Receive, Scope, Send
 
-from server.http import Upstream
-from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS, sandbox_environment
-from server.sandbox.app import SandboxApp
-from server.sandbox.faults import FaultPlan
-from server.undocumented import Vendor
+from contacts_mcp.server.http import Upstream
+from contacts_mcp.server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS, sandbox_environment
+from contacts_mcp.server.sandbox.app import SandboxApp
+from contacts_mcp.server.sandbox.faults import FaultPlan
+from contacts_mcp.server.undocumented import Vendor
 from tests.contracts.checks import LABELS, VENDOR_LABELS, Received, Sent, Violation, Who, contracts
 
 _SANDBOX_PREFIXES: dict[Vendor, str] = {

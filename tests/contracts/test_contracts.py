@@ -16,11 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.http import Upstream
-from server.sandbox import SANDBOX_KEYS, Faults
-from server.sandbox.app import SandboxApp
-from server.sandbox.faults import FaultPlan
-from server.undocumented import SILENCES, Silence, Vendor
+from contacts_mcp.server.http import Upstream
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, Faults
+from contacts_mcp.server.sandbox.app import SandboxApp
+from contacts_mcp.server.sandbox.faults import FaultPlan
+from contacts_mcp.server.undocumented import SILENCES, Silence, Vendor
 from tests.contracts import recording
 from tests.contracts.checks import JSON, Received, Resolver, Sent, Violation, contracts, php_query, sample
 from tests.contracts.examples import documented_answers, full_example

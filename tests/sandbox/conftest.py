@@ -8,9 +8,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server.sandbox import create_app, sandbox_of
-from server.sandbox.generator import generate
-from server.sandbox.model import NewContact
+from contacts_mcp.server.sandbox import create_app, sandbox_of
+from contacts_mcp.server.sandbox.generator import generate
+from contacts_mcp.server.sandbox.model import NewContact
 from tests.sandbox.support import COUNT, NOW, SEED, UNLIMITED, MakeApp, client_for
 
 

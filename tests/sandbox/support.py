@@ -9,7 +9,7 @@ from typing import Protocol
 import httpx
 from starlette.applications import Starlette
 
-from server.sandbox import DEFAULT_RATE_LIMITS, SANDBOX_KEYS
+from contacts_mcp.server.sandbox import DEFAULT_RATE_LIMITS, SANDBOX_KEYS
 
 NOW = datetime(2026, 3, 15, 12, 0, 0, tzinfo=UTC)
 """The pinned "now" of every test app: noon, so the seconds a test takes never change the day."""

@@ -8,8 +8,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server.sandbox import sandbox_of
-from server.sandbox.model import NewContact
+from contacts_mcp.server.sandbox import sandbox_of
+from contacts_mcp.server.sandbox.model import NewContact
 from tests.sandbox.support import CLEMTA
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ import re
 import httpx
 import pytest
 
-from server.sandbox import CLEMTA_COMPANY_ID, sandbox_of
-from server.sandbox.model import NewContact
+from contacts_mcp.server.sandbox import CLEMTA_COMPANY_ID, sandbox_of
+from contacts_mcp.server.sandbox.model import NewContact
 from tests.sandbox.support import CLEMTA, COMETLY, CONTACTS_PATH, HIGHLEVEL, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

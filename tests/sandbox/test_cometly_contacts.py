@@ -7,9 +7,9 @@ from typing import Any
 import httpx
 import pytest
 
-from server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS
-from server.sandbox.generator import LABELS
-from server.sandbox.model import NewContact
+from contacts_mcp.server.sandbox import COMETLY_INACTIVE_KEY, SANDBOX_KEYS
+from contacts_mcp.server.sandbox.generator import LABELS
+from contacts_mcp.server.sandbox.model import NewContact
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, NOW, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server.sandbox.model import CustomValue, NewContact
+from contacts_mcp.server.sandbox.model import CustomValue, NewContact
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, EVERYTHING, NOW, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

@@ -10,8 +10,8 @@ import anyio
 import httpx
 import pytest
 
-from server.sandbox.generator import LABELS
-from server.sandbox.model import NewContact, unix, utc_text
+from contacts_mcp.server.sandbox.generator import LABELS
+from contacts_mcp.server.sandbox.model import NewContact, unix, utc_text
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, EVERYTHING
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from starlette.applications import Starlette
 
-from server.sandbox import create_app, sandbox_of
+from contacts_mcp.server.sandbox import create_app, sandbox_of
 from tests.sandbox.support import COMETLY, NOW, UNLIMITED, client_for
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ import json
 import anyio
 import pytest
 
-from server.sandbox import Faults, sandbox_of
+from contacts_mcp.server.sandbox import Faults, sandbox_of
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from server.sandbox.generator import FIRST_ID, LABELS, generate
-from server.sandbox.model import COUNTRIES, NewContact, SlotType, slot_type, unix
+from contacts_mcp.server.sandbox.generator import FIRST_ID, LABELS, generate
+from contacts_mcp.server.sandbox.model import COUNTRIES, NewContact, SlotType, slot_type, unix
 from tests.sandbox.support import NOW
 
 E164 = re.compile(r"\+[1-9]\d{7,14}")

@@ -8,9 +8,9 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from server.sandbox import HIGHLEVEL_LOCATION_ID, sandbox_of
-from server.sandbox.highlevel import CUSTOM_FIELD_IDS
-from server.sandbox.model import NewContact
+from contacts_mcp.server.sandbox import HIGHLEVEL_LOCATION_ID, sandbox_of
+from contacts_mcp.server.sandbox.highlevel import CUSTOM_FIELD_IDS
+from contacts_mcp.server.sandbox.model import NewContact
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, HIGHLEVEL, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ import anyio
 import httpx
 import pytest
 
-from server.sandbox import DEFAULT_RATE_LIMITS, HIGHLEVEL_LOCATION_ID, create_app
-from server.sandbox.ratelimit import SlidingWindowLimiter
+from contacts_mcp.server.sandbox import DEFAULT_RATE_LIMITS, HIGHLEVEL_LOCATION_ID, create_app
+from contacts_mcp.server.sandbox.ratelimit import SlidingWindowLimiter
 from tests.sandbox.support import CLEMTA, COMETLY, CONTACTS_PATH, EVERYTHING, HIGHLEVEL, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio

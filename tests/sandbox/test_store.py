@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from server.sandbox import sandbox_of
-from server.sandbox.model import NewContact, Stamped
-from server.sandbox.store import ListQuery, Store, UnusableDatabase
+from contacts_mcp.server.sandbox import sandbox_of
+from contacts_mcp.server.sandbox.model import NewContact, Stamped
+from contacts_mcp.server.sandbox.store import ListQuery, Store, UnusableDatabase
 from tests.sandbox.support import COMETLY, CONTACTS_PATH, EVERYTHING, MakeApp, client_for
 
 pytestmark = pytest.mark.anyio
