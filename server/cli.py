@@ -14,14 +14,17 @@ Everything about the sandbox and the HTTP transports is imported only when asked
 from __future__ import annotations
 
 import argparse
+import errno
 import gc
 import json
 import logging
 import os
 import secrets
+import socket
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -38,6 +41,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("contacts_mcp")
 
 EXIT_CONFIGURATION = 2
+SANDBOX_ROOT = "http://sandbox"
+"""Where a `--sandbox` command's providers reach the sandbox in process (no port, no network)."""
 SANDBOX_TOKEN_VARIABLE = "CONTACTS_MCP_SANDBOX_TOKEN"
 """The bearer token the sandbox's control routes require; without it one is generated when off loopback."""
 
@@ -217,9 +222,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return anyio.run(run_demo, [sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"])
             case _:
                 pass
-        settings = load_settings()
+        sandbox: bool = getattr(args, "sandbox", False)
+        settings = _sandbox_settings() if sandbox else load_settings()
         redact_logs(Redactor(secrets_of(settings)))
-        sandbox = getattr(args, "sandbox", False)
         match args.command:
             case "tools":
                 return anyio.run(_print_tools, settings, args.json, _sandboxed(settings, args) if sandbox else None)
@@ -247,15 +252,42 @@ def _leaves(group: BaseExceptionGroup[ConfigurationError]) -> list[Configuration
     ]
 
 
+def _sandbox_settings() -> Settings:
+    """The settings of a `--sandbox` command: the server's own, with the sandbox's providers.
+
+    Read, from the environment and `.env` as ever (and refused, in one line, when invalid): the
+    `CONTACTS_MCP_*` settings that shape what is served and how, so the sandbox shows the
+    configuration one will run: READ_ONLY, TOOLS, DEFAULT_PROVIDER, MAX_WAIT_SECONDS,
+    TIMEOUT_SECONDS, RATE_LIMITS, MAX_RESPONSE_BYTES, MAX_RESULT_TOKENS, CUSTOM_FIELDS_TTL_SECONDS,
+    and for `--transport http|sse` HTTP_TOKEN, ALLOWED_HOSTS and ALLOWED_ORIGINS.
+
+    Ignored, never read, so a half-configured or wrong `.env` cannot stop the no-account path:
+    every `COMETLY_*`, `HIGHLEVEL_*` and `CLEMTA_*` setting, the timezones included (the sandbox
+    brings its own keys, URLs and ids, and its Cometly Space keeps its dates in UTC, so date words
+    read the same everywhere); and `CONTACTS_MCP_REDIS_URL`, since every process embeds a sandbox
+    of its own whose limits no other process shares, so its budgets stay in the process.
+
+    Raises:
+        ConfigurationError: If a setting it reads is invalid, naming it and where it came from.
+    """
+    from .sandbox import sandbox_settings
+
+    return load_settings(providers=sandbox_settings(SANDBOX_ROOT), unread=("redis_url",))
+
+
 def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
-    """The MCP server backed by an in-process sandbox (no port, no network, no real credentials)."""
+    """The MCP server backed by an in-process sandbox (no port, no network, no real credentials).
+
+    Its providers are the sandbox's and its budgets stay in the process, whatever `settings` hold
+    (`_sandbox_settings()` has never read the others).
+    """
     import httpx
 
     from .app import build_server
     from .sandbox import sandbox_settings
 
     app = _sandbox_app(args, "contacts-mcp")
-    sandboxed = settings.model_copy(update=sandbox_settings("http://sandbox"))
+    sandboxed = settings.model_copy(update={**sandbox_settings(SANDBOX_ROOT), "redis_url": None})
     return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 
@@ -271,12 +303,16 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
     # which otherwise rescan it while a bulk result of thousands of contacts is built.
     gc.freeze()
     if transport == "stdio":
-        from .stdio import run_stdio  # deferred, as server.app is: `sandbox` and `demo` never load the SDK
+        # deferred, as server.app is: `sandbox` and `demo` never load the SDK
+        from .stdio import StdioLimits, serve_stdio
 
-        logger.info("contacts-mcp serving over stdio%s", data)
-        run_stdio(server)
+        async def stdio() -> None:
+            logger.info("contacts-mcp serving over stdio%s", data)
+            await serve_stdio(server, StdioLimits())
+
+        anyio.run(_opened, server.state.hold, stdio)
         return 0
-    from .web import HttpOptions, http_app, listener_options  # deferred: uvicorn and the HTTP transports
+    from .web import HttpOptions, http_app, listener_options, warn_if_open  # deferred: uvicorn, HTTP transports
 
     options = HttpOptions(
         transport="sse" if transport == "sse" else "http", host=args.host, port=args.port, stateless=args.stateless
@@ -287,37 +323,148 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
     def announce(root: str) -> None:
         logger.info("contacts-mcp serving MCP over %s at %s%s%s", kind, root, options.path, data)
 
-    _run_uvicorn(app, host=options.bind_host, port=args.port, announce=announce, **listener_options())
+    def listening() -> dict[str, Any]:
+        warn_if_open(settings)
+        return listener_options()
+
+    _run_uvicorn(
+        app, host=options.bind_host, port=args.port, announce=announce, hold=server.state.hold, listening=listening
+    )
     return 0
 
 
-def _run_uvicorn(app: Any, *, host: str, port: int, announce: Callable[[str], None], **config: Any) -> None:
-    """Serve `app` with uvicorn, logging through ours (stderr), and `announce` its root URL once bound.
+async def _opened(
+    hold: Callable[[], AbstractAsyncContextManager[object]], serve: Callable[[], Awaitable[None]]
+) -> None:
+    """Open the server's shared state (`hold`), then `serve` while holding it.
 
-    `config` adds to uvicorn's settings (`serve` passes its connection guard and limits).
+    Everything the lifespan connects to (Redis for shared budgets today; a database would join it
+    there) is opened here, before a word is served or logged, so a `ConfigurationError` it raises
+    (unreachable, refused credentials) reaches `main()` plainly: one line, exit 2, not a traceback
+    from inside uvicorn's or the SDK's task groups. The SDK's and the HTTP app's own entries into
+    the lifespan then share what is open.
+    """
+    async with hold():
+        await serve()
+
+
+def _listen(host: str, port: int, command: str) -> list[socket.socket]:
+    """Sockets listening on `port` at every address `host` resolves to, bound as asyncio's `create_server` would.
+
+    Bound here, before uvicorn starts (it takes them through `serve(sockets=...)`), so that an address
+    this process cannot have is one line naming the option to change, not uvicorn's exit in a
+    traceback. Port 0 picks a free port, as before.
+
+    Raises:
+        ConfigurationError: If `host` does not resolve or is not this machine's (naming --host), or the port
+            is in use or not permitted (naming --port).
+    """
+    shown = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigurationError(
+            f"{command}: --host {host[:80]!r} is not an address of this machine or a name that resolves ({reason}); "
+            "give one of its addresses, e.g. --host 127.0.0.1"
+        ) from None
+    listeners: list[socket.socket] = []
+    try:
+        for family, kind, protocol, _, address in dict.fromkeys(infos):
+            try:
+                listener = socket.socket(family, kind, protocol)
+            except OSError:
+                continue  # a family this system cannot open, which asyncio skips too
+            listeners.append(listener)
+            if os.name == "posix":
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            listener.bind(address)
+            listener.listen()  # uvicorn listens again with its own backlog
+            listener.setblocking(False)
+    except OSError as exc:
+        for listener in listeners:
+            listener.close()
+        raise ConfigurationError(_unbindable(exc, command, host, port, shown)) from None
+    if not listeners:
+        raise ConfigurationError(f"{command}: cannot open a socket for --host {host[:80]!r}; e.g. --host 127.0.0.1")
+    return listeners
+
+
+def _unbindable(exc: OSError, command: str, host: str, port: int, shown: str) -> str:
+    """What to change when binding `shown` failed with `exc`."""
+    match exc.errno:
+        case errno.EADDRINUSE:
+            return (
+                f"{command}: {shown} is already in use; choose another --port (--port 0 picks a free one), "
+                "or stop the program that holds it"
+            )
+        case errno.EADDRNOTAVAIL:
+            return f"{command}: --host {host} is not an address of this machine; give one it has, e.g. --host 127.0.0.1"
+        case errno.EACCES | errno.EPERM:
+            return (
+                f"{command}: not permitted to listen on {shown}: ports below 1024 need privileges; choose "
+                "another --port, 1024 or above (--port 0 picks a free one)"
+            )
+        case _:
+            return f"{command}: cannot listen on {shown} ({exc.strerror or exc}); change --host or --port"
+
+
+def _run_uvicorn(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    announce: Callable[[str], None],
+    command: str = "contacts-mcp",
+    hold: Callable[[], AbstractAsyncContextManager[object]] = nullcontext,
+    listening: Callable[[], dict[str, Any]] = dict,
+) -> None:
+    """Listen on `host`:`port`, open `hold`, then serve `app` with uvicorn, logging through ours (stderr).
+
+    `announce` gets the root URL once serving. `listening` runs once the socket and `hold` are
+    open, and returns settings to add to uvicorn's (`serve` passes its connection guard and limits,
+    and logs them then, so a refusal at start stays the only line).
+
+    Raises:
+        ConfigurationError: If the address cannot be had (`_listen`), or `hold` cannot open.
     """
     import uvicorn
 
-    uvicorn_config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, log_level="warning", access_log=False, lifespan="on", **config
-    )
-    server = uvicorn.Server(uvicorn_config)
+    listeners = _listen(host, port, command)
+    try:
 
-    async def announce_when_started() -> None:
-        while not server.started:  # uvicorn offers a flag, not an event
-            if server.should_exit:
-                return
-            await anyio.sleep(0.05)
-        bound = server.servers[0].sockets[0].getsockname()[1]
-        announce(f"http://{f'[{host}]' if ':' in host else host}:{bound}")
+        async def serve() -> None:
+            uvicorn_config = uvicorn.Config(
+                app,
+                host=host,
+                port=port,
+                log_config=None,
+                log_level="warning",
+                access_log=False,
+                lifespan="on",
+                **listening(),
+            )
+            server = uvicorn.Server(uvicorn_config)
 
-    async def run() -> None:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(announce_when_started)
-            await server.serve()
-            tg.cancel_scope.cancel()
+            async def announce_when_started() -> None:
+                while not server.started:  # uvicorn offers a flag, not an event
+                    if server.should_exit:
+                        return
+                    await anyio.sleep(0.05)
+                bound = server.servers[0].sockets[0].getsockname()[1]
+                announce(f"http://{f'[{host}]' if ':' in host else host}:{bound}")
 
-    anyio.run(run)
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(announce_when_started)
+                await server.serve(sockets=listeners)
+                tg.cancel_scope.cancel()
+
+        anyio.run(_opened, hold, serve)
+    finally:
+        for listener in listeners:
+            listener.close()
 
 
 def _sandbox_app(args: argparse.Namespace, command: str, **options: Any) -> Starlette:
@@ -369,6 +516,7 @@ def _control_token(host: str, allow_remote: bool) -> tuple[str | None, bool]:
 
 
 def _run_sandbox(args: argparse.Namespace) -> int:
+    from .binds import bind_host
     from .sandbox import sandbox_environment
     from .sandbox.faults import Faults
 
@@ -412,7 +560,8 @@ def _run_sandbox(args: argparse.Namespace) -> int:
             shown = token if generated else f"${SANDBOX_TOKEN_VARIABLE}"
             print(f"  control: {root}/_sandbox/faults needs Authorization: Bearer {shown}", flush=True)
 
-    _run_uvicorn(app, host=args.host, port=args.port, announce=announce)
+    host = bind_host(args.host)
+    _run_uvicorn(app, host=host, port=args.port, announce=announce, command="contacts-mcp sandbox")
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -58,9 +59,22 @@ class _Tour:
 
 
 async def run_demo(command: list[str], *, out: TextIO = sys.stdout, now: Callable[[], datetime] | None = None) -> int:
-    """Run the tour against the server started by `command`; 0 when every step worked, else 1."""
+    """Run the tour against the server started by `command`; 0 when every step worked, else 1.
+
+    The server reads none of the settings of the person running the demo: the SDK hands it only a
+    few safe variables of the environment (PATH, HOME, ...) and this its log level, and it starts in
+    an empty directory, so no `.env` applies either. The tour shows what the tools do and checks an
+    installation; a `.env` that serves fewer tools, is read-only, or is broken must not fail it.
+    """
     today = (now or (lambda: datetime.now(UTC)))()
-    params = StdioServerParameters(command=command[0], args=command[1:], env={"CONTACTS_MCP_LOG_LEVEL": "WARNING"})
+    with tempfile.TemporaryDirectory(prefix="contacts-mcp-demo-") as empty:
+        params = StdioServerParameters(
+            command=command[0], args=command[1:], env={"CONTACTS_MCP_LOG_LEVEL": "WARNING"}, cwd=empty
+        )
+        return await _tour(params, out, today)
+
+
+async def _tour(params: StdioServerParameters, out: TextIO, today: datetime) -> int:
     try:
         with anyio.fail_after(120):
             async with Client(params) as client:

@@ -2,18 +2,25 @@
 
 Nothing here runs at import: `load_settings()` is called from `main()`, and tests build the models
 directly, so a developer's `.env` never leaks into a test run.
+
+An empty value means "not set", in the environment and in `.env` alike (`env_ignore_empty`): an MCP
+client bundle passes a setting its user left blank as `NAME=""`, which must neither be refused nor
+hide the `.env` file's value.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypedDict, get_args
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from dotenv import dotenv_values
 from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -151,7 +158,7 @@ Timezone = Annotated[str, AfterValidator(_known_zone)]
 class CometlySettings(ProviderSettings):
     """Cometly: `COMETLY_API_KEY`, `COMETLY_BASE_URL`, `COMETLY_TIMEZONE`."""
 
-    model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="COMETLY_", extra="ignore", env_ignore_empty=True)
 
     base_url: str = "https://app.cometly.com/public-api/v1"
     timezone: Timezone = "UTC"
@@ -164,7 +171,7 @@ class HighLevelSettings(ProviderSettings):
     The key is a private integration token or an OAuth access token of a sub-account (location).
     """
 
-    model_config = SettingsConfigDict(env_prefix="HIGHLEVEL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="HIGHLEVEL_", extra="ignore", env_ignore_empty=True)
 
     base_url: str = "https://services.leadconnectorhq.com"
     location_id: str | None = None
@@ -174,13 +181,21 @@ class HighLevelSettings(ProviderSettings):
 class ClemtaSettings(ProviderSettings):
     """Clemta: `CLEMTA_API_KEY`, `CLEMTA_BASE_URL`, `CLEMTA_COMPANY_ID`, `CLEMTA_TIMEZONE`."""
 
-    model_config = SettingsConfigDict(env_prefix="CLEMTA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CLEMTA_", extra="ignore", env_ignore_empty=True)
 
     base_url: str = "https://api.clemta.com"
     company_id: str | None = None
     """The company whose contacts are listed and created (Clemta requires it on both)."""
     timezone: Timezone = "UTC"
     """The timezone list date ranges and date words are read in (Clemta itself counts in Unix time)."""
+
+
+class ProviderModels(TypedDict):
+    """One settings model per provider, as `Settings` holds them."""
+
+    cometly: CometlySettings
+    highlevel: HighLevelSettings
+    clemta: ClemtaSettings
 
 
 def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
@@ -209,7 +224,7 @@ def parse_rate_limits(text: str) -> dict[str, tuple[Rate, ...]]:
 class Settings(BaseSettings):
     """The server's own settings (`CONTACTS_MCP_*`) and one nested model per provider."""
 
-    model_config = SettingsConfigDict(env_prefix="CONTACTS_MCP_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="CONTACTS_MCP_", extra="ignore", env_ignore_empty=True)
 
     cometly: CometlySettings = Field(default_factory=CometlySettings)
     highlevel: HighLevelSettings = Field(default_factory=HighLevelSettings)
@@ -292,18 +307,58 @@ _ENV_PREFIXES: dict[type[BaseSettings], str] = {
 }
 
 
-def _configuration_error(model: type[BaseSettings], exc: ValidationError) -> ConfigurationError:
+def _origin(variable: str, env_file: Path | None, in_file: Mapping[str, str | None]) -> str | None:
+    """Where the value of `variable` came from, as pydantic-settings chose it: the environment wins over the file.
+
+    Names match case-insensitively and an empty value counts as not set, as they do for pydantic-settings.
+    """
+    if any(name.upper() == variable and value != "" for name, value in os.environ.items()):
+        return "the environment"
+    if env_file is not None and any(name.upper() == variable and value for name, value in in_file.items()):
+        return str(env_file.absolute())
+    return None
+
+
+def _is_secret(model: type[BaseSettings], field: str) -> bool:
+    info = model.model_fields.get(field)
+    annotation = info.annotation if info is not None else None
+    return annotation is SecretStr or SecretStr in get_args(annotation)
+
+
+def _configuration_error(model: type[BaseSettings], exc: ValidationError, env_file: Path | None) -> ConfigurationError:
+    """One line naming each refused variable and where its value came from, never the value of a secret."""
     prefix = _ENV_PREFIXES[model]
-    problems = [f"{prefix}{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
-    return ConfigurationError("invalid configuration: " + "; ".join(problems))
+    in_file = dotenv_values(env_file, encoding="utf-8") if env_file is not None else {}
+    problems: list[str] = []
+    for error in exc.errors(include_url=False):
+        field = str(error["loc"][0]) if error["loc"] else ""
+        variable = f"{prefix}{field.upper()}"
+        message = error["msg"].removeprefix("Value error, ")
+        given = error.get("input")
+        if _is_secret(model, field) and isinstance(given, str) and given.strip() and given in message:
+            message = message.replace(given, "***")
+        origin = _origin(variable, env_file, in_file)
+        problems.append(f"{variable}{f' in {origin}' if origin else ''}: {message}")
+    return ConfigurationError("contacts-mcp: " + "; ".join(dict.fromkeys(problems)))
 
 
-def load_settings(env_file: Path | None = Path(".env")) -> Settings:
+def load_settings(
+    env_file: Path | None = Path(".env"),
+    *,
+    providers: ProviderModels | None = None,
+    unread: Collection[str] = (),
+) -> Settings:
     """Read the settings from the environment and, when it exists, `env_file`.
+
+    Args:
+        env_file: The `.env` file to read, when it exists; the environment wins over it.
+        providers: Use these provider settings and read no `COMETLY_*`, `HIGHLEVEL_*` or `CLEMTA_*`
+            variable at all (the sandbox's, which needs no account).
+        unread: Fields of `Settings` to leave at their defaults without reading their variables.
 
     Raises:
         ConfigurationError: If a variable has an invalid value, or `env_file` cannot be read as UTF-8; the
-            message names it.
+            message names the variable and where its value came from (the environment or the file).
     """
     source = env_file if env_file is not None and env_file.is_file() else None
     if source is not None:
@@ -313,18 +368,22 @@ def load_settings(env_file: Path | None = Path(".env")) -> Settings:
             raise ConfigurationError(f"contacts-mcp: {source} is not UTF-8; save it as UTF-8 or remove it") from None
         except OSError as exc:
             raise ConfigurationError(f"contacts-mcp: cannot read {source} ({exc.strerror or exc})") from None
-    providers: dict[str, BaseSettings] = {}
+    given: dict[str, Any] = dict(providers or {})
     models: tuple[tuple[str, type[BaseSettings]], ...] = (
         ("cometly", CometlySettings),
         ("highlevel", HighLevelSettings),
         ("clemta", ClemtaSettings),
     )
     for name, model in models:
+        if name in given:
+            continue
         try:
-            providers[name] = model(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
+            given[name] = model(_env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
         except ValidationError as exc:
-            raise _configuration_error(model, exc) from None
+            raise _configuration_error(model, exc, source) from None
+    # Given values win over every source, so the variables of these are never read, nor refused.
+    given |= {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in unread}
     try:
-        return Settings(**providers, _env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue, reportArgumentType]
+        return Settings(**given, _env_file=source, _env_file_encoding="utf-8")  # pyright: ignore[reportCallIssue]
     except ValidationError as exc:
-        raise _configuration_error(Settings, exc) from None
+        raise _configuration_error(Settings, exc, source) from None

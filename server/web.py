@@ -374,9 +374,16 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
             max_sessions=MAX_SESSIONS,
         )
     token = settings.http_token.get_secret_value() if settings.http_token else None
-    if token is None:
-        logger.warning("no CONTACTS_MCP_HTTP_TOKEN: any program on this machine can call the tools")
     return BearerGate(HostOriginGate(app, allowed=allowed), token=token)
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Log that any local program can call the tools when no token is set (`http_app` allows that on loopback only).
+
+    Called once the server has its socket, so a server that cannot start says only why.
+    """
+    if settings.http_token is None:
+        logger.warning("no CONTACTS_MCP_HTTP_TOKEN: any program on this machine can call the tools")
 
 
 def listener_options() -> dict[str, Any]:

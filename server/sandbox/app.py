@@ -20,9 +20,10 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 
 from pydantic import SecretStr, ValidationError
+from pydantic_settings import BaseSettings
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -49,6 +50,9 @@ words ("highlevel") would take those words out of every result.
 """
 
 
+_Model = TypeVar("_Model", bound=BaseSettings)
+
+
 class SandboxProviders(TypedDict):
     """`Settings` fields that point all three providers at one sandbox."""
 
@@ -73,25 +77,38 @@ def sandbox_environment(root: str) -> dict[str, str]:
 
 
 def sandbox_settings(root: str) -> SandboxProviders:
-    """`sandbox_environment(root)` as settings models, for building `Settings` in code (`Settings(**...)`)."""
+    """`sandbox_environment(root)` as settings models, for building `Settings` in code (`Settings(**...)`).
+
+    Every field is given (the rest at their defaults), so no `COMETLY_*`, `HIGHLEVEL_*` or `CLEMTA_*`
+    variable of the environment or a `.env` file is read: the sandbox is the same everywhere.
+    """
     env = sandbox_environment(root)
     return SandboxProviders(
-        cometly=CometlySettings(
+        cometly=_unread(
+            CometlySettings,
             api_key=SecretStr(env["COMETLY_API_KEY"]),
             base_url=env["COMETLY_BASE_URL"],
             timezone=env["COMETLY_TIMEZONE"],
         ),
-        highlevel=HighLevelSettings(
+        highlevel=_unread(
+            HighLevelSettings,
             api_key=SecretStr(env["HIGHLEVEL_API_KEY"]),
             base_url=env["HIGHLEVEL_BASE_URL"],
             location_id=env["HIGHLEVEL_LOCATION_ID"],
         ),
-        clemta=ClemtaSettings(
+        clemta=_unread(
+            ClemtaSettings,
             api_key=SecretStr(env["CLEMTA_API_KEY"]),
             base_url=env["CLEMTA_BASE_URL"],
             company_id=env["CLEMTA_COMPANY_ID"],
         ),
     )
+
+
+def _unread(model: type[_Model], **values: Any) -> _Model:
+    """`model` of `values` and its other fields' defaults: a value given wins over every source, so none is read."""
+    defaults = {name: field.get_default(call_default_factory=True) for name, field in model.model_fields.items()}
+    return model(**(defaults | values))
 
 
 def create_app(
