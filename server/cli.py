@@ -203,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Every mistake of the person running it (a setting, an option, a file) ends here as one line on
     stderr and exit status 2, before anything is served: `ConfigurationError`, raised where the
-    value is read, names what to change.
+    value is read, names what to change. So do an address that cannot be bound (`_listen` binds
+    before uvicorn starts) and a service the lifespan cannot reach (`_opened` opens it before serving).
     """
     args = _parser().parse_args(argv)
     level = os.environ.get("CONTACTS_MCP_LOG_LEVEL", "").strip().upper() or "INFO"

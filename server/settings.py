@@ -339,7 +339,7 @@ def _configuration_error(model: type[BaseSettings], exc: ValidationError, env_fi
             message = message.replace(given, "***")
         origin = _origin(variable, env_file, in_file)
         problems.append(f"{variable}{f' in {origin}' if origin else ''}: {message}")
-    return ConfigurationError("contacts-mcp: " + "; ".join(dict.fromkeys(problems)))
+    return ConfigurationError("invalid configuration: " + "; ".join(dict.fromkeys(problems)))
 
 
 def load_settings(
