@@ -63,8 +63,8 @@ def missing_provider_message() -> str:
     return (
         "contacts-mcp: no contact provider is configured. Set COMETLY_API_KEY (Cometly) or HIGHLEVEL_API_KEY "
         "and HIGHLEVEL_LOCATION_ID (HighLevel), or CLEMTA_API_KEY and CLEMTA_COMPANY_ID (Clemta) in the "
-        "environment or in a .env file, or run "
-        "`contacts-mcp serve --sandbox` to try it with generated data."
+        "environment or in a .env file, or add --sandbox to the command (`contacts-mcp serve --sandbox`, "
+        "`contacts-mcp call TOOL ARGUMENTS --sandbox`) to try it with generated data."
     )
 
 

@@ -85,11 +85,6 @@ class StdioLimits:
     """The longest line accepted, as the SDK's HTTP transport bounds a request body (4 MiB)."""
 
 
-def run_stdio(server: MCPServer[Any], limits: StdioLimits | None = None) -> None:
-    """Serve `server` over this process's stdin and stdout until stdin closes (replaces `server.run("stdio")`)."""
-    anyio.run(partial(serve_stdio, server, limits or StdioLimits()))
-
-
 async def serve_stdio(server: MCPServer[Any], limits: StdioLimits) -> None:
     """Serve `server` over fds 0 and 1, which point at /dev/null and stderr meanwhile so strays miss the wire."""
     with _claimed(0, _open_null) as wire_in, _claimed(1, _dup_stderr) as wire_out:

@@ -102,6 +102,14 @@ async def test_the_entry_point_exits_2_naming_the_variables_when_no_provider_is_
     assert result.stdout == b""
 
 
+async def test_call_without_a_provider_points_at_its_own_sandbox_flag(tmp_path: Path) -> None:
+    command = [str(ENTRY_POINT), "call", "list_contacts", "{}"]
+    result = await anyio.run_process(command, cwd=tmp_path, check=False, env={"PATH": "/usr/bin:/bin"})
+
+    assert result.returncode == 2
+    assert b"contacts-mcp call TOOL ARGUMENTS --sandbox" in result.stderr
+
+
 # --- raw lines into the installed entry point ---
 
 ENVELOPE = {
