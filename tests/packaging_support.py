@@ -76,13 +76,11 @@ def local_index(directory: Path) -> Path:
 
 
 def clean_copy(destination: Path) -> Path:
-    """The repository's tracked files as they are now (uncommitted edits included), symlinks kept."""
-    listed = subprocess.run(
-        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT,
-        capture_output=True,
-        check=True,
-    )
+    """The repository's tracked files as they are now (uncommitted edits included), symlinks kept.
+
+    Files git does not track stay out, as from a clone: one forgotten by `git add` fails here, not in CI.
+    """
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=30)
     for name in filter(None, listed.stdout.decode().split("\0")):
         source = ROOT / name
         if not source.exists() and not source.is_symlink():

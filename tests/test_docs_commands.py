@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.packaging_support import clean_copy
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 MARKER = "sandbox"
@@ -107,19 +109,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> Checkout:
     """The clean checkout, made and synced once per session."""
     if shutil.which("uv") is None:
         pytest.fail("uv is not on PATH; the docs' commands all start with it")
-    target = tmp_path_factory.mktemp("checkout")
-    listed = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=30
-    ).stdout.decode()
-    for name in filter(None, listed.split("\0")):
-        source, copy = ROOT / name, target / name
-        if not source.is_symlink() and not source.exists():  # deleted in the working tree, not yet committed
-            continue
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_symlink():  # contacts_mcp/server and contacts_mcp/tools stay links, as in a clone
-            copy.symlink_to(os.readlink(source))
-        else:
-            shutil.copy2(source, copy)
+    target = clean_copy(tmp_path_factory.mktemp("checkout"))
     env = _clean_environment(tmp_path_factory.mktemp("tmp"))
     synced = subprocess.run(
         ["uv", "sync"], cwd=target, env=env, capture_output=True, text=True, timeout=SETUP_TIMEOUT_SECONDS
