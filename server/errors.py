@@ -10,6 +10,7 @@ Exception
     ├── NotFound                [not_found]             no such contact (404)
     ├── RateLimited             [rate_limited]          a 429, or the local budget would wait too long
     ├── UpstreamUnavailable     [upstream_unavailable]  5xx, timeout, connection error, unreadable body
+    │   └── IndexUnavailable                              the contact index's file or database failed
     ├── NotSupported            [not_supported]         the provider or server cannot do this
     └── InternalError           [internal_error]        a bug of ours; details go to the log only
 ```
@@ -85,6 +86,10 @@ class UpstreamUnavailable(ContactsError):
     """The upstream failed or could not be reached (5xx, timeout, connection error, unreadable body)."""
 
     kind = "upstream_unavailable"
+
+
+class IndexUnavailable(UpstreamUnavailable):
+    """The contact index could not be read or written (its file or database failed)."""
 
 
 class NotSupported(ContactsError):

@@ -119,6 +119,13 @@ class Truncated(BaseModel):
     cuts: list[Cut] = Field(default_factory=list[Cut], description="Each value cut; none when whole items were.")
 
 
+class CreatedBetween(BaseModel):
+    """When a contact was created, as far as it is known: at or after `start`, at or before `end`."""
+
+    start: str = Field(description="The earliest moment it can have been created (ISO 8601 UTC).")
+    end: str = Field(description="The latest moment it can have been created (ISO 8601 UTC).")
+
+
 class Contact(BaseModel):
     """One contact, the same shape whichever provider it came from. Empty sections are left out."""
 
@@ -127,8 +134,13 @@ class Contact(BaseModel):
     created_at: str | None = Field(
         default=None,
         description="When the contact was created (ISO 8601 UTC): HighLevel's dateAdded, Clemta's created_at. "
-        "Cometly's API returns no creation time, so Cometly contacts have none; list_contacts finds them by "
-        "creation date (a contact it lists was created within the range it was asked for).",
+        "Cometly returns no creation time: its contacts carry created_at only when the server has dated one "
+        "to the second, else created_between.",
+    )
+    created_between: CreatedBetween | None = Field(
+        default=None,
+        description="Cometly: the narrowest window the contact is known to have been created in, when "
+        "created_at is not known (from the date ranges the server listed it in).",
     )
     updated_at: str | None = Field(
         default=None,
@@ -219,6 +231,25 @@ class ContactPage(BaseModel):
     filters: list[AppliedFilter] | None = Field(
         default=None, description="The conditions as sent, labels resolved to slots and date words to dates."
     )
+    truncated: Truncated | None = Field(default=None, description="Present when something was cut.")
+
+
+class ContactMatches(BaseModel):
+    """find_contact's answer: the best matches, best first, how many matched, and how fresh it is."""
+
+    contacts: list[Contact] = Field(description="The matching contacts, best match first (at most `limit`).")
+    total: int = Field(description="How many contacts matched in all; more than shown means: narrow the query.")
+    matched_on: Literal["email", "phone", "name", "query"] = Field(description="What the contacts were matched on.")
+    source: Literal["live", "index"] = Field(
+        description="live: the provider's own search answered now; index: the server's contact index chose the "
+        "contacts, and each shown was then read live."
+    )
+    as_of: str | None = Field(
+        default=None,
+        description="With source index: when the index last caught up with the provider (ISO 8601 UTC); "
+        "contacts created after it may be missing.",
+    )
+    note: str | None = Field(default=None, description="What the answer could not cover, and how to cover it.")
     truncated: Truncated | None = Field(default=None, description="Present when something was cut.")
 
 
@@ -584,6 +615,29 @@ class GetContactQuery(BaseModel):
     include_direct_touchpoints: bool = False
     include_browsing_hits: bool = False
     use_custom_field_labels: bool = True
+
+
+class Lookup(BaseModel):
+    """find_contact's arguments, each stripped, None when not given; at least one is set."""
+
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    query: str | None = None
+
+    @property
+    def matched_on(self) -> Literal["email", "phone", "name", "query"]:
+        """What the lookup matches on: an exact email or phone wins over a name or a free query."""
+        if self.email is not None:
+            return "email"
+        if self.phone is not None:
+            return "phone"
+        return "name" if self.name is not None else "query"
+
+    @property
+    def exact(self) -> bool:
+        """Whether it asks for an exact email or phone (none found is then [not_found])."""
+        return self.email is not None or self.phone is not None
 
 
 class ListContactsQuery(BaseModel):

@@ -18,7 +18,16 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import JsonValue
 
-from ...tools.models import Contact, ContactPage, CustomFields, GetContactQuery, ListContactsQuery, NewContact
+from ...tools.models import (
+    Contact,
+    ContactMatches,
+    ContactPage,
+    CustomFields,
+    GetContactQuery,
+    ListContactsQuery,
+    Lookup,
+    NewContact,
+)
 from ..budgets import Budgets
 from ..errors import NotSupported, UpstreamUnavailable, ValidationFailed
 from ..http import ErrorReader, Upstream
@@ -163,11 +172,11 @@ class Provider(ABC):
         """
         raise self._unsupported("list_contacts")
 
-    async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
-        """Find the contact with this email or phone number (each stripped, None when not given; not both None).
+    async def find_contacts(self, lookup: Lookup, *, limit: int) -> ContactMatches:
+        """The contacts matching `lookup`: at most `limit`, best first, with how many matched in all.
 
         Raises:
-            ContactsError: Classified failures (`NotFound` when there is none).
+            ContactsError: Classified failures (`NotFound` when an exact email or phone matches none).
         """
         raise self._unsupported("find_contact")
 

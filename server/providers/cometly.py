@@ -33,8 +33,10 @@ from ...tools.models import (
     iso_utc,
 )
 from ..budgets import Budgets
+from ..budgets.background import Priority
 from ..errors import ContactsError, ValidationFailed
 from ..http import QueryParams, Upstream, path
+from ..index.base import Entry
 from ..settings import CometlySettings, Rate, Settings
 from .base import (
     Capability,
@@ -364,6 +366,63 @@ class Cometly(Provider):
         next_cursor = str(cursor) if isinstance(cursor, str | int) and cursor != "" else None
         return ContactPage(contacts=contacts, next_cursor=next_cursor, has_more=next_cursor is not None)
 
+    async def list_entries(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        cursor: str | None = None,
+        per_page: int = 5_000,
+        priority: Priority | None = None,
+    ) -> tuple[list[Entry], str | None]:
+        """One page of the contacts created from `start` to `end` (aware; both inclusive), as the index keeps them.
+
+        Each entry carries every email, the primary name, phone and location, and the custom fields
+        that are set, by slot; its creation bounds are the window's (in UTC). `priority` sends the
+        request at a lower priority than the tools' (the contact index's sync).
+
+        Returns:
+            The page's entries and the cursor of the next page (None after the last).
+
+        Raises:
+            ContactsError: Classified failures of the request.
+        """
+        params = [
+            ("start_date", _local(start, self._zone)),
+            ("end_date", _local(end, self._zone)),
+            ("per_page", str(per_page)),
+            *([("cursor", cursor)] if cursor else []),
+            ("include_all_emails", "1"),
+            ("include_custom_fields", "1"),
+            ("use_custom_field_labels", "0"),
+        ]
+        body = await self._upstream.request(
+            "cometly.list_contacts", "GET", path("contacts"), params=params, priority=priority
+        )
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):  # pyright: ignore[reportUnknownMemberType]
+            raise unexpected_shape(self.label, "a contact list", "no `data` array")
+        page = cast(dict[str, Any], body)
+        after, before = start.astimezone(UTC), end.astimezone(UTC)
+        entries: list[Entry] = []
+        for item in cast(list[Any], page["data"]):
+            if not isinstance(item, dict):
+                continue
+            contact = self._list_item(cast(dict[str, Any], item))
+            entries.append(
+                Entry(
+                    id=contact.id,
+                    emails=tuple(contact.emails),
+                    names=tuple(contact.names),
+                    phones=tuple(contact.phones),
+                    locations=tuple(contact.locations),
+                    custom_fields=contact.custom_fields,
+                    created_after=after,
+                    created_before=before,
+                )
+            )
+        next_cursor = page.get("next_cursor")
+        return entries, str(next_cursor) if isinstance(next_cursor, str | int) and next_cursor != "" else None
+
     async def create_contact(self, contact: NewContact) -> Contact:
         self._refuse_what_it_cannot_hold(contact)
         payload: dict[str, Any] = {"emails": contact.emails}
@@ -430,6 +489,11 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
         )
+
+
+def _local(moment: datetime, zone: ZoneInfo) -> str:
+    """An aware moment as Cometly's list takes it: wall time in the Space's timezone, to the second."""
+    return moment.astimezone(zone).replace(tzinfo=None).isoformat(sep=" ", timespec="seconds")
 
 
 def _labelled_now(labels: Labels | None) -> str:

@@ -1,0 +1,1 @@
+"""The contact index: a local, searchable copy of Cometly's contacts (see `base`)."""
