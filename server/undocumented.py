@@ -37,6 +37,22 @@ HighLevel
   contact was not found, as `[not_found]`.
 - `GET /contacts/search/duplicate` documents its 200 without a schema: the sandbox answers
   `{"contact": {...}}` or `{"contact": null}`; the product also reads a `contacts` array.
+- `POST /contacts/search` documents its body as an object without properties (the fields are on a
+  linked doc HighLevel's file does not hold) and its 200 and 400 without a schema. The contract
+  checks use `tests/contracts/highlevel/search-contacts.json`, written from the fields a HighLevel
+  white-label copy documents (`locationId`, `pageLimit` <= 500, `page`, `searchAfter`, `filters`,
+  `sort`, `query` <= 75 characters). The product sends `locationId`, `page`, `pageLimit` and
+  `query`. The answer's shape is undocumented: the sandbox answers `{"contacts": [...GET shape],
+  "total"}` (a 400 as `BadRequestDTO`, a 401 as `UnauthorizedDTO`); the product reads the contacts
+  from `contacts` (each must have an id) and the total from `total`, `count` or `meta.total`, the
+  first present; a total that is not a whole number, or is smaller than the contacts returned, or
+  more contacts than `pageLimit`, is `[upstream_unavailable]`, not an answer. With no total, the
+  product counts what came back and says the total is a lower bound, unless fewer came back than it
+  asked for. Which fields `query` searches ("searchable" ones in Custom Field Settings), how it
+  matches (partial, case, accents) and how it ranks are undocumented: the product sends the text as
+  given, and the accent-folded text too when folding changes it, keeps HighLevel's order, and puts
+  the folded search's new matches after; the sandbox matches any case, accents as written, over
+  name, email, company and phone digits, newest first. Results may lag writes by a few seconds.
 - A duplicate refused on create: the sandbox adds `meta: {contactId, matchingField}` to the 400
   (BadRequestDTO has only `statusCode` and `message`), as HighLevel is seen to; the product names
   the existing contact when `meta` is there.
@@ -55,8 +71,11 @@ Clemta
 - How `end_date` combines with `created_at`/`created_at_value`, and what `search` matches
   (exactly, by prefix or anywhere; case): undocumented. The sandbox keeps contacts created at or
   before `end_date` and matches `search` anywhere in the name or email, ignoring case; the
-  product still drops contacts created after the range's end, and `find_contact` keeps only exact
-  (case-insensitive) email matches.
+  product still drops contacts created after the range's end, and `find_contacts` keeps only
+  exact (case-insensitive) email matches and, for a name or query, contacts whose name or email
+  contains it folded (any case, accents ignored); it uses Clemta's `total` only when every
+  contact it read passed that check. Whether `search` looks at phones is undocumented (it says
+  "name or email"): a phone alone is refused as `[not_supported]` rather than searched.
 - The list's `data.skip` and `data.limit` appear on the docs page's example only: the sandbox
   leaves them out; the product does not need them.
 - No rate-limit numbers are published ("100 requests per minute" appears in examples), nor which
@@ -99,6 +118,17 @@ SILENCES: tuple[Silence, ...] = (
     Silence("highlevel", "GET", "/contacts/{contactId}", 404, "no 404 documented for an unknown contact"),
     Silence("highlevel", "GET", "/contacts/search/duplicate", 200, "the 200 has no schema"),
     Silence("highlevel", "GET", "/contacts/search/duplicate", 403, "another sub-account's locationId"),
+    Silence(
+        "highlevel",
+        "POST",
+        "/contacts/search",
+        200,
+        "the 200 has no schema: the sandbox answers {contacts, total}",
+        schema="SearchContactsAnswer",
+    ),
+    Silence("highlevel", "POST", "/contacts/search", 400, "the 400 has no schema", schema="BadRequestDTO"),
+    Silence("highlevel", "POST", "/contacts/search", 401, "the 401 has no schema", schema="UnauthorizedDTO"),
+    Silence("highlevel", "POST", "/contacts/search", 403, "another sub-account's locationId"),
     Silence("highlevel", "POST", "/contacts/", 403, "another sub-account's locationId"),
     Silence("highlevel", "GET", "/locations/{locationId}/customFields", 403, "another sub-account's locationId"),
     Silence(

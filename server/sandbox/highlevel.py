@@ -6,8 +6,10 @@ has a list of messages), and every call needs `Authorization: Bearer <token>` an
 HighLevel's default of not allowing duplicate contacts (by email, then phone). Every route also
 spends the token's day budget (`highlevel.daily`).
 
-Routes: get a contact, create one (`POST /contacts/`, with or without the slash) and find one by
-email or phone (`GET /contacts/search/duplicate`).
+Routes: get a contact, create one (`POST /contacts/`, with or without the slash), find one by
+email or phone (`GET /contacts/search/duplicate`) and search them (`POST /contacts/search`: `query`
+in any case over name, email, company and phone digits, newest first, answered
+`{"contacts": [...GET shape], "total"}` — HighLevel leaves the answer's shape undocumented).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import cast
 
 from starlette.requests import Request
@@ -97,6 +100,12 @@ _DATE_OF_BIRTH = (
     re.compile(r"(?P<year>\d{4})(?P<sep>[/._-])(?P<month>\d{2})(?P=sep)(?P<day>\d{2})"),
     re.compile(r"(?P<month>\d{2})(?P<sep>[/._-])(?P<day>\d{2})(?P=sep)(?P<year>\d{4})"),
 )
+SEARCH_MAX_PAGE = 500
+"""The most contacts one page of `POST /contacts/search` holds (`pageLimit`)."""
+SEARCH_MAX_QUERY = 75
+SEARCH_MAX_RECORDS = 10_000
+"""How far `page` paging reaches; beyond it HighLevel wants `searchAfter`."""
+_SEARCH_KEYS = frozenset({"locationId", "pageLimit", "page", "query", "filters", "sort", "searchAfter"})
 _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
 _LOCATION_DENIED = "The token does not have access to this location."
@@ -145,6 +154,26 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         if found is None and number is not None:
             found = await store.run(lambda: store.find_duplicate(email=None, phone=number))
         return JSONResponse({"contact": None if found is None else _contact(found.row, store.labels)})
+
+    async def search_contacts(request: Request) -> Response:
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "Unexpected token in JSON body")
+        if not isinstance(payload, dict):
+            return _error(400, "The body must be a JSON object")
+        search = _search_body(cast("dict[str, object]", payload))
+        if isinstance(search, str):
+            return _error(400, search)
+        refusal = _location_refusal(search.location_id, missing=400)
+        if refusal is not None:
+            return refusal
+        rows, total = await store.run(
+            lambda: store.highlevel_search(
+                search.query, limit=search.page_limit, offset=(search.page - 1) * search.page_limit
+            )
+        )
+        return JSONResponse({"contacts": [_contact(row, store.labels) for row in rows], "total": total})
 
     async def create_contact(request: Request) -> Response:
         try:
@@ -227,6 +256,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         routes=[
             # Before `{contactId}`, which would not match it anyway (a path parameter stops at `/`).
             route("/highlevel/contacts/search/duplicate", "highlevel.find_contact", find_contact, "GET"),
+            route("/highlevel/contacts/search", "highlevel.search_contacts", search_contacts, "POST"),
             route("/highlevel/contacts/{contactId}", "highlevel.get_contact", get_contact, "GET"),
             route("/highlevel/contacts/", "highlevel.create_contact", create_contact, "POST"),
             route("/highlevel/contacts", "highlevel.create_contact", create_contact, "POST"),
@@ -249,6 +279,49 @@ def _location_refusal(location_id: str | None, *, missing: int = 422) -> Respons
     if location_id != LOCATION_ID:
         return _error(403, _LOCATION_DENIED)
     return None
+
+
+@dataclass(frozen=True)
+class _Search:
+    """A contact search body the sandbox can answer."""
+
+    location_id: str
+    page_limit: int
+    page: int
+    query: str
+
+
+def _search_body(fields: Mapping[str, object]) -> _Search | str:
+    """The search body as the sandbox answers it, or why it is refused (HighLevel documents a bare 400).
+
+    `locationId`, `pageLimit` (1-500), `page` (from 1, within the first 10,000 records) and `query`
+    (at most 75 characters) are read; `filters` and `sort` only when empty, `searchAfter` not at all:
+    the sandbox does not evaluate them, and a refusal is truer than an answer that ignores them.
+    """
+    unknown = [key for key in fields if key not in _SEARCH_KEYS]
+    if unknown:
+        return f"property {unknown[0]} should not exist"
+    for key in ("filters", "sort"):
+        if fields.get(key) not in (None, []):
+            return f"the sandbox does not evaluate {key}; search with query alone"
+    if "searchAfter" in fields:
+        return "the sandbox pages with page, not searchAfter"
+    location_id = fields.get("locationId")
+    if location_id is not None and not isinstance(location_id, str):
+        return "locationId must be a string"
+    page_limit, page = fields.get("pageLimit"), fields.get("page", 1)
+    if not isinstance(page_limit, int) or isinstance(page_limit, bool) or not 1 <= page_limit <= SEARCH_MAX_PAGE:
+        return f"pageLimit must be a whole number from 1 to {SEARCH_MAX_PAGE}"
+    if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+        return "page must be a whole number from 1"
+    if page * page_limit > SEARCH_MAX_RECORDS:
+        return f"page and pageLimit reach past record {SEARCH_MAX_RECORDS}; use searchAfter"
+    query = fields.get("query", "")
+    if not isinstance(query, str):
+        return "query must be a string"
+    if len(query) > SEARCH_MAX_QUERY:
+        return f"query must be shorter than or equal to {SEARCH_MAX_QUERY} characters"
+    return _Search(location_id=location_id or "", page_limit=page_limit, page=page, query=query.strip())
 
 
 def _texts(fields: Mapping[str, object], messages: list[str]) -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
@@ -386,6 +387,40 @@ class Store:
                 f"SELECT * FROM contacts {condition} ORDER BY {column} {direction}, id {direction} "
                 f"LIMIT ?{len(params) + 1} OFFSET ?{len(params) + 2}",
                 [*params, query.limit, query.skip],
+            ).fetchall()
+        return [_contact_row(row) for row in rows], total
+
+    def highlevel_search(self, text: str, *, limit: int, offset: int) -> tuple[list[ContactRow], int]:
+        """One page of HighLevel's contact search for `text`, and how many contacts match it in all.
+
+        A contact matches when its name, email or company (slot 1) contains `text` in any case, or,
+        for a `text` written as a phone number, when its phone's digits contain that number's; an empty
+        `text` matches every contact. Newest first, ties by id, so pages are stable.
+
+        Args:
+            text: The search text, stripped; accents are compared as written.
+            limit: At most this many rows.
+            offset: Rows to leave out before the page.
+        """
+        where: list[str] = []
+        params: list[object] = []
+        if text:
+            params.append(_casefold(text))
+            where.extend(
+                f"instr({_CASEFOLD_FUNCTION}(coalesce({column}, '')), ?1) > 0"
+                for column in ("name", "email", slot_key(1))
+            )
+            digits = phone_digits(text)
+            if digits and re.fullmatch(r"\+?[0-9 ().-]+", text):
+                params.append(digits)
+                where.append(f"instr({_DIGITS_FUNCTION}(coalesce(phone, '')), ?2) > 0")
+        condition = f"WHERE {' OR '.join(where)}" if where else ""
+        with self._locked() as connection:
+            total = int(connection.execute(f"SELECT count(*) FROM contacts {condition}", params).fetchone()[0])
+            rows = connection.execute(
+                f"SELECT * FROM contacts {condition} ORDER BY created_at DESC, id DESC "
+                f"LIMIT ?{len(params) + 1} OFFSET ?{len(params) + 2}",
+                [*params, limit, offset],
             ).fetchall()
         return [_contact_row(row) for row in rows], total
 

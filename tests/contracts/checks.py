@@ -4,6 +4,9 @@ Sources (never edited; every change below is made to a copy as it loads):
 - HighLevel: `highlevel-contacts.openapi.json`, whose refs into `../common/common-schemas.json` are
   rewritten to copies of those schemas under its own components, and
   `highlevel-locations-customfields.openapi.json`.
+  Its property-less search body (`SearchBodyV2DTO`) is replaced by the JSON Schema in
+  `tests/contracts/highlevel/search-contacts.json`, written from the documented fields (the file
+  says where from), which also holds the answer shape the sandbox chose (a Silence names it).
 - Clemta: `clemta.openapi.json`.
 - Cometly, which publishes no machine-readable contract: the JSON Schema (draft 2020-12) in
   `tests/contracts/cometly/`, written from UPSTREAMS.md and routed by its `endpoints.json`. A
@@ -63,6 +66,8 @@ from contacts_mcp.server.undocumented import SILENCES, Silence, Vendor
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
 """The vendors' own files (`../shared/reference` beside the repository)."""
 COMETLY_DIR = Path(__file__).resolve().parent / "cometly"
+HIGHLEVEL_DIR = Path(__file__).resolve().parent / "highlevel"
+"""What HighLevel's own file leaves open and we wrote from its documented fields (`search-contacts.json`)."""
 COMETLY_BASE_URI = "https://contracts.contacts-mcp.invalid/cometly/"
 """Where the Cometly files live for `$ref` resolution: a name, never fetched."""
 SAMPLE_ABOVE = 100
@@ -861,12 +866,38 @@ class Contracts:
         return self.by_vendor[sent.vendor].check_response(sent, received, silences)
 
 
+def _with_search(spec: dict[str, JSON], directory: Path = HIGHLEVEL_DIR) -> dict[str, JSON]:
+    """HighLevel's file with `search-contacts.json` put where the file leaves POST /contacts/search open.
+
+    Its `request` replaces the property-less `SearchBodyV2DTO`, its `filter` becomes
+    `SearchContactsFilter`, and its `answer` the component `SearchContactsAnswer` that a Silence
+    names for the undocumented 200. A `SearchBodyV2DTO` that ever gains properties is not replaced:
+    then the vendor's own word applies, and this file should go.
+
+    Raises:
+        ValueError: The file already has a component of one of those names, other than an empty body.
+    """
+    search = json.loads((directory / "search-contacts.json").read_text(encoding="utf-8"))
+    spec = copy.deepcopy(spec)
+    schemas = cast(dict[str, JSON], spec["components"]["schemas"])
+    for name in ("SearchContactsFilter", "SearchContactsAnswer"):
+        if name in schemas:
+            raise ValueError(f"HighLevel's file has a {name} of its own now; check it against search-contacts.json")
+    if cast(dict[str, JSON], schemas.get("SearchBodyV2DTO", {})).get("properties", {}) == {}:
+        schemas["SearchBodyV2DTO"] = search["request"]
+    schemas["SearchContactsFilter"] = search["filter"]
+    schemas["SearchContactsAnswer"] = search["answer"]
+    return spec
+
+
 @functools.cache
 def contracts() -> Contracts:
     """The three contracts, loaded and compiled once per process."""
-    highlevel = _inlined_externals(
-        _load("highlevel-contacts.openapi.json"),
-        {"../common/common-schemas.json": _load("highlevel-common-schemas.json")},
+    highlevel = _with_search(
+        _inlined_externals(
+            _load("highlevel-contacts.openapi.json"),
+            {"../common/common-schemas.json": _load("highlevel-common-schemas.json")},
+        )
     )
     return Contracts(
         {
