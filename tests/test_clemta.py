@@ -1,4 +1,7 @@
-"""Clemta behind the same tools: X-API-Key, the envelope, skip/limit paging behind the cursor, create."""
+"""Clemta behind the same tools: X-API-Key, the envelope, skip/limit paging behind the cursor, create.
+
+find_contacts is tested on the provider in tests/test_find_contacts.py.
+"""
 
 from __future__ import annotations
 
@@ -299,57 +302,6 @@ async def test_a_phone_without_a_calling_code_is_read_in_the_addresss_country(
     first, second = (json.loads(request.content)["billing"] for request in requests)
     assert first == {"iso_code": "DE", "phone_code": "+49", "phone": "301234567"}
     assert second == {"phone": "030 1234567"}  # no country to read it in: sent as given, nothing guessed
-
-
-async def test_find_contact_searches_and_keeps_only_the_exact_email(clemta: respx.MockRouter, client: Client) -> None:
-    near: dict[str, Any] = {
-        **SEED_CONTACT,
-        "id": "64b8f1a2e4b0c8d9f0000001",
-        "email": "john@example.com.au",
-        "cc_emails": [],
-    }
-    route = clemta.get("/contacts").respond(200, json=envelope({"contacts": [near, SEED_CONTACT], "total": 2}))
-
-    result = await client.call_tool("find_contact", {"email": "JOHN@example.com"})
-
-    sent = dict(route.calls.last.request.url.params.multi_items())
-    assert sent == {
-        "company_id": CLEMTA_COMPANY,
-        "skip": "0",
-        "limit": "100",
-        "sort": "created_at",
-        "order": "desc",
-        "search": "JOHN@example.com",
-    }
-    assert result.structured_content == NORMALIZED
-
-
-async def test_find_contact_with_no_exact_match_is_not_found_and_a_phone_is_not_supported(
-    clemta: respx.MockRouter, client: Client
-) -> None:
-    near: dict[str, Any] = {**SEED_CONTACT, "email": "johnny@example.com", "cc_emails": []}
-    clemta.get("/contacts").respond(200, json=envelope({"contacts": [near], "total": 1}))
-
-    missing = await client.call_tool("find_contact", {"email": "john@example.com"})
-    by_phone = await client.call_tool("find_contact", {"phone": "+14155550100"})
-
-    assert text_of(missing).startswith("[not_found]")
-    assert text_of(by_phone).startswith("[not_supported]")
-    assert clemta.calls.call_count == 1
-
-
-async def test_find_contact_reads_further_pages_of_the_search_but_not_without_end(
-    clemta: respx.MockRouter, client: Client
-) -> None:
-    near: dict[str, Any] = {**SEED_CONTACT, "email": "other@example.com", "cc_emails": []}
-    route = clemta.get("/contacts").respond(200, json=envelope({"contacts": [near] * 100, "total": 10_000}))
-
-    result = await client.call_tool("find_contact", {"email": "john@example.com"})
-
-    assert text_of(result).startswith("[not_found]")
-    assert "first 500" in text_of(result)
-    skips = [call.request.url.params["skip"] for call in route.calls]  # pyright: ignore[reportUnknownVariableType, reportUnknownMemberType]
-    assert skips == ["0", "100", "200", "300", "400"]
 
 
 async def test_every_clemta_request_spends_one_budget_per_api_key(clemta: respx.MockRouter) -> None:

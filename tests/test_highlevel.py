@@ -1,4 +1,7 @@
-"""HighLevel behind the same tools: headers, paths, query and body sent, and the normalized contact."""
+"""HighLevel behind the same tools: headers, paths, query and body sent, and the normalized contact.
+
+find_contacts is tested on the provider in tests/test_find_contacts.py.
+"""
 
 from __future__ import annotations
 
@@ -124,36 +127,6 @@ async def test_get_contact_sends_bearer_and_version_and_normalizes_the_seed_exam
     assert result.structured_content == NORMALIZED
 
 
-async def test_find_contact_by_phone_url_encodes_the_plus(highlevel: respx.MockRouter, client: Client) -> None:
-    route = highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": SEED_CONTACT})
-
-    result = await client.call_tool("find_contact", {"phone": "+14155550100"})
-
-    request = route.calls.last.request
-    assert_highlevel_headers(request)
-    assert request.url.query == f"locationId={HIGHLEVEL_LOCATION}&number=%2B14155550100".encode()
-    assert result.structured_content == NORMALIZED
-
-
-async def test_find_contact_by_email_encodes_a_plus_in_the_address(highlevel: respx.MockRouter, client: Client) -> None:
-    route = highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": SEED_CONTACT})
-
-    await client.call_tool("find_contact", {"email": "test+abc@gmail.com"})
-
-    assert (
-        route.calls.last.request.url.query == f"locationId={HIGHLEVEL_LOCATION}&email=test%2Babc%40gmail.com".encode()
-    )
-
-
-async def test_find_contact_without_a_match_is_not_found(highlevel: respx.MockRouter, client: Client) -> None:
-    highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": None})
-
-    result = await client.call_tool("find_contact", {"email": "nobody@example.com"})
-
-    assert text_of(result).startswith("[not_found]")
-    assert "nobody@example.com" in text_of(result)
-
-
 async def test_find_contact_needs_an_email_or_a_phone(highlevel: respx.MockRouter, client: Client) -> None:
     result = await client.call_tool("find_contact", {"email": "  "})
 
@@ -248,14 +221,12 @@ async def test_a_refused_duplicate_names_the_existing_contact(highlevel: respx.M
     assert "by email" in text_of(result)
 
 
-async def test_create_and_find_without_a_location_id_say_which_setting_is_missing(highlevel: respx.MockRouter) -> None:
+async def test_create_without_a_location_id_says_which_setting_is_missing(highlevel: respx.MockRouter) -> None:
     settings = Settings(highlevel=highlevel_settings(location=None))
 
     async with Client(build_server(settings)) as client:
-        found = await client.call_tool("find_contact", {"email": "a@example.com"})
         created = await client.call_tool("create_contact", {"emails": ["a@example.com"]})
 
-    assert "HIGHLEVEL_LOCATION_ID" in text_of(found)
     assert "HIGHLEVEL_LOCATION_ID" in text_of(created)
     assert highlevel.calls.call_count == 0
 
@@ -438,15 +409,3 @@ async def test_describe_custom_fields_lists_the_locations_contact_fields(client:
         {"slot": "cf_seats", "label": "Seats", "type": "number", "key": "contact.seats", "data_type": "NUMERICAL"},
     ]  # fmt: skip
     assert "operators" not in result.structured_content
-
-
-async def test_find_contact_reads_a_list_shaped_answer_too(highlevel: respx.MockRouter, client: Client) -> None:
-    highlevel.get("/contacts/search/duplicate").respond(200, json={"contacts": [SEED_CONTACT]})
-    none: dict[str, list[Any]] = {"contacts": []}
-
-    found = await client.call_tool("find_contact", {"email": "john@example.com"})
-    highlevel.get("/contacts/search/duplicate").respond(200, json=none)
-    missing = await client.call_tool("find_contact", {"email": "john@example.com"})
-
-    assert found.structured_content == NORMALIZED
-    assert text_of(missing).startswith("[not_found]")

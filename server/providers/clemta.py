@@ -1,4 +1,4 @@
-"""Clemta: get a contact, list a company's contacts, find one by email, create one.
+"""Clemta: get a contact, list a company's contacts, find contacts by email or name, create one.
 
 Requests carry `X-API-Key`; answers come in `{"success", "message", "data"}` and errors add
 `{"error": {"code", "details"}}`. Contact ids are 24 hex characters, times are Unix seconds.
@@ -12,14 +12,16 @@ Listing maps the tools' arguments onto what Clemta's OpenAPI file offers:
   the two is undocumented, so contacts created after the range's end are still dropped here;
 - Clemta's times are absolute (Unix seconds); date ranges and date words are read in `CLEMTA_TIMEZONE` (UTC).
 
-`find_contact` uses the list's `search` (name or email) and keeps the contacts whose email is the
-one asked for, ignoring case; the search's own matching is undocumented.
+`find_contacts` uses the list's `search` (name or email) and keeps only the contacts that really
+match (the exact email, ignoring case; or the name or query, folded, within the name or email):
+the search's own matching is undocumented.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, cast
@@ -32,10 +34,12 @@ from pydantic import JsonValue, ValidationError
 from ...tools.models import (
     ClemtaDetails,
     Contact,
+    ContactMatches,
     ContactPage,
     CustomFields,
     GetContactQuery,
     ListContactsQuery,
+    Lookup,
     NewContact,
     iso_utc,
 )
@@ -56,6 +60,7 @@ from .base import (
     unmapped,
     upstream_id,
 )
+from .matching import EXACT, fold, rank, same_phone
 
 _CONTACT_ID = re.compile(r"^[0-9a-fA-F]{24}$")
 MAX_LIMIT = 100
@@ -63,7 +68,7 @@ MAX_LIMIT = 100
 _ADDRESS_KEYS = ("address_1", "address_2", "district", "postal_code", "state", "province", "country")
 BUDGET = "clemta.api_key"
 SEARCH_PAGES = 5
-"""The most pages of search results find_contact reads looking for the exact email (100 each)."""
+"""The most pages of search results (100 each) one find_contacts reads, over its plain and folded searches."""
 MAX_SKIP = 2**31 - 1
 """The largest `skip` a cursor may carry: no company lists two billion contacts, so a bigger one is forged."""
 _CURSOR_KEYS = frozenset({"skip"})
@@ -233,28 +238,90 @@ class Clemta(Provider):
         more = total is not None and fetched < total and bool(raw_items)
         return ContactPage(contacts=contacts, next_cursor=encode_cursor(fetched) if more else None, has_more=more)
 
-    async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
-        if not email:
-            raise NotSupported("Clemta's search matches names and emails, not phone numbers; give the contact's email.")
+    async def find_contacts(self, lookup: Lookup, *, limit: int) -> ContactMatches:
+        """The contacts matching `lookup`, found with the list's `search` (name or email) and checked here.
+
+        An email keeps the contacts whose email or cc address is that email, ignoring case (none is
+        `NotFound`). A name or query keeps those whose name or email contains it, folded (any case,
+        accents ignored), best first: the whole name, then its start, then anywhere; newest first
+        within. When folding changes the text, the folded text is searched too. A phone alone is
+        refused: Clemta documents its search over names and emails only, so a search for a number
+        would miss contacts that have it. A phone given with an email or name must be the contact's
+        billing phone. At most `SEARCH_PAGES` pages of 100 are read in all.
+
+        Raises:
+            NotSupported: Only a phone was given.
+            ValidationFailed: Nothing to look for, or no company id.
+            NotFound: No contact has the email.
+            ContactsError: Other classified failures of the upstream requests.
+        """
+        if lookup.email is None and lookup.name is None and lookup.query is None:
+            if lookup.phone is not None:
+                raise NotSupported(
+                    "Clemta's search matches names and emails, not phone numbers; give the contact's email or "
+                    "name (with the phone too, to keep only contacts with that billing phone)."
+                )
+            raise ValidationFailed("Give an email, a name or a query to look for.")
         company = self._need_company("find_contact")
-        wanted = email.casefold()
-        skip = 0
-        for _ in range(SEARCH_PAGES):
-            params = [*self._page(company, skip=skip, limit=MAX_LIMIT), ("search", email)]
-            raw_items, total = await self._contacts(params)
-            for item in raw_items:
-                addresses = [item.get("email"), *(cast(list[Any], item.get("cc_emails") or []))]
-                if any(isinstance(address, str) and address.strip().casefold() == wanted for address in addresses):
-                    return self._contact(item)  # newest first: the newest of several with this email
-            skip += len(raw_items)
-            if not raw_items or total is None or skip >= total:
-                break
-        else:
+        text = (lookup.email or lookup.name or lookup.query or "").strip()
+        if not text:
+            raise ValidationFailed("Give an email, a name or a query to look for.")
+        searches = [text, *([folded] if (folded := fold(text)) != text.casefold() else [])]
+        seen: dict[str, dict[str, Any]] = {}
+        reported: list[int | None] = []
+        read, bounded = 0, False
+        for search in searches:
+            skip = 0
+            while True:
+                if read == SEARCH_PAGES:
+                    bounded = True
+                    break
+                params = [*self._page(company, skip=skip, limit=MAX_LIMIT), ("search", search)]
+                raw_items, total = await self._contacts(params)
+                read += 1
+                if skip == 0:
+                    reported.append(total)
+                for item in raw_items:
+                    item_id = upstream_id(item.get("id"))
+                    if item_id is None:
+                        raise unexpected_shape(self.label, "a contact list", "a contact without an `id`")
+                    seen.setdefault(item_id, item)
+                skip += len(raw_items)
+                if not raw_items or total is None or skip >= total:
+                    break
+        ranked = sorted(
+            ((found, item) for item in seen.values() if (found := _fits(item, lookup, text)) is not None),
+            key=lambda pair: (pair[0], -_created(pair[1])),
+        )
+        where = f"among the first {read * MAX_LIMIT} its search returned" if bounded else ""
+        if lookup.email is not None and not ranked:
+            also = " and that phone" if lookup.phone is not None else ""
             raise NotFound(
-                f"Clemta has no contact with email {email!r} among the first {skip} its search matched; "
-                "narrow it with list_contacts over the dates it was created."
+                f"Clemta has no contact with email {lookup.email!r}{also}{' ' + where if where else ''}; check it, "
+                "or look by name with find_contact."
             )
-        raise NotFound(f"Clemta has no contact with email {email!r}.")
+        # Clemta's own count stands only when it counted one search and every contact read fits.
+        exact = len(searches) == 1 and len(ranked) == len(seen) and reported[:1] != [None]
+        total = cast(int, reported[0]) if exact and reported else len(ranked)
+        note = None
+        if bounded:
+            counted = (
+                "total is Clemta's own count"
+                if exact
+                else "total counts those of them that fit, so it is a lower bound"
+            )
+            note = (
+                f"Clemta's search matched more than the {read * MAX_LIMIT} newest contacts read, and only those were "
+                f"ranked; {counted}: narrow the name or query to see the rest."
+            )
+        return ContactMatches(
+            contacts=[self._contact(item) for _, item in ranked[:limit]],
+            total=max(total, len(ranked)),
+            matched_on=lookup.matched_on,
+            source="live",
+            as_of=None,
+            note=note,
+        )
 
     def _page(self, company: str, *, skip: int, limit: int) -> list[tuple[str, str]]:
         return [
@@ -321,9 +388,7 @@ class Clemta(Provider):
         for email in [raw.get("email"), *(cast(list[Any], cc) if isinstance(cc, list) else [])]:
             if (text := stripped(email)) and text not in emails:
                 emails.append(text)
-        phone = stripped(billing.get("phone"))
-        if phone and (code := stripped(billing.get("phone_code"))) and not phone.startswith("+"):
-            phone = f"{code}{phone}"
+        phone = _billing_phone_of(raw)
         address = ", ".join(text for key in _ADDRESS_KEYS if (text := stripped(billing.get(key))))
         section = unmapped(raw, CONTACT_KEYS)
         if isinstance(raw.get("cc_emails"), list):
@@ -383,3 +448,45 @@ def billing_phone(number: str, *, country: str | None) -> dict[str, str]:
     except phonenumbers.NumberParseException:
         return {"phone": number.strip()}
     return {"phone_code": f"+{parsed.country_code}", "phone": phonenumbers.national_significant_number(parsed)}
+
+
+def _addresses(item: dict[str, Any]) -> list[str]:
+    """A listed contact's email and cc addresses, the ones find_contacts matches an email against."""
+    cc = item.get("cc_emails")
+    listed = [item.get("email"), *(cast(list[Any], cc) if isinstance(cc, list) else [])]
+    return [text for address in listed if (text := stripped(address))]
+
+
+def _billing_phone_of(item: dict[str, Any]) -> str | None:
+    """A listed contact's billing phone with its calling code, as its `phones` shows it."""
+    billing = cast(dict[str, Any], item["billing"]) if isinstance(item.get("billing"), dict) else {}
+    phone = stripped(billing.get("phone"))
+    if phone and (code := stripped(billing.get("phone_code"))) and not phone.startswith("+"):
+        phone = f"{code}{phone}"
+    return phone
+
+
+def _fits(item: dict[str, Any], lookup: Lookup, searched: str) -> int | None:
+    """How well a contact Clemta's search returned fits every argument given (EXACT first); None: it does not."""
+    addresses = _addresses(item)
+    best = EXACT
+    if lookup.email is not None and lookup.email.casefold() not in {address.casefold() for address in addresses}:
+        return None
+    if lookup.phone is not None and not same_phone(lookup.phone, _billing_phone_of(item)):
+        return None
+    name = stripped(item.get("full_name"))
+    for text in (lookup.name, lookup.query):
+        if text is None or not text.strip():
+            continue
+        found = rank(fold(text.strip()), [name, *addresses])
+        if found is None:
+            return None
+        if text.strip() == searched:
+            best = found
+    return best
+
+
+def _created(item: dict[str, Any]) -> float:
+    """A listed contact's creation time, for newest first; those without one go last."""
+    created = item.get("created_at")
+    return float(created) if isinstance(created, int | float) and not isinstance(created, bool) else -math.inf

@@ -1,4 +1,4 @@
-"""HighLevel (LeadConnector) API v2: get a contact, create one, find one by email or phone, and its custom fields.
+"""HighLevel (LeadConnector) API v2: get a contact, create one, find contacts, and its custom fields.
 
 Every request carries `Authorization: Bearer <token>` and `Version: 2021-07-28`, the only version
 the API accepts. Contacts come wrapped as `{"contact": {...}}`; `CONTACT_KEYS` says where each of
@@ -28,10 +28,12 @@ from pydantic import JsonValue, ValidationError
 
 from ...tools.models import (
     Contact,
+    ContactMatches,
     CustomField,
     CustomFields,
     GetContactQuery,
     HighLevelDetails,
+    Lookup,
     NewContact,
     SlotType,
     iso_utc,
@@ -53,6 +55,7 @@ from .base import (
     upstream_id,
 )
 from .cometly_fields import FieldCache
+from .matching import fold, rank, same_phone
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +64,10 @@ BUDGET = "highlevel.location"
 _LIMITS = (Rate(100, 10.0), Rate(200_000, 86_400.0))
 _CONTACT_ID = re.compile(r"^[A-Za-z0-9]{1,64}$")
 _ADDRESS_KEYS = ("address1", "city", "state", "postalCode", "country")
+MAX_QUERY = 75
+"""The longest `query` HighLevel's contact search takes."""
+MAX_PAGE_LIMIT = 500
+"""The most contacts one page of HighLevel's contact search holds."""
 REREAD_UNKNOWN_FIELD_SECONDS = 60.0
 """The least time between two reads of the field definitions that unknown field ids set off."""
 
@@ -316,12 +323,77 @@ class HighLevel(Provider):
             raise
         return await self._unwrap(body, use_names=query.use_custom_field_labels)
 
-    async def find_contact(self, *, email: str | None, phone: str | None) -> Contact:
-        params = [("locationId", self._need_location("find_contact"))]
-        if email:
-            params.append(("email", email))
-        if phone:
-            params.append(("number", phone))
+    async def find_contacts(self, lookup: Lookup, *, limit: int) -> ContactMatches:
+        """The contacts matching `lookup`, best first as HighLevel ranks them.
+
+        An email or phone is looked up exactly with HighLevel's duplicate search
+        (`GET /contacts/search/duplicate`), which answers one contact: with an email, by the email
+        alone, and a phone given too must be that contact's (compared as E.164), so both must match.
+        A name or query goes to `POST /contacts/search` as its `query` (HighLevel matches it itself,
+        partially and in any case); when folding accents changes the text, the folded text is
+        searched too and its new matches follow. Any other argument given narrows what comes back:
+        a name or query must then be contained, folded, in the contact's name, email, company or phone.
+
+        Raises:
+            ValidationFailed: Nothing to look for, a query over 75 characters, or no location id.
+            NotFound: No contact has the email or phone.
+            ContactsError: Other classified failures of the upstream requests.
+        """
+        location = self._need_location("find_contact")
+        if lookup.exact:
+            return await self._find_exact(lookup, location)
+        text = lookup.name if lookup.name is not None else lookup.query
+        if not text or not text.strip():
+            raise ValidationFailed("Give an email, a phone, a name or a query to look for.")
+        text = text.strip()
+        wanted = [text, *([folded] if (folded := fold(text)) != text.casefold() else [])]
+        for query in wanted:
+            if len(query) > MAX_QUERY:
+                raise ValidationFailed(
+                    f"HighLevel searches at most {MAX_QUERY} characters and {text[:40]!r}... has {len(query)}; "
+                    "shorten it to its most telling part (a surname, an email domain)."
+                )
+        page_limit = max(1, min(limit, MAX_PAGE_LIMIT))
+        seen: dict[str, dict[str, Any]] = {}
+        totals: list[int | None] = []
+        complete = True
+        for query in wanted:
+            raws, total = await self._search(location, query, page_limit)
+            totals.append(total)
+            # A page shorter than asked for, or a total no larger than it, is every match there is.
+            complete = complete and (len(raws) < page_limit or (total is not None and total <= len(raws)))
+            for raw in raws:
+                seen.setdefault(cast(str, raw["id"]), raw)
+        narrowed = [raw for raw in seen.values() if self._narrows(raw, lookup, searched=text)]
+        contacts = await self._contacts_of(narrowed[:limit])
+        counted = [total for total in totals if total is not None]
+        if complete:
+            total, note = len(narrowed), None
+        elif len(narrowed) < len(seen):
+            total = len(narrowed)
+            note = f"total is a lower bound: it counts those of HighLevel's first {page_limit} matches that fit"
+        elif len(counted) == len(wanted) == 1:
+            total, note = counted[0], None
+        elif counted:
+            total = max([*counted, len(seen)])
+            note = "total is a lower bound: the plain and the accent-folded searches' matches may overlap"
+        else:
+            total, note = len(seen), "total is a lower bound: HighLevel's search answer did not say how many matched"
+        if note is not None:
+            note += "; narrow the query to see the rest."
+        return ContactMatches(
+            contacts=contacts, total=total, matched_on=lookup.matched_on, source="live", as_of=None, note=note
+        )
+
+    async def _find_exact(self, lookup: Lookup, location: str) -> ContactMatches:
+        """One contact by email (else phone) from the duplicate search; the other arguments given must match it.
+
+        Raises:
+            NotFound: No contact has the email or phone, or the one that has it does not match the rest.
+        """
+        by = "email" if lookup.email is not None else "phone"
+        value = cast(str, lookup.email if by == "email" else lookup.phone)
+        params = [("locationId", location), ("email" if by == "email" else "number", value)]
         body = await self._upstream.request(BUDGET, "GET", path("contacts", "search", "duplicate"), params=params)
         # The 200 is documented without a schema: `{"contact": {...} | null}` is what is seen; a list is read too.
         raw: dict[str, Any] = cast(dict[str, Any], body) if isinstance(body, dict) else {}
@@ -329,9 +401,104 @@ class HighLevel(Provider):
             listed: list[Any] = [item for item in cast(list[Any], raw["contacts"]) if isinstance(item, dict)]
             raw = {"contact": listed[0] if listed else None}
         if "contact" in raw and raw["contact"] is None:
-            wanted = " or ".join(f"{what} {value!r}" for what, value in (("email", email), ("phone", phone)) if value)
-            raise NotFound(f"HighLevel has no contact with {wanted}.")
-        return await self._unwrap(raw)
+            raise NotFound(
+                f"HighLevel has no contact with {by} {value!r}; check it, or search by name with find_contact."
+            )
+        contact = await self._unwrap(raw)
+        found = cast(dict[str, Any], raw["contact"])
+        if not self._narrows(found, lookup, searched=None):
+            given = ", ".join(
+                f"{what} {getattr(lookup, what)!r}" for what in ("phone", "name", "query") if getattr(lookup, what)
+            )
+            raise NotFound(
+                f"HighLevel's contact with {by} {value!r} ({contact.id}) does not match {given}; "
+                f"look it up by {by} alone to see it."
+            )
+        return ContactMatches(
+            contacts=[contact],
+            total=1,
+            matched_on=lookup.matched_on,
+            source="live",
+            as_of=None,
+            note="HighLevel's duplicate search answers one contact per email or phone; if the location allows "
+            f"duplicate contacts, search query={value!r} to see any others.",
+        )
+
+    def _narrows(self, raw: Mapping[str, Any], lookup: Lookup, *, searched: str | None) -> bool:
+        """Whether a contact HighLevel returned matches every argument given beyond the one it was found by.
+
+        A phone given with an email must be the contact's; a name or query other than `searched` must
+        be contained, folded, in its name, email, company or phone.
+        """
+        if (
+            lookup.email is not None
+            and lookup.phone is not None
+            and not same_phone(lookup.phone, stripped(raw.get("phone")))
+        ):
+            return False
+        full = " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str))
+        values = [raw.get(key) for key in ("name", "email", "companyName", "phone")]
+        held = [value for value in (*values, full) if isinstance(value, str)]
+        for text in (lookup.name, lookup.query):
+            if (
+                text is not None
+                and text.strip()
+                and text.strip() != searched
+                and rank(fold(text.strip()), held) is None
+            ):
+                return False
+        return True
+
+    async def _search(self, location: str, query: str, page_limit: int) -> tuple[list[dict[str, Any]], int | None]:
+        """The first page of `POST /contacts/search` for `query`: its contacts as sent, and the total it counts.
+
+        The answer's shape is undocumented: contacts are read from `contacts`, the total from `total`,
+        `count` or `meta.total` (None when there is none); anything else is an unexpected shape.
+
+        Raises:
+            UpstreamUnavailable: The answer does not have one of those shapes.
+        """
+        payload = {"locationId": location, "page": 1, "pageLimit": page_limit, "query": query}
+        body = await self._upstream.request(BUDGET, "POST", path("contacts", "search"), json=payload)
+        raw = cast(dict[str, Any], body) if isinstance(body, dict) else None
+        items = raw.get("contacts") if raw is not None else None
+        if raw is None or not isinstance(items, list):
+            raise unexpected_shape(self.label, "a contact search", "no `contacts` array")
+        contacts: list[dict[str, Any]] = []
+        for item in cast(list[Any], items):
+            if not isinstance(item, dict) or upstream_id(cast(dict[str, Any], item).get("id")) is None:
+                raise unexpected_shape(self.label, "a contact search", "a contact without an id")
+            contacts.append({**cast(dict[str, Any], item), "id": upstream_id(cast(dict[str, Any], item)["id"])})
+        if len(contacts) > page_limit:
+            raise unexpected_shape(
+                self.label, "a contact search", f"{len(contacts)} contacts for pageLimit {page_limit}"
+            )
+        meta = raw.get("meta")
+        candidates = [
+            raw.get("total"),
+            raw.get("count"),
+            cast(dict[str, Any], meta).get("total") if isinstance(meta, dict) else None,
+        ]
+        given = [value for value in candidates if value is not None]
+        if not given:
+            return contacts, None
+        total = given[0]
+        if isinstance(total, float) and total.is_integer():
+            total = int(total)
+        if not isinstance(total, int) or isinstance(total, bool) or total < len(contacts):
+            raise unexpected_shape(
+                self.label, "a contact search", f"a total of {str(total)[:20]} for {len(contacts)} contacts"
+            )
+        return contacts, total
+
+    async def _contacts_of(self, raws: Sequence[dict[str, Any]]) -> list[Contact]:
+        """Search results (GET-shaped) as `Contact`s, their custom fields named with one read of the definitions."""
+        values = [_custom_values(raw.get("customFields")) for raw in raws]
+        names = await self._names(list(dict.fromkeys(field_id for custom in values for field_id in custom)))
+        return [
+            self._contact(raw, {names.get(field_id, field_id): value for field_id, value in custom.items()})
+            for raw, custom in zip(raws, values, strict=True)
+        ]
 
     async def create_contact(self, contact: NewContact) -> Contact:
         location = self._need_location("create_contact")
