@@ -32,7 +32,9 @@ from ..tools.contacts import register_contact_tools
 from ..tools.server import About, register_server_tools
 from .budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from .errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from .index.running import open_index
 from .providers import PROVIDERS, Provider
+from .providers.cometly import Cometly
 from .results import CHARS_PER_TOKEN, Redactor, as_text, fit, secrets_of, shape
 from .settings import Settings
 from .state import AppState, SharedState
@@ -41,7 +43,8 @@ logger = logging.getLogger(__name__)
 
 VERSION = "0.1.0"
 INSTRUCTIONS = (
-    "Tools over the company's contacts. Find contacts with list_contacts (by creation date, which may be "
+    "Tools over the company's contacts. Find a person by email, phone or name with find_contact (one call, "
+    "sign-up date included); find contacts with list_contacts (by creation date, which may be "
     "words such as 'last week') or filter_by_custom_field (by custom-field values, naming fields by the labels "
     "describe_custom_fields lists), then read one in full with get_contact. Lists of objects come as tables: "
     "column names once, then one row per item; a row shorter than the columns ends in nulls. Failed calls "
@@ -204,6 +207,8 @@ def _lifespan(
     providers: Sequence[type[Provider]],
     transport: TransportFactory | None,
     clock: Callable[[], datetime] | None,
+    *,
+    sandbox: bool = False,
 ) -> SharedState:
     specs: dict[str, BudgetSpec] = {}
     for provider in providers:
@@ -229,6 +234,12 @@ def _lifespan(
                 )
                 stack.push_async_callback(instance.aclose)
                 opened[provider.name] = instance
+            cometly = opened.get(Cometly.name)
+            if isinstance(cometly, Cometly):
+                index = await stack.enter_async_context(
+                    open_index(settings, cometly, account=fingerprint(Cometly.account(settings)), sandbox=sandbox)
+                )
+                cometly.attach_index(index)
             yield AppState(
                 providers=opened,
                 budgets=budgets,
@@ -274,7 +285,7 @@ def build_server(
         name="contacts-mcp",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        state=_lifespan(settings, providers, transport, clock),
+        state=_lifespan(settings, providers, transport, clock, sandbox=sandbox),
         redactor=Redactor(secrets_of(settings)),
         sandbox=sandbox,
         max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,

@@ -125,6 +125,21 @@ def _parser() -> argparse.ArgumentParser:
         "--fault-size", type=int, default=16 * 1024 * 1024, metavar="BYTES", help="size of a large body (16 MiB)"
     )
     commands.add_parser("demo", help="tour the tools against the sandbox over stdio; exits 0 if all steps work")
+    index = commands.add_parser(
+        "index",
+        help="build, inspect or delete Cometly's contact index (find_contact's search)",
+        description="The contact index: a local, searchable copy of the Cometly Space's contacts, kept in sync by "
+        "the server (CONTACTS_MCP_INDEX, CONTACTS_MCP_INDEX_URL).",
+    )
+    actions = index.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sync = actions.add_parser("sync", help="catch the index up with Cometly now (resumes where a sync stopped)")
+    sync.add_argument(
+        "--dates",
+        action="store_true",
+        help="also date every contact to the day (about one list request per day of history)",
+    )
+    actions.add_parser("status", help="where the index is, how many contacts it holds, how far it is synced")
+    actions.add_parser("forget", help="delete the index (it is built again by the next sync)")
     return parser
 
 
@@ -227,6 +242,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _sandbox_settings() if sandbox else load_settings()
         redact_logs(Redactor(secrets_of(settings)))
         match args.command:
+            case "index":
+                from .index import commands
+
+                action = {"sync": commands.sync, "status": commands.status, "forget": commands.forget}[args.action]
+                return anyio.run(action, settings, *((args.dates,) if args.action == "sync" else ()))
             case "tools":
                 return anyio.run(_print_tools, settings, args.json, _sandboxed(settings, args) if sandbox else None)
             case "call":

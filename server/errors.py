@@ -8,6 +8,7 @@ Exception
     ├── AuthenticationFailed    [authentication_error]  the upstream rejected the key (401)
     ├── PermissionDenied        [permission_error]      the key may not do this (403)
     ├── NotFound                [not_found]             no such contact (404)
+    ├── Conflict                [conflict]              a contact with that email exists already
     ├── RateLimited             [rate_limited]          a 429, or the local budget would wait too long
     ├── UpstreamUnavailable     [upstream_unavailable]  5xx, timeout, connection error, unreadable body
     │   └── IndexUnavailable                              the contact index's file or database failed
@@ -66,6 +67,12 @@ class NotFound(ContactsError):
     """The upstream has no such contact (404)."""
 
     kind = "not_found"
+
+
+class Conflict(ContactsError):
+    """The change would duplicate or overwrite what exists (a contact with the same email, a concurrent edit)."""
+
+    kind = "conflict"
 
 
 class RateLimited(ContactsError):

@@ -366,16 +366,17 @@ def _pair(character: str) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret `settings` hold: the providers' keys, the HTTP token, the Redis URL's password.
+    """Every secret `settings` hold: the providers' keys, the HTTP token, the Redis and index URLs' passwords.
 
     The password is given as written in the URL and percent-decoded, as a client library may echo either.
     """
     found = [provider.key() for provider in (settings.cometly, settings.highlevel, settings.clemta)]
     if settings.http_token is not None:
         found.append(settings.http_token.get_secret_value())
-    if settings.redis_url is not None:
-        password = urlsplit(settings.redis_url.get_secret_value()).password or ""
-        found += [password, unquote(password)]
+    for url in (settings.redis_url, settings.index_url):
+        if url is not None:
+            password = urlsplit(url.get_secret_value()).password or ""
+            found += [password, unquote(password)]
     return found
 
 

@@ -255,6 +255,12 @@ class Settings(BaseSettings):
     """The largest tool result, in tokens estimated as characters / 4; a longer one is cut with a cursor or a hint."""
     custom_fields_ttl_seconds: float = Field(default=3_600.0, ge=0)
     """How long the custom-field labels read from an upstream are reused before they are read again."""
+    index: str | None = None
+    """Cometly's contact index: `off`, or the SQLite file's path; default: `index.sqlite3` in the user data directory."""
+    index_url: SecretStr | None = None
+    """Keep the contact index in this PostgreSQL database instead (`postgresql://user:pass@host/db`), shared by replicas."""
+    index_share: float = Field(default=1 / 3, gt=0, le=1)
+    """The largest share of each rate budget the index's background sync may use (0-1]; the rest stays for tools."""
 
     @field_validator("redis_url")
     @classmethod
@@ -266,6 +272,36 @@ class Settings(BaseSettings):
         if problem:
             raise ValueError(problem)
         return SecretStr(url)
+
+    @field_validator("index")
+    @classmethod
+    def _index(cls, value: str | None) -> str | None:
+        text = (value or "").strip()
+        if not text:
+            return None
+        if text.lower() in {"off", "false", "0", "no", "none", "disabled"}:
+            return "off"
+        if "://" in text:
+            raise ValueError(
+                "is the SQLite file's path or off; put a database URL in CONTACTS_MCP_INDEX_URL instead"
+            )
+        return text
+
+    @field_validator("index_url")
+    @classmethod
+    def _index_url(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
+            return None
+        scheme = url.partition("://")[0].lower()
+        if scheme not in {"postgresql", "postgres"} or "://" not in url:
+            raise ValueError("must be a PostgreSQL URL, e.g. postgresql://contacts:secret@db.internal:5432/contacts")
+        return SecretStr(url)
+
+    @property
+    def index_off(self) -> bool:
+        """Whether the contact index is turned off (`CONTACTS_MCP_INDEX=off`)."""
+        return self.index == "off"
 
     @field_validator("http_token")
     @classmethod

@@ -25,9 +25,11 @@ from .models import (
     Address,
     Contact,
     ContactFields,
+    ContactMatches,
     ContactPage,
     FilterCondition,
     GetContactQuery,
+    Lookup,
     NewContact,
     Scalar,
     ShortText,
@@ -97,6 +99,8 @@ CountOnly = Annotated[
         "no contacts: for 'how many signed up last month?'."
     ),
 ]
+MAX_MATCHES = 25
+"""The most matches find_contact shows: a short list to choose from, never a flood."""
 SERVER_TOOLS = ("describe_custom_fields", "server_info")
 """The tools about the server itself (`tools.server`); named here so the allow-list knows them."""
 
@@ -218,6 +222,14 @@ def _get_contact(default: str) -> Callable[..., Any]:
                 "those left out.",
             ),
         ] = 20,
+        exact_created_at: Annotated[
+            bool,
+            Field(
+                description="Cometly: find the sign-up time to the second when only a window is known "
+                "(created_between). Costs about 17 list requests of a budget of 15 a minute, so ask only when "
+                "the exact time matters."
+            ),
+        ] = False,
         provider: str = default,
     ) -> Contact:
         query = GetContactQuery(
@@ -227,6 +239,7 @@ def _get_contact(default: str) -> Callable[..., Any]:
             include_direct_touchpoints=include_direct_touchpoints,
             include_browsing_hits=include_browsing_hits,
             use_custom_field_labels=use_custom_field_labels,
+            exact_created_at=exact_created_at,
         )
         contact = await ctx.request_context.lifespan_context.provider(provider).get_contact(query)
         return contact.limited(limit)
@@ -324,18 +337,45 @@ async def _read_range(
 def _find_contact(default: str) -> Callable[..., Any]:
     async def find_contact(
         ctx: ToolContext,
-        email: Annotated[str | None, Field(max_length=320, description="The email address to look up.")] = None,
-        phone: Annotated[
-            str | None, Field(max_length=40, description="The phone number to look up, e.g. +14155550100.")
+        email: Annotated[
+            str | None, Field(max_length=320, description="An email address; matches it exactly, any case.")
         ] = None,
+        phone: Annotated[
+            str | None,
+            Field(max_length=40, description="A phone number, e.g. +14155550100; matches it exactly."),
+        ] = None,
+        name: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="A name or part of one, e.g. 'jose nun' finds José Núñez: any case, accents ignored.",
+            ),
+        ] = None,
+        query: Annotated[
+            str | None,
+            Field(
+                max_length=200,
+                description="Anything else: part of a name or email, an email domain ('acme.com'), a company "
+                "(HighLevel) or a phone; used when you do not know which it is.",
+            ),
+        ] = None,
+        limit: Annotated[int, Field(ge=1, le=MAX_MATCHES, description="Show at most this many matches.")] = 5,
         provider: str = default,
-    ) -> Contact:
-        email, phone = (email or "").strip() or None, (phone or "").strip() or None
-        if email is None and phone is None:
-            raise ValidationFailed("Give an email or a phone number to look up (or both).")
-        return await ctx.request_context.lifespan_context.provider(provider).find_contact(email=email, phone=phone)
+    ) -> ContactMatches:
+        lookup = Lookup(email=_given(email), phone=_given(phone), name=_given(name), query=_given(query))
+        if lookup.email is None and lookup.phone is None and lookup.name is None and lookup.query is None:
+            raise ValidationFailed(
+                "Give what to look for: email, phone, name (any part) or query (anything, e.g. a domain)."
+            )
+        found = await ctx.request_context.lifespan_context.provider(provider).find_contacts(lookup, limit=limit)
+        return found.model_copy(update={"contacts": found.contacts[:limit]})
 
     return find_contact
+
+
+def _given(value: str | None) -> str | None:
+    """An argument stripped; None when it is missing or blank."""
+    return (value or "").strip() or None
 
 
 def _create_contact(default: str) -> Callable[..., Any]:
@@ -375,6 +415,13 @@ def _create_contact(default: str) -> Callable[..., Any]:
             Literal["customer", "vendor"],
             Field(description="Clemta only: whether the contact is a customer or a vendor."),
         ] = "customer",
+        allow_duplicate: Annotated[
+            bool,
+            Field(
+                description="Create it even if a contact with the first email already exists (otherwise that "
+                "is refused with [conflict], naming the existing contact)."
+            ),
+        ] = False,
         provider: str = default,
     ) -> Contact:
         contact = NewContact(
@@ -387,8 +434,9 @@ def _create_contact(default: str) -> Callable[..., Any]:
             address=address,
             tags=tags,
             fields=fields or ContactFields(),
+            allow_duplicate=allow_duplicate,
         )
-        return await ctx.request_context.lifespan_context.provider(provider).create_contact(contact)
+        return await ctx.request_context.lifespan_context.provider(provider).create(contact)
 
     return create_contact
 
@@ -430,11 +478,16 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
     ),
     "find_contact": (
         "Find contact",
-        "Find the one contact with a given email address or phone number: use it when the user names a person "
-        "by email or phone, or before create_contact to avoid a duplicate. HighLevel looks up an email or a phone "
-        "(give either, or both); Clemta an email (its search matches names and emails; only an exact email match, "
-        "ignoring case, counts, the newest if several). Returns the Contact, or [not_found] when there is none. "
-        "Cometly has no lookup, so it does not offer this tool.",
+        "Find contacts by email, phone, name or anything else in one call: use it when the user names a "
+        "person ('what do we have on jane@acme.com?', 'find José'), to learn when they signed up, or before "
+        "create_contact. email or phone match exactly ([not_found] when no contact has it); name matches any "
+        "part of a name, any case, accents ignored; query is for text of unknown kind (part of a name or "
+        "email, an email domain such as acme.com, a company, a phone). Returns `contacts`, best match first "
+        "(at most `limit`), each a Contact with its id, primary fields and sign-up date (created_at; for "
+        "Cometly created_between when only a window is known), `total` (how many matched in all) and "
+        "`source`/`as_of` (how fresh). Cometly answers from the server's contact index and reads each contact "
+        "shown live; HighLevel from its duplicate search (email, phone) and contact search (name, query); "
+        "Clemta from its contact search.",
     ),
     "create_contact": (
         "Create contact",
@@ -447,6 +500,8 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "source, website; Clemta a name (names[0] becomes its full_name; required), emails (the rest become "
         "cc_emails), one phone and the address (its billing details), contact_type, and fields status, "
         "description, tax_id, bcc_emails. An argument the provider has no place for is refused, naming who takes "
-        "it, before anything is sent. Returns the created Contact with its new id.",
+        "it, before anything is sent. A contact whose first email already exists is not created: the call "
+        "fails with [conflict] naming the existing one (allow_duplicate=true creates it anyway). Returns the "
+        "created Contact with its new id.",
     ),
 }

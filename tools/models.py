@@ -615,6 +615,7 @@ class GetContactQuery(BaseModel):
     include_direct_touchpoints: bool = False
     include_browsing_hits: bool = False
     use_custom_field_labels: bool = True
+    exact_created_at: bool = False
 
 
 class Lookup(BaseModel):
@@ -741,6 +742,8 @@ class NewContact(BaseModel):
     address: Address | None = None
     tags: list[str] = Field(default_factory=list[str])
     fields: ContactFields = Field(default_factory=ContactFields)
+    allow_duplicate: bool = False
+    """Create it even when a contact with its first email exists."""
 
     @field_validator("emails")
     @classmethod

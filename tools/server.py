@@ -20,9 +20,10 @@ from pydantic import BaseModel, Field
 from ..server.budgets.base import limits_text
 from ..server.errors import ContactsError
 from ..server.providers.base import Provider
+from ..server.providers.cometly import Cometly
 from ..server.state import AppState, SharedState
 from .contacts import READ, SERVER_TOOLS, ToolContext, provider_argument
-from .models import CustomFields
+from .models import CustomFields, iso_utc
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,18 @@ class ProviderInfo(BaseModel):
     )
 
 
+class IndexInfo(BaseModel):
+    """Cometly's contact index, which find_contact searches: how much of the Space it holds."""
+
+    location: str = Field(description="Where it is: a file, or a database URL without its password.")
+    contacts: int = Field(description="How many contacts it holds.")
+    backfilled: bool = Field(description="Whether it has read the Space's whole history (false: still building).")
+    last_sync: str | None = Field(default=None, description="When the sync last finished a range (ISO 8601 UTC).")
+    dated: dict[str, int] = Field(
+        description="Contacts by how precisely their sign-up is known: second, day, month, coarser, unknown."
+    )
+
+
 class ServerInfo(BaseModel):
     """What this server is, what it serves, and how much of each rate budget is left."""
 
@@ -70,6 +83,9 @@ class ServerInfo(BaseModel):
         description="Where budgets are counted: this process only, or Redis, shared by every process on the key."
     )
     budgets: list[BudgetLeft]
+    index: IndexInfo | None = Field(
+        default=None, description="Cometly's contact index; absent when it is off or Cometly is not configured."
+    )
 
 
 @dataclass(frozen=True)
@@ -200,6 +216,27 @@ def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequen
             max_result_tokens=about.max_result_tokens,
             shared_budgets=about.shared_budgets,
             budgets=budgets,
+            index=await _index_info(app),
         )
 
     return server_info
+
+
+async def _index_info(app: AppState) -> IndexInfo | None:
+    cometly = app.providers.get("cometly")
+    index = cometly.index if isinstance(cometly, Cometly) else None
+    if index is None:
+        return None
+    try:
+        status = await index.status()
+        backfilled = await index.backfilled_at() is not None
+    except ContactsError:  # the index's database is down: find_contact will say so
+        logger.info("could not read the contact index's status", exc_info=True)
+        return None
+    return IndexInfo(
+        location=index.location,
+        contacts=status.contacts,
+        backfilled=backfilled,
+        last_sync=iso_utc(status.last_sync.timestamp()) if status.last_sync else None,
+        dated=dict(status.dated),
+    )

@@ -29,7 +29,7 @@ from ...tools.models import (
     NewContact,
 )
 from ..budgets import Budgets
-from ..errors import NotSupported, UpstreamUnavailable, ValidationFailed
+from ..errors import Conflict, NotFound, NotSupported, UpstreamUnavailable, ValidationFailed
 from ..http import ErrorReader, Upstream
 from ..results import Redactor, secrets_of
 from ..settings import ProviderSettings, Rate, Settings
@@ -180,6 +180,38 @@ class Provider(ABC):
         """
         raise self._unsupported("find_contact")
 
+    async def create(self, contact: NewContact) -> Contact:
+        """create_contact's whole job: refuse a duplicate of an existing contact's email, else create it.
+
+        Raises:
+            Conflict: A contact with the first email exists (and `allow_duplicate` is not set); the
+                message names it.
+            ContactsError: Classified failures of the lookup or the create.
+        """
+        if not contact.allow_duplicate:
+            existing = await self.duplicate_of(contact.emails[0])
+            if existing is not None:
+                raise Conflict(
+                    f"{self.label} already has a contact with email {contact.emails[0]}: {describe(existing)}. "
+                    f"Nothing was created. Use it (get_contact(contact_id={existing.id!r}, provider={self.name!r})), "
+                    "or call create_contact again with allow_duplicate=true to create another contact anyway."
+                )
+        return await self.create_contact(contact)
+
+    async def duplicate_of(self, email: str) -> Contact | None:
+        """The existing contact with this email, by the provider's own lookup; None when there is none.
+
+        Raises:
+            ContactsError: Classified failures of the lookup.
+        """
+        if "find_contact" not in self.capabilities:
+            return None
+        try:
+            found = await self.find_contacts(Lookup(email=email), limit=1)
+        except NotFound:
+            return None
+        return found.contacts[0] if found.contacts else None
+
     async def create_contact(self, contact: NewContact) -> Contact:
         """Create one contact; never sent twice.
 
@@ -223,6 +255,12 @@ def given_arguments(contact: NewContact) -> list[str]:
         given += [f"address.{part}" for part in contact.address.given()]
     given += [f"fields.{name}" for name in contact.fields.given()]
     return given
+
+
+def describe(contact: Contact) -> str:
+    """A contact in a few words for a message: its id and primary name, email and phone."""
+    known = [value[0] for value in (contact.names, contact.emails, contact.phones) if value]
+    return f"id {contact.id}" + (f" ({', '.join(known)})" if known else "")
 
 
 def stripped(value: Any) -> str | None:

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, cast
 from zoneinfo import ZoneInfo
 
@@ -24,19 +24,24 @@ from pydantic import JsonValue
 from ...tools.models import (
     CometlyDetails,
     Contact,
+    ContactMatches,
     ContactPage,
     CustomFields,
     FilterCondition,
     GetContactQuery,
     ListContactsQuery,
+    Lookup,
     NewContact,
     iso_utc,
 )
 from ..budgets import Budgets
 from ..budgets.background import Priority
-from ..errors import ContactsError, ValidationFailed
+from ..errors import ContactsError, NotFound, NotSupported, ValidationFailed
 from ..http import QueryParams, Upstream, path
 from ..index.base import Entry
+from ..index.dating import exact_created_at
+from ..index.lookup import ENABLE_INDEX, dated, entry_of, find_in_index, scan_recent
+from ..index.service import ContactIndex, narrowed
 from ..settings import CometlySettings, Rate, Settings
 from .base import (
     Capability,
@@ -154,7 +159,7 @@ class Cometly(Provider):
     name = "cometly"
     label = "Cometly"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact"}
+        {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"}
     )
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
         # The API page says 30 a minute, the MCP page 15: start at 15, and X-RateLimit-Limit raises it.
@@ -180,6 +185,19 @@ class Cometly(Provider):
         )
         self._fields_ttl = fields_ttl_seconds
         self._refreshed_at: float | None = None
+        self._index: ContactIndex | None = None
+
+    def attach_index(self, index: ContactIndex | None) -> None:
+        """Use `index` for find_contact, duplicate checks and sign-up dates (None: the index is off)."""
+        self._index = index
+
+    @property
+    def index(self) -> ContactIndex | None:
+        return self._index
+
+    def clock(self) -> datetime:
+        """The current moment (aware), as this provider reads it."""
+        return self._clock()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -237,7 +255,20 @@ class Cometly(Provider):
             params=params,
             not_found=f"Cometly has no contact {contact_id}; ids come from list_contacts or filter_by_custom_field.",
         )
-        return self._detail(body)
+        contact = self._detail(body)
+        if self._index is None:
+            if query.exact_created_at:
+                raise NotSupported(
+                    "exact_created_at needs the contact index, which is off on this server; "
+                    f"{ENABLE_INDEX}, or leave exact_created_at out."
+                )
+            return contact
+        if query.exact_created_at:
+            moment = await exact_created_at(self, self._index.store, self._index.account, contact.id)
+            if moment is not None:
+                return contact.model_copy(update={"created_at": iso_utc(moment.timestamp()), "created_between": None})
+        entry = (await self._index.get([contact.id])).get(contact.id)
+        return dated(contact, entry)
 
     async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
         conditions = await self._on_slots(query.conditions)
@@ -256,7 +287,46 @@ class Cometly(Provider):
             page = await self._list(self._list_params(query, conditions))
         if conditions:
             page.filters = [condition.applied(label) for condition, label in conditions]
+        return await self._dated_page(page, query)
+
+    async def _dated_page(self, page: ContactPage, query: ListContactsQuery) -> ContactPage:
+        """The page's contacts with their sign-up windows: the range listed proves each was created in it,
+        and the index may know a narrower window."""
+        after, before = query.range.start.astimezone(UTC), query.range.end.astimezone(UTC)
+        known = await self._index.get([c.id for c in page.contacts]) if self._index and page.contacts else {}
+        in_range = Entry(id="", created_after=after, created_before=before)
+        page.contacts = [
+            dated(contact, narrowed(known[contact.id], after, before) if contact.id in known else in_range)
+            for contact in page.contacts
+        ]
         return page
+
+    async def find_contacts(self, lookup: Lookup, *, limit: int) -> ContactMatches:
+        if self._index is None:
+            return await scan_recent(self, lookup, limit=limit, now=self._clock())
+        return await find_in_index(self, self._index, lookup, limit=limit)
+
+    async def duplicate_of(self, email: str) -> Contact | None:
+        if self._index is None:
+            return None  # no lookup without the index; a scan per create would spend the list budget
+        try:
+            found = await find_in_index(self, self._index, Lookup(email=email), limit=1)
+        except NotFound:
+            return None
+        return found.contacts[0] if found.contacts else None
+
+    def contact_of(self, entry: Entry) -> Contact:
+        """An index entry as a Contact (its primary values as the list endpoint gave them), dated."""
+        contact = Contact(
+            id=entry.id,
+            provider=self.name,
+            emails=list(entry.emails),
+            phones=list(entry.phones),
+            names=list(entry.names),
+            locations=list(entry.locations),
+            custom_fields=dict(entry.custom_fields),
+        )
+        return dated(contact, entry)
 
     async def _labels_after_422(self) -> Labels | None:
         """The labels after Cometly refused a slot: read again, at most once a minute, never failing the call.
@@ -431,11 +501,19 @@ class Cometly(Provider):
             if value:
                 payload[key] = value
         unsure = look_up_before_creating_again(contact.emails[0])
+        sent = self._clock().astimezone(UTC).replace(microsecond=0)
         body = await self._upstream.request(
             "cometly.create_contact", "POST", path("contacts"), json=payload, unsure=unsure
         )
         with created(unsure):
-            return self._detail(body)
+            made = self._detail(body)
+        answered = self._clock().astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
+        if self._index is not None:  # findable at once, not after the next catch-up
+            try:
+                await self._index.note([entry_of(made, after=sent, before=answered)])
+            except ContactsError as exc:
+                logger.warning("could not add contact %s to the index: %s", made.id, exc.kind)
+        return dated(made, Entry(id=made.id, created_after=sent, created_before=answered))
 
     def _detail(self, body: Any) -> Contact:
         """A contact from the get/create endpoints (`ContactDetail`)."""

@@ -1,0 +1,85 @@
+"""The contact index inside a running server: opened with the lifespan, synced in its background.
+
+The server opens the index before it serves (so a database it cannot reach stops it at start, in
+one line), hands it to the Cometly provider, and runs the sync as a background task for its whole
+life: the backfill first, then catch-up, dating and refresh, each request at a lower priority than
+the tools' and within `CONTACTS_MCP_INDEX_SHARE` of each budget. The task's failures are logged and
+retried; they never reach a tool call or stop the server.
+
+Under `--sandbox` the index is a file in a temporary directory, deleted at exit: the sandbox's
+contacts are generated afresh by every process, so keeping them would only mislead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from collections.abc import AsyncGenerator
+from contextlib import asynccontextmanager, nullcontext
+from pathlib import Path
+
+import anyio
+
+from ..budgets.background import Background
+from ..errors import ConfigurationError, ContactsError
+from ..providers.cometly import Cometly
+from ..settings import Settings
+from .base import Store
+from .service import ContactIndex, open_store
+from .sqlite import SqliteStore
+from .sync import Sync
+
+logger = logging.getLogger(__name__)
+
+SYNC_INTERVAL_SECONDS = 60.0
+"""How often the background sync looks for new contacts once it has caught up."""
+
+
+def owner_name() -> str:
+    """Who holds a window's lease: this host and process, so a restarted server is a new owner."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@asynccontextmanager
+async def open_index(
+    settings: Settings, cometly: Cometly, *, account: str, sandbox: bool = False
+) -> AsyncGenerator[ContactIndex | None]:
+    """The Space's index, open and syncing in the background until the block ends; None when it is off.
+
+    Raises:
+        ConfigurationError: If the index cannot be opened (a file that cannot be written, a database
+            that cannot be reached), saying which and why.
+    """
+    scratch_dir = tempfile.TemporaryDirectory(prefix="contacts-mcp-index-") if sandbox else nullcontext(None)
+    with scratch_dir as scratch:
+        store: Store | None = SqliteStore(Path(scratch) / "index.sqlite3") if scratch else open_store(settings)
+        if store is None:
+            yield None
+            return
+        try:
+            await store.open()
+        except ContactsError as exc:
+            raise ConfigurationError(f"contacts-mcp: the contact index cannot be opened: {exc.message}") from None
+        try:
+            index = ContactIndex(store, account, clock=cometly.clock)
+            sync = Sync(
+                store,
+                cometly,
+                account=account,
+                owner=owner_name(),
+                clock=cometly.clock,
+                priority=Background(settings.index_share),
+                on_backfilled=index.backfill_finished,
+            )
+            index.sync = sync
+            async with anyio.create_task_group() as group:
+                group.start_soon(sync.run_forever, SYNC_INTERVAL_SECONDS)
+                try:
+                    yield index
+                finally:
+                    group.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await store.aclose()
