@@ -440,14 +440,15 @@ class SqliteStore(Store):
         marks = ", ".join("?" * len(kinds))
 
         def work(db: sqlite3.Connection) -> Window | None:
-            row = db.execute(
+            rows = db.execute(
                 f"SELECT {_WINDOW_COLUMNS} FROM windows WHERE account = ? AND kind IN ({marks}) AND done = 0"
                 " AND (owner IS NULL OR lease_until IS NULL OR lease_until <= ? OR owner = ?)"
                 f" ORDER BY {kind_order(kinds)}, start DESC LIMIT 1",
                 (account, *kinds, moment, owner),
-            ).fetchone()
-            if row is None:
+            ).fetchall()  # all: a statement left unfinished would hold its read snapshot past the COMMIT
+            if not rows:
                 return None
+            [row] = rows
             db.execute(
                 "UPDATE windows SET owner = ?, lease_until = ?"
                 ' WHERE account = ? AND start = ? AND "end" = ? AND kind = ?',
