@@ -202,14 +202,12 @@ class ContactsServer(MCPServer[AppState]):
         return CallToolResult(content=[TextContent(type="text", text=text)], is_error=True)
 
 
-def _lifespan(
-    settings: Settings,
-    providers: Sequence[type[Provider]],
-    transport: TransportFactory | None,
-    clock: Callable[[], datetime] | None,
-    *,
-    sandbox: bool = False,
-) -> SharedState:
+def budget_specs(settings: Settings, providers: Sequence[type[Provider]]) -> dict[str, BudgetSpec]:
+    """The budgets of `providers`: the vendors' limits, or the settings' overrides.
+
+    Raises:
+        ConfigurationError: If an override names a budget that does not exist.
+    """
     specs: dict[str, BudgetSpec] = {}
     for provider in providers:
         account = fingerprint(provider.account(settings))
@@ -221,6 +219,18 @@ def _lifespan(
                 rates=rates if override is None else override, account=account, may_rise=override is None
             )
     check_overrides(specs, settings.rate_limits)  # at build time, so a typo stops the server at start
+    return specs
+
+
+def _lifespan(
+    settings: Settings,
+    providers: Sequence[type[Provider]],
+    transport: TransportFactory | None,
+    clock: Callable[[], datetime] | None,
+    *,
+    sandbox: bool = False,
+) -> SharedState:
+    specs = budget_specs(settings, providers)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
     @asynccontextmanager

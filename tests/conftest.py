@@ -88,10 +88,13 @@ def anyio_backend() -> str:
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep the machine's own provider settings out of every test."""
+    """Keep the machine's own provider settings out of every test, and the contact index off."""
     for name in list(os.environ):
         if name.startswith(("COMETLY_", "HIGHLEVEL_", "CLEMTA_", "CONTACTS_MCP_")):
             monkeypatch.delenv(name)
+    # The contact index is off unless a test turns it on: it would sync in the background against
+    # every mocked Cometly, and its default file is in the user's data directory, not the test's.
+    monkeypatch.setenv("CONTACTS_MCP_INDEX", "off")
 
 
 def text_of(result: CallToolResult) -> str:

@@ -7,15 +7,15 @@ exit status 2 on a configuration problem, as every other command does.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TextIO
 
 from ..budgets import fingerprint
 from ..errors import ConfigurationError, ContactsError
 from ..settings import Settings
-from .base import Status, Store
+from .base import Status, Store, Window, WindowKind
 from .service import open_store
+from .sync import Report
 
 OFF = "The contact index is off (CONTACTS_MCP_INDEX=off); unset it to turn it on."
 
@@ -107,4 +107,85 @@ async def _open(store: Store) -> None:
         raise ConfigurationError(f"contacts-mcp: the contact index cannot be opened: {exc.message}") from None
 
 
-Printer = Callable[[str], None]
+async def sync(settings: Settings, dates: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Catch the index up with Cometly now: the backfill (or what is left of it) and catch-up; with
+    `dates`, also dating every contact to the day. Resumes where any earlier sync stopped.
+
+    It draws on the same budgets as a running server would (shared through Redis when configured)
+    at the same low priority and share, so running it beside a server or other clients is safe.
+
+    Raises:
+        ConfigurationError: If the index is off, Cometly is not configured, or the key is refused.
+    """
+    from ..app import budget_specs
+    from ..budgets import open_budgets
+    from ..budgets.background import Background
+    from ..errors import AuthenticationFailed, PermissionDenied
+    from ..providers.cometly import Cometly
+    from .running import owner_name
+    from .sync import Sync
+
+    account = account_of(settings)
+    if account is None:
+        raise ConfigurationError("contacts-mcp: index sync needs a Cometly Space: set COMETLY_API_KEY")
+    store = _store(settings)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+    kinds: tuple[WindowKind, ...] = ("walk", "head", "date") if dates else ("walk", "head")
+    bar = _Bar(err) if err.isatty() else None
+    async with open_budgets(budget_specs(settings, [Cometly]), redis_url=redis_url) as budgets:
+        cometly = Cometly.from_settings(settings, budgets=budgets)
+        await _open(store)
+        try:
+            worker = Sync(store, cometly, account=account, owner=owner_name(), priority=Background(settings.index_share))
+
+            async def progress(report: Report, window: Window) -> None:
+                if bar is not None:
+                    planned = [w for w in await store.windows(account) if w.kind in kinds]
+                    bar.show(sum(w.done for w in planned), len(planned), report)
+
+            print(f"Syncing the contact index at {store.location} ...", file=out, flush=True)
+            try:
+                report = await worker.run(kinds=kinds, progress=progress)
+            except (AuthenticationFailed, PermissionDenied) as exc:
+                raise ConfigurationError(f"contacts-mcp: Cometly refused the key: {exc.message}") from None
+            except ContactsError as exc:
+                if bar is not None:
+                    bar.end()
+                print(f"The sync stopped: {exc.render()} Run it again to go on from there.", file=out)
+                return 1
+            finally:
+                await cometly.aclose()
+            if bar is not None:
+                bar.end()
+            print(
+                f"Done: {report.requests:,} list requests, {report.windows:,} date ranges read, "
+                f"{report.indexed:,} contacts in the index.",
+                file=out,
+            )
+            _print_status(await store.status(account), out)
+        finally:
+            await store.aclose()
+    return 0
+
+
+class _Bar:
+    """A one-line progress bar on a terminal (stderr), redrawn in place."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def show(self, done: int, planned: int, report: Report) -> None:
+        share = done / planned if planned else 0.0
+        filled = round(share * self.WIDTH)
+        line = (
+            f"\r[{'#' * filled}{'.' * (self.WIDTH - filled)}] {done}/{planned} ranges, "
+            f"{report.contacts:,} contacts, {report.requests:,} requests"
+        )
+        self._stream.write(line)
+        self._stream.flush()
+
+    def end(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()

@@ -12,6 +12,8 @@ contacts are generated afresh by every process, so keeping them would only misle
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -52,6 +54,9 @@ async def open_index(
         ConfigurationError: If the index cannot be opened (a file that cannot be written, a database
             that cannot be reached), saying which and why.
     """
+    if settings.index_off:
+        yield None
+        return
     scratch_dir = tempfile.TemporaryDirectory(prefix="contacts-mcp-index-") if sandbox else nullcontext(None)
     with scratch_dir as scratch:
         store: Store | None = SqliteStore(Path(scratch) / "index.sqlite3") if scratch else open_store(settings)
@@ -74,12 +79,18 @@ async def open_index(
                 on_backfilled=index.backfill_finished,
             )
             index.sync = sync
-            async with anyio.create_task_group() as group:
-                group.start_soon(sync.run_forever, SYNC_INTERVAL_SECONDS)
-                try:
-                    yield index
-                finally:
-                    group.cancel_scope.cancel()
+            # A task of its own, not a task group's: the lifespan is shared (`state.SharedState`), so
+            # the task that leaves it last, and closes this, need not be the one that opened it, and
+            # a task group must be left by the task that entered it. The server runs on asyncio.
+            task = asyncio.get_running_loop().create_task(
+                sync.run_forever(interval=SYNC_INTERVAL_SECONDS), name="contacts-mcp index sync"
+            )
+            try:
+                yield index
+            finally:
+                task.cancel()
+                with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                    await task
         finally:
             with anyio.CancelScope(shield=True):
                 await store.aclose()
