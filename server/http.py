@@ -31,6 +31,7 @@ import anyio
 import httpx
 
 from .budgets import Budget, Budgets, Observation
+from .budgets.background import Priority
 from .errors import (
     AuthenticationFailed,
     ContactsError,
@@ -51,6 +52,8 @@ ErrorReader = Callable[[Any], str | None]
 MAX_ATTEMPTS = 3
 """Tries of one GET that fails in transit or with a 5xx (each try draws on the budget)."""
 MAX_429_RETRIES = 2
+BACKGROUND_429_RETRIES = 10
+"""429s a background request (the index's sync) waits out before it fails: it has no caller waiting on it."""
 BACKOFF_BASE_SECONDS = 0.5
 BACKOFF_CAP_SECONDS = 8.0
 NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -306,6 +309,7 @@ class Upstream:
         json: Any = None,
         not_found: str = "Not found.",
         unsure: str = "check whether it took effect before sending it again",
+        priority: Priority | None = None,
     ) -> Any:
         """Send one request within `budget` and return its parsed JSON body.
 
@@ -319,17 +323,28 @@ class Upstream:
         error says so, and `unsure` says how to check. Each try ends within the timeout, body
         included, and a body larger than the size limit is refused, not read.
 
+        With `priority` (the index's sync), every try takes its slot through `priority.slot` instead,
+        below the tool calls, and may wait as long as that takes: no caller waits on it, so a 429
+        blocks the budget for everyone as usual and the request waits it out, up to
+        `BACKGROUND_429_RETRIES` times, rather than failing the sync.
+
         Raises:
             ContactsError: The classified failure, with a message for the model.
         """
         safe = method == "GET"
         unsure_if_sent = None if safe else unsure  # a GET changes nothing, so it is never in doubt
-        deadline = anyio.current_time() + self._max_wait
+        deadline = math.inf if priority is not None else anyio.current_time() + self._max_wait
         described = f"{method} {url}"  # for errors and logs: never the query or headers, so never a key
         limiter = self._budgets[budget]
         failed = limited = 0
+        most_429s = MAX_429_RETRIES if priority is None else BACKGROUND_429_RETRIES
         while True:
-            async with limiter.slot(max_wait=max(0.0, deadline - anyio.current_time())):
+            slot = (
+                limiter.slot(max_wait=max(0.0, deadline - anyio.current_time()))
+                if priority is None
+                else priority.slot(limiter)
+            )
+            async with slot:
                 response = await self._send(
                     method, url, params=params, json=json, described=described, unsure=unsure_if_sent
                 )
@@ -351,7 +366,7 @@ class Upstream:
                 logger.warning(
                     "%s: 429 from %s, budget %s blocked for %.1f s (%s)", described, self.label, budget, wait, source
                 )
-                if limited < MAX_429_RETRIES and anyio.current_time() + wait <= deadline:
+                if limited < most_429s and anyio.current_time() + wait <= deadline:
                     limited += 1
                     continue
                 message = self._message(response)
