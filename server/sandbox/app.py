@@ -20,7 +20,8 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
@@ -120,6 +121,9 @@ def create_app(
     rate_limits: Mapping[str, tuple[int, float]] | None = None,
     faults: Faults | None = None,
     control_token: str | None = None,
+    timezone: str = "UTC",
+    ambiguous: Literal["earlier", "later"] = "earlier",
+    span_days: int = 90,
 ) -> Starlette:
     """Build the sandbox app.
 
@@ -137,15 +141,23 @@ def create_app(
         control_token: When given, `/_sandbox/faults` (GET and POST) answers only requests with
             `Authorization: Bearer <control_token>`: 401 without one, 403 with another. Default:
             no token, for a sandbox only this machine reaches.
+        timezone: The Cometly Space's IANA timezone, in which its list reads its dates (point
+            `COMETLY_TIMEZONE` at the same one). Default UTC.
+        ambiguous: Which moment a wall time shown twice by a DST fall-back means (see `Sandbox.ambiguous`).
+        span_days: How many days back from `now` the seed data's creation times go.
 
     Returns:
         The app; its lifespan closes the database on shutdown (or call `sandbox_of(app).store.close()`).
 
     Raises:
-        ValueError: `now` is naive, a rate limit names an unknown endpoint or allows nothing, or
-            `db_path` holds a database that is not a sandbox.
+        ValueError: `now` is naive, a rate limit names an unknown endpoint or allows nothing,
+            `timezone` is unknown, or `db_path` holds a database that is not a sandbox.
     """
     start = aware_utc(now)
+    try:
+        zone = ZoneInfo(timezone)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ValueError(f"unknown timezone {timezone!r}") from None
     limits = dict(DEFAULT_RATE_LIMITS)
     for name, budget in (rate_limits or {}).items():
         if name not in limits:
@@ -155,12 +167,19 @@ def create_app(
     store, is_new = Store.open(db_path)
     try:
         if is_new:
-            store.seed(LABELS, generate(count=contacts, seed=seed, now=start))
+            store.seed(LABELS, generate(count=contacts, seed=seed, now=start, span_days=span_days))
     except BaseException:
         store.close()
         raise
     plan = FaultPlan(faults)
-    sandbox = Sandbox(store=store, limiter=limiter, clock=_clock(start, pinned=now is not None), faults=plan)
+    sandbox = Sandbox(
+        store=store,
+        limiter=limiter,
+        clock=_clock(start, pinned=now is not None),
+        faults=plan,
+        zone=zone,
+        ambiguous=ambiguous,
+    )
     vendors = [
         cometly.build(sandbox, SANDBOX_KEYS["cometly"]),
         highlevel.build(sandbox, SANDBOX_KEYS["highlevel"]),

@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import cast
 
 from starlette.datastructures import QueryParams
@@ -179,6 +179,7 @@ class _CometlyApi:
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
         self._store = sandbox.store
+        self._fold = 0 if sandbox.ambiguous == "earlier" else 1
 
     async def get_contact(self, request: Request) -> Response:
         raw_id: str = request.path_params["contact_id"]
@@ -217,7 +218,7 @@ class _CometlyApi:
 
     async def list_contacts(self, request: Request) -> Response:
         errors = ValidationErrors()
-        params = _list_params(request.query_params, errors)
+        params = _list_params(request.query_params, errors, zone=self._sandbox.zone, fold=self._fold)
         conditions = parse_conditions(request.query_params.multi_items(), self._store.labels, errors)
         if errors or params is None:
             return errors.response()
@@ -340,9 +341,9 @@ def _flags(params: QueryParams, defaults: Mapping[str, bool], errors: Validation
     return flags
 
 
-def _list_params(params: QueryParams, errors: ValidationErrors) -> _ListParams | None:
-    start = _datetime(params, "start_date", errors)
-    end = _datetime(params, "end_date", errors)
+def _list_params(params: QueryParams, errors: ValidationErrors, *, zone: tzinfo, fold: int) -> _ListParams | None:
+    start = _datetime(params, "start_date", errors, zone=zone, fold=fold)
+    end = _datetime(params, "end_date", errors, zone=zone, fold=fold)
     if start is not None and end is not None and end <= start:
         errors.add("end_date", "The end date field must be a date after start date.")
     per_page = DEFAULT_PER_PAGE
@@ -371,16 +372,17 @@ def _list_params(params: QueryParams, errors: ValidationErrors) -> _ListParams |
     return _ListParams(start=start, end=end, per_page=per_page, cursor=cursor, flags=flags)
 
 
-def _datetime(params: QueryParams, name: str, errors: ValidationErrors) -> datetime | None:
+def _datetime(params: QueryParams, name: str, errors: ValidationErrors, *, zone: tzinfo, fold: int) -> datetime | None:
     raw = params.get(name, "")
     if raw == "":
         errors.required(name)
         return None
     if _DATETIME.fullmatch(raw):
         try:
-            # The sandbox Space's timezone is UTC.
-            return datetime.strptime(raw + "+0000", DATETIME_FORMAT + "%z")
-        except ValueError:
+            # Wall time in the Space's timezone (UTC unless the sandbox was given another).
+            wall = datetime.strptime(raw, DATETIME_FORMAT)
+            return wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        except (ValueError, OverflowError):
             pass
     errors.add(name, f"The {attribute(name)} field must match the format Y-m-d H:i:s.")
     return None

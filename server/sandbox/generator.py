@@ -228,38 +228,42 @@ _ADS = _ads()
 _PAGES = ("/", "/pricing", "/features", "/blog/attribution-101", "/demo", "/signup", "/checkout", "/docs")
 
 
-def generate(*, count: int, seed: int, now: datetime) -> list[NewContact]:
-    """Make `count` contacts, the same ones for the same (count, seed, now).
+def generate(*, count: int, seed: int, now: datetime, span_days: int = 90) -> list[NewContact]:
+    """Make `count` contacts, the same ones for the same (count, seed, now, span_days).
 
     Args:
         count: How many contacts (merged profiles come on top, as gaps in the ids).
         seed: Seeds the pseudo-random choices.
-        now: The aware "today"; creation times fall in the 90 days before it.
+        now: The aware "today"; creation times fall in the `span_days` days before it.
+        span_days: How far back creation times go (at least 1).
 
     Returns:
         The contacts, ids ascending with creation time.
 
     Raises:
-        ValueError: `now` is naive or `count` negative.
+        ValueError: `now` is naive, `count` negative or `span_days` below 1.
     """
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     if count < 0:
         raise ValueError("count must be 0 or more")
-    return _Generator(random.Random(seed), unix(now.astimezone(UTC))).run(count)
+    if span_days < 1:
+        raise ValueError("span_days must be 1 or more")
+    return _Generator(random.Random(seed), unix(now.astimezone(UTC)), span=span_days * _DAY).run(count)
 
 
 class _Generator:
-    def __init__(self, rng: random.Random, now: int) -> None:
+    def __init__(self, rng: random.Random, now: int, *, span: int = _SPAN) -> None:
         self.rng = rng
         self.now = now
+        self.span = span
         self.next_event_id = 1
 
     def run(self, count: int) -> list[NewContact]:
         rng = self.rng
         # At least a minute old, so a list ending at `now` holds every generated contact and
         # contacts created afterwards are the only ones after it.
-        times = sorted(self.now - rng.randint(60, _SPAN) for _ in range(count))
+        times = sorted(self.now - rng.randint(60, max(60, self.span)) for _ in range(count))
         contacts: list[NewContact] = []
         next_id = FIRST_ID
         for index, created_at in enumerate(times):
@@ -385,7 +389,7 @@ class _Generator:
         rng = self.rng
         if rng.random() >= 0.6:
             return []
-        start = max(created_at - 7 * _DAY, self.now - _SPAN - 7 * _DAY)
+        start = max(created_at - 7 * _DAY, self.now - self.span - 7 * _DAY)
         events = [self._touchpoint(rng.randint(start, self.now - 1)) for _ in range(rng.randint(1, 5))]
         events.extend(self._conversion(self._later(created_at)) for _ in range(rng.randint(0, 3)))
         return events

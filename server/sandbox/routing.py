@@ -10,8 +10,8 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime
-from typing import Protocol
+from datetime import UTC, datetime, tzinfo
+from typing import Literal, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -34,6 +34,11 @@ class Sandbox:
     """The current aware UTC time: creation times and "today" for age filters."""
     faults: FaultPlan = field(default_factory=FaultPlan)
     """The failures injected in front of every vendor; switch them while the sandbox runs."""
+    zone: tzinfo = UTC
+    """The Cometly Space's timezone, in which its list reads `start_date` and `end_date`."""
+    ambiguous: Literal["earlier", "later"] = "earlier"
+    """Which moment a wall time the zone shows twice (a DST fall-back hour) means, or, for one it skips,
+    which side's offset it is read with: "earlier" is PHP's (and so, presumably, Cometly's) choice."""
 
 
 @dataclass(frozen=True)

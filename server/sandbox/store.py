@@ -350,6 +350,20 @@ class Store:
         self._insert(connection, [contact])
         return _contact_row(connection.execute("SELECT * FROM contacts WHERE id = ?", (contact.id,)).fetchone())
 
+    def delete(self, contact_ids: Sequence[int]) -> None:
+        """Delete contacts and everything that hangs off them, as a deletion in the vendor's UI would."""
+        marks = ", ".join("?" for _ in contact_ids)
+        with self._transaction() as connection:
+            for table in ("merged_profiles", "contact_values", "events", "browsing_hits"):
+                connection.execute(f"DELETE FROM {table} WHERE contact_id IN ({marks})", list(contact_ids))
+            connection.execute(f"DELETE FROM contacts WHERE id IN ({marks})", list(contact_ids))
+
+    def creation_times(self) -> dict[int, int]:
+        """Every contact's creation time (Unix seconds) by Cometly id: what tests check the index's dating against."""
+        with self._locked() as connection:
+            rows = connection.execute("SELECT id, created_at FROM contacts").fetchall()
+        return {int(row[0]): int(row[1]) for row in rows}
+
     def find_duplicate(self, *, email: str | None, phone: str | None) -> Duplicate | None:
         """The oldest contact holding `email` (any case), else the oldest with a phone of the same digits.
 
