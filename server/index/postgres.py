@@ -167,10 +167,44 @@ class PostgresStore(Store):
                 else:
                     await connection.close()
 
+    async def _made(self, connection: AsyncConnection) -> bool:
+        """Whether the tables are there at this schema version (then no DDL runs: it would lock out writers)."""
+        cursor = await connection.execute(
+            "SELECT to_regclass('contacts_mcp_schema') IS NOT NULL,"
+            " to_regclass('contacts_mcp_contacts_names') IS NOT NULL"
+        )
+        row = await cursor.fetchone()
+        if row is None or not row[0]:
+            return False
+        cursor = await connection.execute("SELECT max(version) FROM contacts_mcp_schema")
+        version_row = await cursor.fetchone()
+        version = None if version_row is None else version_row[0]
+        if version is None:
+            return False
+        if version > SCHEMA_VERSION:
+            raise IndexUnavailable(
+                f"the contact index at {self.location} was made by a newer contacts-mcp (schema {version}); "
+                "upgrade, or clear it with `contacts-mcp index forget`."
+            )
+        self.trigram = bool(row[1])
+        if not self.trigram:
+            self._warn_unindexed("its pg_trgm indexes are missing")
+        return True
+
+    def _warn_unindexed(self, reason: str) -> None:
+        logger.warning(
+            "the contact index at %s searches names without an index: %s; "
+            "a superuser can run CREATE EXTENSION pg_trgm in that database, then `contacts-mcp index forget`",
+            self.location,
+            reason,
+        )
+
     async def _create(self, connection: AsyncConnection) -> None:
         async with connection.transaction():
             # Replicas starting together would race on CREATE ... IF NOT EXISTS; one at a time.
             await connection.execute("SELECT pg_advisory_xact_lock(hashtext('contacts_mcp_schema'))")
+            if await self._made(connection):
+                return
             for statement in _SCHEMA:
                 await connection.execute(statement)
             try:
@@ -178,24 +212,12 @@ class PostgresStore(Store):
                     await connection.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
                     for statement in _TRIGRAM_INDEXES:
                         await connection.execute(statement)
+                self.trigram = True
             except psycopg.Error as error:
                 self.trigram = False
-                logger.warning(
-                    "the contact index at %s searches names without an index: pg_trgm is unavailable (%s); "
-                    "a superuser can run CREATE EXTENSION pg_trgm in that database",
-                    self.location,
-                    str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__,
-                )
-            cursor = await connection.execute("SELECT max(version) FROM contacts_mcp_schema")
-            row = await cursor.fetchone()
-            version = None if row is None else row[0]
-            if version is None:
-                await connection.execute("INSERT INTO contacts_mcp_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
-            elif version > SCHEMA_VERSION:
-                raise IndexUnavailable(
-                    f"the contact index at {self.location} was made by a newer contacts-mcp (schema {version}); "
-                    "upgrade, or clear it with `contacts-mcp index forget`."
-                )
+                detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+                self._warn_unindexed(f"pg_trgm is unavailable ({detail})")
+            await connection.execute("INSERT INTO contacts_mcp_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
 
     async def _ensure(self) -> None:
         if self._ready:
