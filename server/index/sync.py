@@ -219,9 +219,7 @@ class Sync:
         finished = False
         try:
             while True:
-                entries, next_cursor = await self._source.list_entries(
-                    window.start, window.end, cursor=cursor, per_page=self._per_page, priority=self._priority
-                )
+                entries, next_cursor = await self._list(window, cursor)
                 report.requests += 1
                 now = self.now()
                 if not await self._store.renew(
@@ -250,6 +248,27 @@ class Sync:
             removed = await self._store.sweep(self.account, window, seen_before=began)
             if removed:
                 logger.info("index sync: %d contacts gone upstream were removed", len(removed))
+
+    async def _list(self, window: Window, cursor: str | None) -> tuple[list[Entry], str | None]:
+        """One page, the lease renewed meanwhile: waiting for room in a busy budget can outlast a lease."""
+        page: tuple[list[Entry], str | None] | None = None
+        async with anyio.create_task_group() as group:
+
+            async def keep() -> None:
+                while True:
+                    await anyio.sleep(self._lease / 3)
+                    until = self.now() + timedelta(seconds=self._lease)
+                    await self._store.renew(self.account, window, owner=self._owner, until=until)
+
+            group.start_soon(keep)
+            try:
+                page = await self._source.list_entries(
+                    window.start, window.end, cursor=cursor, per_page=self._per_page, priority=self._priority
+                )
+            finally:
+                group.cancel_scope.cancel()
+        assert page is not None  # the task group re-raises whatever stopped the request
+        return page
 
     async def _tally(self, report: Report) -> None:
         status = await self._store.status(self.account)
