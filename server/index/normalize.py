@@ -81,14 +81,12 @@ def phone(text: str, region: str | None = None) -> str:
 
 def phone_keys(text: str) -> set[str]:
     """The keys a stored phone is found under: its `phone` form, and the national digits (marked) when it parsed."""
-    normalized = phone(text)
-    if not normalized.strip("+"):
-        return set()
-    keys = {normalized}
     number = _parsed(text, None)
     if number is not None:
-        keys.add(NATIONAL_MARK + phonenumbers.national_significant_number(number))
-    return keys
+        e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return {e164, NATIONAL_MARK + phonenumbers.national_significant_number(number)}
+    normalized = phone(text)
+    return {normalized} if normalized.strip("+") else set()
 
 
 def phone_candidates(normalized: str) -> list[str]:

@@ -347,7 +347,9 @@ class SqliteStore(Store):
         return await self._run(work)
 
     async def find(self, account: str, query: Query, *, limit: int) -> Found:
-        where = ["c.account = ?"]
+        # Unary + keeps the planner off the (account, id) index, which would scan the whole account: every
+        # other condition is a rowid list (an exact email, phone, domain, or the trigram matches) to drive it.
+        where = ["+c.account = ?"]
         params: list[Any] = [account]
         if query.email is not None:
             where.append("c.row IN (SELECT contact FROM emails WHERE account = ? AND email = ?)")
