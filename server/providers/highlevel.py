@@ -408,7 +408,9 @@ class HighLevel(Provider):
         found = cast(dict[str, Any], raw["contact"])
         if not self._narrows(found, lookup, searched=None):
             given = ", ".join(
-                f"{what} {getattr(lookup, what)!r}" for what in ("phone", "name", "query") if getattr(lookup, what)
+                f"{what} {getattr(lookup, what)!r}"
+                for what in ("phone", "name", "query")
+                if what != by and getattr(lookup, what)
             )
             raise NotFound(
                 f"HighLevel's contact with {by} {value!r} ({contact.id}) does not match {given}; "
