@@ -157,13 +157,16 @@ async def test_a_directory_that_cannot_be_made_is_index_unavailable(tmp_path: Pa
 
 
 async def test_forget_removes_the_file_and_its_wal_and_shm(sqlite_path: Path) -> None:
-    store = SqliteStore(sqlite_path)
+    # Another process (the server, while the CLI forgets) keeps the WAL and SHM from going with the last close.
+    store, other = SqliteStore(sqlite_path), SqliteStore(sqlite_path)
     window = Window(start=NOW, end=NOW.replace(hour=13), kind="head")
     await store.put(A, [Entry(id="1")], seen_at=NOW, window=window)
+    assert await other.get(A, ["1"])
     assert await anyio.Path(f"{sqlite_path}-wal").exists()
     await store.forget()
     assert sorted(sqlite_path.parent.iterdir()) == []
     await store.aclose()
+    await other.aclose()
 
 
 async def test_two_stores_on_one_file_see_each_others_writes(sqlite_path: Path) -> None:
