@@ -26,6 +26,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import anyio
 import psycopg
+import psycopg.errors
 from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import TransactionStatus
@@ -231,9 +232,17 @@ class PostgresStore(Store):
 
     async def _run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
         try:
-            await self._ensure()
-            async with self._connection() as connection, connection.transaction():
-                return await work(connection)
+            for attempt in range(2):
+                await self._ensure()
+                try:
+                    async with self._connection() as connection, connection.transaction():
+                        return await work(connection)
+                except psycopg.errors.UndefinedTable:
+                    # Another replica (or `index forget`) dropped the tables: make them again, once.
+                    if attempt:
+                        raise
+                    self._ready = False
+            raise AssertionError("unreachable")  # pragma: no cover
         except (psycopg.Error, OSError) as error:
             raise self._unavailable(error) from error
 

@@ -164,6 +164,7 @@ class SqliteStore(Store):
         self.path = path
         self.location = str(path)
         self._connection: sqlite3.Connection | None = None
+        self._inode: int | None = None
         self._lock = anyio.Lock()
 
     # --- plumbing -------------------------------------------------------------------------------
@@ -174,9 +175,18 @@ class SqliteStore(Store):
             "`contacts-mcp index forget` and let the next sync rebuild it."
         )
 
+    def _file(self) -> int | None:
+        try:
+            return os.stat(self.path).st_ino
+        except FileNotFoundError:
+            return None
+
     def _connect(self) -> sqlite3.Connection:
         if self._connection is not None:
-            return self._connection
+            if self._file() == self._inode:
+                return self._connection
+            # Another process forgot the index (deleted the file) since: go on in the new one, not the ghost.
+            self._close()
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Created here, not by sqlite, so it is never readable by others even for a moment; its -wal
         # and -shm files take the database file's mode.
@@ -204,6 +214,7 @@ class SqliteStore(Store):
             connection.close()
             raise
         self._connection = connection
+        self._inode = self._file()
         return connection
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:

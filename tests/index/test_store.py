@@ -389,3 +389,12 @@ async def test_forget_deletes_everything_and_the_index_starts_again_empty(store:
     assert await store.windows(A) == []
     await store.put(A, [Entry(id="2", names=("Jane",))], seen_at=NOW)
     assert [e.id for e in (await store.find(A, Query(name="jane"), limit=5)).entries] == ["2"]
+
+
+async def test_a_store_goes_on_in_a_new_index_after_another_process_forgot_it(stores: Callable[[], Store]) -> None:
+    server, cli = stores(), stores()
+    await server.put(A, [Entry(id="1", names=("Jane",))], seen_at=NOW)
+    await cli.forget()
+    assert await server.get(A, ["1"]) == {}
+    await server.put(A, [Entry(id="2", names=("Jane",))], seen_at=NOW)
+    assert list(await cli.get(A, ["1", "2"])) == ["2"]
