@@ -292,7 +292,7 @@ class Cometly(Provider):
     async def _dated_page(self, page: ContactPage, query: ListContactsQuery) -> ContactPage:
         """The page's contacts with their sign-up windows: the range listed proves each was created in it,
         and the index may know a narrower window."""
-        after, before = query.range.start.astimezone(UTC), query.range.end.astimezone(UTC)
+        after, before = _utc(query.range.start), _utc(query.range.end)
         known = await self._index.get([c.id for c in page.contacts]) if self._index and page.contacts else {}
         in_range = Entry(id="", created_after=after, created_before=before)
         page.contacts = [
@@ -567,6 +567,14 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
         )
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware moment in UTC; one before year 1 or after 9999 there is the nearest that exists."""
+    try:
+        return moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return datetime.min.replace(tzinfo=UTC) if moment.year < 5000 else datetime.max.replace(tzinfo=UTC)
 
 
 def _local(moment: datetime, zone: ZoneInfo) -> str:
