@@ -104,6 +104,7 @@ PROVIDER_COMBINATIONS = [
             "get_contact": ["cometly"],
             "list_contacts": ["cometly"],
             "filter_by_custom_field": ["cometly"],
+            "find_contact": ["cometly"],
             "create_contact": ["cometly"],
             "describe_custom_fields": ["cometly"],
         },
@@ -136,7 +137,7 @@ PROVIDER_COMBINATIONS = [
             "get_contact": ["cometly", "highlevel"],
             "list_contacts": ["cometly"],
             "filter_by_custom_field": ["cometly"],
-            "find_contact": ["highlevel"],
+            "find_contact": ["cometly", "highlevel"],
             "create_contact": ["cometly", "highlevel"],
             "describe_custom_fields": ["cometly", "highlevel"],
         },
@@ -159,7 +160,7 @@ PROVIDER_COMBINATIONS = [
             "get_contact": ["cometly", "highlevel", "clemta"],
             "list_contacts": ["cometly", "clemta"],
             "filter_by_custom_field": ["cometly"],
-            "find_contact": ["highlevel", "clemta"],
+            "find_contact": ["cometly", "highlevel", "clemta"],
             "create_contact": ["cometly", "highlevel", "clemta"],
             "describe_custom_fields": ["cometly", "highlevel", "clemta"],
         },
@@ -192,7 +193,14 @@ async def test_each_tool_is_listed_for_exactly_the_configured_providers_that_ser
 async def test_read_only_mode_does_not_list_create_contact_at_all() -> None:
     names = [tool["name"] for tool in await listed_tools(read_only=True)]
 
-    assert names == ["get_contact", "list_contacts", "filter_by_custom_field", "describe_custom_fields", "server_info"]
+    assert names == [
+        "get_contact",
+        "list_contacts",
+        "filter_by_custom_field",
+        "find_contact",
+        "describe_custom_fields",
+        "server_info",
+    ]
     all_names = [tool["name"] for tool in await tools_of(make_all_settings(read_only=True))]
     assert all_names == [
         "get_contact",
