@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from contacts_mcp.server.budgets.background import Background
 from contacts_mcp.server.index.base import Store, Window, WindowKind
 from contacts_mcp.server.index.sync import HISTORY_START, Report, Sync
-from contacts_mcp.server.sandbox import sandbox_of
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, sandbox_of
 from contacts_mcp.server.settings import Rate
 from tests.index.sync_support import (
     ACCOUNT,
@@ -326,18 +326,24 @@ async def test_two_replicas_on_one_store_never_walk_the_same_window_and_index_ev
 
 
 async def test_a_429_on_a_sync_request_backs_the_sync_off_instead_of_failing_it(tmp_path: Path) -> None:
-    # The upstream allows fewer than the budget believes, so the sync meets 429s and must wait them out.
-    app = space(contacts=50, span_days=20, rate_limits={"cometly.list_contacts": (3, 1.0)})
+    # Another client on the same key uses up the Space's list limit after every page, unseen by our budget,
+    # so the sync's next request meets a 429: it must wait it out and go on.
+    app = space(contacts=50, span_days=20, rate_limits={"cometly.list_contacts": (5, 1.0)})
     real = truth(app)
+    limiter = sandbox_of(app).limiter
+    limited: list[int] = []
+
+    def other_client(report: Report, window: Window) -> None:
+        while limiter.hit("cometly.list_contacts", SANDBOX_KEYS["cometly"]).allowed:
+            pass
+        limited.append(report.requests)
 
     with anyio.fail_after(60):
-        async with (
-            sqlite(tmp_path / "index.db") as store,
-            cometly(app=app, rates=(Rate(1000, 1.0),)) as source,
-        ):
+        async with sqlite(tmp_path / "index.db") as store, cometly(app=app, rates=(Rate(1000, 1.0),)) as source:
             sync = make_sync(store, source, priority=Background(1.0, poll_seconds=0.05))
-            await sync.run()
+            report = await sync.run(progress=other_client)
             held = await store.get(ACCOUNT, list(real))
 
+    assert len(limited) == report.requests >= 3
     assert set(held) == set(real)
     assert bounds_hold(held, real) == []
