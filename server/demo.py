@@ -112,6 +112,25 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     if not isinstance(counted.get("count"), int):
         raise DemoFailed(f"count_only answered {counted}")
 
+    someone = page["contacts"][0]
+    email = someone["emails"][0]
+    found = await tour.call(
+        f"What do we have on {email}? (Cometly has no search: the server's index finds, Cometly confirms)",
+        "find_contact",
+        {"email": email},
+    )
+    if [c.get("id") for c in found.get("contacts", [])] != [someone["id"]]:
+        raise DemoFailed(f"find_contact did not find {email}: {found}")
+    signed_up = await tour.call(
+        "When did they sign up? (Cometly sends no creation time; the server proves a window)",
+        "get_contact",
+        {"contact_id": someone["id"]},
+    )
+    window = signed_up.get("created_at") or signed_up.get("created_between")
+    if not window:
+        raise DemoFailed(f"get_contact gave no sign-up date: {signed_up}")
+    tour.say(f"   (signed up: {window})")
+
     contact_id = page["contacts"][0]["id"]
     contact = await tour.call(
         f"Look up contact {contact_id} with its ad journey",

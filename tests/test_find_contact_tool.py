@@ -255,3 +255,18 @@ async def test_with_the_index_off_a_bounded_live_scan_answers_and_says_how_to_en
         if old:
             assert text_of(miss).startswith("[not_found]")
             assert "last 30 days" in text_of(miss)
+
+
+async def test_a_list_call_narrows_what_later_reads_say_about_its_contacts_sign_up(served: Served) -> None:
+    listed = await served.call("list_contacts", {"start_date": "2026-11-16", "end_date": "2026-11-22", "per_page": 1})
+    page = listed.structured_content
+    assert page is not None, text_of(listed)
+    [first] = page["contacts"]
+
+    read = await served.call("get_contact", {"contact_id": first["id"]})
+
+    assert read.structured_content is not None, text_of(read)
+    assert read.structured_content["created_between"] == {
+        "start": "2026-11-16T00:00:00Z",
+        "end": "2026-11-22T23:59:59Z",
+    }

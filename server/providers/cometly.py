@@ -295,10 +295,14 @@ class Cometly(Provider):
         after, before = _utc(query.range.start), _utc(query.range.end)
         known = await self._index.get([c.id for c in page.contacts]) if self._index and page.contacts else {}
         in_range = Entry(id="", created_after=after, created_before=before)
-        page.contacts = [
-            dated(contact, narrowed(known[contact.id], after, before) if contact.id in known else in_range)
-            for contact in page.contacts
-        ]
+        dates = {contact_id: narrowed(entry, after, before) for contact_id, entry in known.items()}
+        page.contacts = [dated(contact, dates.get(contact.id, in_range)) for contact in page.contacts]
+        learned = [entry for contact_id, entry in dates.items() if _narrower(entry, known[contact_id])]
+        if self._index is not None and learned:
+            try:  # what this listing proved is kept: a later get_contact or find_contact shows it too
+                await self._index.note(learned)
+            except ContactsError as exc:
+                logger.warning("could not keep the sign-up windows a list proved: %s", exc.kind)
         return page
 
     async def find_contacts(self, lookup: Lookup, *, limit: int) -> ContactMatches:
@@ -567,6 +571,11 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
         )
+
+
+def _narrower(new: Entry, old: Entry) -> bool:
+    """Whether `new`'s creation bounds say more than `old`'s."""
+    return (new.created_after, new.created_before) != (old.created_after, old.created_before)
 
 
 def _utc(moment: datetime) -> datetime:
