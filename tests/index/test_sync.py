@@ -217,6 +217,7 @@ def run_script(root: str, db: Path, per_page: int, *, kill_after: int | None = N
 def test_a_sync_killed_mid_walk_resumes_to_the_same_index_as_an_uninterrupted_run(tmp_path: Path) -> None:
     app = space(contacts=400, span_days=60)
     real = truth(app)
+    killed = resumed_pages = fresh_pages = 0
     for root in serve(app):  # the sandbox stays up across the runs, as Cometly would
         killed = run_script(root, tmp_path / "resumed.db", per_page=40, kill_after=2)
         assert killed == 2
