@@ -256,9 +256,9 @@ class Settings(BaseSettings):
     custom_fields_ttl_seconds: float = Field(default=3_600.0, ge=0)
     """How long the custom-field labels read from an upstream are reused before they are read again."""
     index: str | None = None
-    """Cometly's contact index: `off`, or the SQLite file's path; default: `index.sqlite3` in the user data directory."""
+    """Cometly's contact index: `off`, or the SQLite file's path; default: the user data directory's `index.sqlite3`."""
     index_url: SecretStr | None = None
-    """Keep the contact index in this PostgreSQL database instead (`postgresql://user:pass@host/db`), shared by replicas."""
+    """Keep the contact index in this PostgreSQL database (`postgresql://user:pass@host/db`), shared by replicas."""
     index_share: float = Field(default=1 / 3, gt=0, le=1)
     """The largest share of each rate budget the index's background sync may use (0-1]; the rest stays for tools."""
 
@@ -282,9 +282,7 @@ class Settings(BaseSettings):
         if text.lower() in {"off", "false", "0", "no", "none", "disabled"}:
             return "off"
         if "://" in text:
-            raise ValueError(
-                "is the SQLite file's path or off; put a database URL in CONTACTS_MCP_INDEX_URL instead"
-            )
+            raise ValueError("is the SQLite file's path or off; put a database URL in CONTACTS_MCP_INDEX_URL instead")
         return text
 
     @field_validator("index_url")

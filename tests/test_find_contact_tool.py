@@ -97,7 +97,9 @@ def a_contact(app: Starlette) -> tuple[str, str, str]:
     """One sandbox contact: its id, first email and first name."""
     store = sandbox_of(app).store
     row = store.contact(min(store.creation_times()))
-    assert row is not None and row.email is not None and row.name is not None
+    assert row is not None
+    assert row.email is not None
+    assert row.name is not None
     return str(row.id), row.email, row.name
 
 

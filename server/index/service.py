@@ -120,7 +120,7 @@ class ContactIndex:
 
 
 def narrowed(entry: Entry, after: datetime | None, before: datetime | None) -> Entry:
-    """`entry` with its creation bounds narrowed to `[after, before]` (the intersection; a contradiction keeps the new)."""
+    """`entry` with its creation bounds narrowed to `[after, before]` (on a contradiction, the new ones)."""
     low = max((b for b in (entry.created_after, after) if b is not None), default=None)
     high = min((b for b in (entry.created_before, before) if b is not None), default=None)
     if low is not None and high is not None and low > high:
