@@ -285,15 +285,17 @@ def _sandbox_settings() -> Settings:
     Ignored, never read, so a half-configured or wrong `.env` cannot stop the no-account path:
     every `COMETLY_*`, `HIGHLEVEL_*` and `CLEMTA_*` setting, the timezones included (the sandbox
     brings its own keys, URLs and ids, and its Cometly Space keeps its dates in UTC, so date words
-    read the same everywhere); and `CONTACTS_MCP_REDIS_URL`, since every process embeds a sandbox
-    of its own whose limits no other process shares, so its budgets stay in the process.
+    read the same everywhere); `CONTACTS_MCP_REDIS_URL`, since every process embeds a sandbox
+    of its own whose limits no other process shares, so its budgets stay in the process; and
+    `CONTACTS_MCP_INDEX_URL`, since the sandbox's contacts are generated afresh by each process: its
+    contact index is a temporary file, deleted at exit (`CONTACTS_MCP_INDEX=off` still turns it off).
 
     Raises:
         ConfigurationError: If a setting it reads is invalid, naming it and where it came from.
     """
     from .sandbox import sandbox_settings
 
-    return load_settings(providers=sandbox_settings(SANDBOX_ROOT), unread=("redis_url",))
+    return load_settings(providers=sandbox_settings(SANDBOX_ROOT), unread=("redis_url", "index_url"))
 
 
 def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
@@ -308,7 +310,7 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     from .sandbox import sandbox_settings
 
     app = _sandbox_app(args, "contacts-mcp")
-    sandboxed = settings.model_copy(update={**sandbox_settings(SANDBOX_ROOT), "redis_url": None})
+    sandboxed = settings.model_copy(update={**sandbox_settings(SANDBOX_ROOT), "redis_url": None, "index_url": None})
     return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 
