@@ -98,6 +98,11 @@ def phone_candidates(normalized: str) -> list[str]:
     return sorted({normalized, normalized[1:], national, f"0{national}"})
 
 
+def phone_matches(stored: str, normalized: str) -> bool:
+    """Whether a contact's phone (as Cometly sent it) matches a lookup's `Query.phone`, as the index matches them."""
+    return not phone_keys(stored).isdisjoint(phone_candidates(normalized))
+
+
 def _letters(folded: str) -> int:
     return sum(char.isalnum() for char in folded)
 

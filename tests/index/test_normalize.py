@@ -53,6 +53,22 @@ def test_a_stored_phone_that_parses_is_also_kept_under_its_national_digits() -> 
 
 
 @pytest.mark.parametrize(
+    ("stored", "lookup", "region", "matched"),
+    [
+        ("+1 (415) 555-0100", "(415) 555-0100", "US", True),
+        ("(415) 555-0100", "+14155550100", None, True),
+        ("1 415 555 0100", "+1 415 555 0100", None, True),
+        ("+1 (415) 555-0100", "415 555 0100", None, True),
+        ("+44 20 7946 0000", "020 7946 0000", "GB", True),
+        ("+44 415 555 0100", "(415) 555-0100", "US", False),
+        ("+1 415 555 0101", "+14155550100", None, False),
+    ],
+)
+def test_phone_matches_as_the_index_does(stored: str, lookup: str, region: str | None, matched: bool) -> None:
+    assert normalize.phone_matches(stored, normalize.phone(lookup, region)) is matched
+
+
+@pytest.mark.parametrize(
     ("text", "query"),
     [
         ("Jane.Doe@Example.com", Query(email="jane.doe@example.com")),
