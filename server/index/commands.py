@@ -39,8 +39,9 @@ def _store(settings: Settings) -> Store:
     return store
 
 
-async def status(settings: Settings, out: TextIO = sys.stdout) -> int:
+async def status(settings: Settings, out: TextIO | None = None) -> int:
     """Print where the index is and what it holds for the configured Space."""
+    out = out or sys.stdout
     store = open_store(settings)
     if store is None:
         print(OFF, file=out)
@@ -81,8 +82,9 @@ def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "never"
 
 
-async def forget(settings: Settings, out: TextIO = sys.stdout) -> int:
+async def forget(settings: Settings, out: TextIO | None = None) -> int:
     """Delete the whole index (every Space's contacts, plan and dates)."""
+    out = out or sys.stdout
     store = _store(settings)
     await _open(store)
     try:
@@ -107,7 +109,9 @@ async def _open(store: Store) -> None:
         raise ConfigurationError(f"contacts-mcp: the contact index cannot be opened: {exc.message}") from None
 
 
-async def sync(settings: Settings, dates: bool = False, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+async def sync(
+    settings: Settings, dates: bool = False, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Catch the index up with Cometly now: the backfill (or what is left of it) and catch-up; with
     `dates`, also dating every contact to the day. Resumes where any earlier sync stopped.
 
@@ -117,6 +121,7 @@ async def sync(settings: Settings, dates: bool = False, out: TextIO = sys.stdout
     Raises:
         ConfigurationError: If the index is off, Cometly is not configured, or the key is refused.
     """
+    out, err = out or sys.stdout, err or sys.stderr
     from ..app import budget_specs
     from ..budgets import open_budgets
     from ..budgets.background import Background
@@ -136,7 +141,9 @@ async def sync(settings: Settings, dates: bool = False, out: TextIO = sys.stdout
         cometly = Cometly.from_settings(settings, budgets=budgets)
         await _open(store)
         try:
-            worker = Sync(store, cometly, account=account, owner=owner_name(), priority=Background(settings.index_share))
+            worker = Sync(
+                store, cometly, account=account, owner=owner_name(), priority=Background(settings.index_share)
+            )
 
             async def progress(report: Report, window: Window) -> None:
                 if bar is not None:
