@@ -175,7 +175,7 @@ async def test_an_empty_or_absurd_lookup_is_a_validation_error_saying_what_to_se
 
     assert result.is_error
     assert text_of(result).startswith("[validation_error]")
-    assert served.transport.sent == []
+    assert served.transport.gets() == 0  # (the background sync may list meanwhile)
 
 
 async def test_a_contact_deleted_upstream_is_dropped_from_the_index_and_not_returned(

@@ -75,27 +75,19 @@ def entry_of(contact: Contact, *, after: datetime | None = None, before: datetim
 
 
 def matches(contact: Contact, query: Query) -> bool:
-    """Whether `contact` matches every field `query` sets, the way the index matches them."""
+    """Whether `contact` matches every field `query` sets, by the same keys the index matches on."""
     emails = [normalize.email(e) for e in contact.emails]
-    phones = [normalize.phone(p) for p in contact.phones]
-    names = [normalize.fold(n) for n in contact.names]
     if query.email is not None and query.email not in emails:
         return False
-    if query.phone is not None and query.phone not in phones:
+    if query.phone is not None and not any(normalize.phone_matches(p, query.phone) for p in contact.phones):
         return False
-    if query.name is not None and not any(query.name in name for name in names):
+    if query.name is not None and query.name not in normalize.name_key(contact.names):
         return False
     if query.domain is not None and not any(
         (d := normalize.domain_of(e)) == query.domain or d.endswith(f".{query.domain}") for e in emails
     ):
         return False
-    if query.text is not None:
-        texts = [*names, *emails, *(normalize.fold(loc) for loc in contact.locations)]
-        digits = "".join(ch for ch in query.text if ch.isdigit())
-        in_phone = len(digits) >= 3 and any(digits in "".join(ch for ch in p if ch.isdigit()) for p in phones)
-        if not in_phone and not any(query.text in text for text in texts):
-            return False
-    return True
+    return query.text is None or query.text in normalize.text_key(entry_of(contact))
 
 
 async def find_in_index(provider: Cometly, index: ContactIndex, lookup: Lookup, *, limit: int) -> ContactMatches:
