@@ -188,6 +188,7 @@ class Provider(ABC):
                 message names it.
             ContactsError: Classified failures of the lookup or the create.
         """
+        self.check_create(contact)  # a create that could never be sent is refused before the lookup is
         if not contact.allow_duplicate:
             existing = await self.duplicate_of(contact.emails[0])
             if existing is not None:
@@ -211,6 +212,14 @@ class Provider(ABC):
         except NotFound:
             return None
         return found.contacts[0] if found.contacts else None
+
+    def check_create(self, contact: NewContact) -> None:
+        """Refuse, before any request, a create this provider could not send as given.
+
+        Raises:
+            ValidationFailed: An argument it has no place for, too many values, a missing setting.
+        """
+        self._refuse_what_it_cannot_hold(contact)
 
     async def create_contact(self, contact: NewContact) -> Contact:
         """Create one contact; never sent twice.

@@ -343,13 +343,17 @@ class Clemta(Provider):
         raw_items = [cast(dict[str, Any], item) for item in cast(list[Any], items) if isinstance(item, dict)]
         return raw_items, total if isinstance(total, int) and not isinstance(total, bool) else None
 
-    async def create_contact(self, contact: NewContact) -> Contact:
-        company = self._need_company("create_contact")
+    def check_create(self, contact: NewContact) -> None:
+        self._need_company("create_contact")
         if not contact.names:
             raise ValidationFailed("Clemta needs the contact's name: pass names (names[0] becomes its full_name).")
         self._refuse_what_it_cannot_hold(contact)
         if len(contact.phones) > 1:
             raise ValidationFailed("A Clemta contact holds one phone number (on its billing details); pass one.")
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        self.check_create(contact)
+        company = self._need_company("create_contact")
         payload = _create_body(contact, company)
         unsure = look_up_before_creating_again(contact.emails[0])
         body = await self._upstream.request(BUDGET, "POST", path("contacts"), json=payload, unsure=unsure)

@@ -498,7 +498,7 @@ class Cometly(Provider):
         return entries, str(next_cursor) if isinstance(next_cursor, str | int) and next_cursor != "" else None
 
     async def create_contact(self, contact: NewContact) -> Contact:
-        self._refuse_what_it_cannot_hold(contact)
+        self.check_create(contact)
         payload: dict[str, Any] = {"emails": contact.emails}
         for key in ("phones", "names", "locations", "custom_fields"):
             value = getattr(contact, key)

@@ -502,13 +502,17 @@ class HighLevel(Provider):
             for raw, custom in zip(raws, values, strict=True)
         ]
 
-    async def create_contact(self, contact: NewContact) -> Contact:
-        location = self._need_location("create_contact")
+    def check_create(self, contact: NewContact) -> None:
+        self._need_location("create_contact")
         self._refuse_what_it_cannot_hold(contact)
         if len(contact.emails) > 1 or len(contact.phones) > 1:
             raise ValidationFailed(
                 "A HighLevel contact holds one email and one phone number; pass at most one of each."
             )
+
+    async def create_contact(self, contact: NewContact) -> Contact:
+        self.check_create(contact)
+        location = self._need_location("create_contact")
         payload = _create_body(contact, location)
         unsure = f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again"
         body = await self._upstream.request(BUDGET, "POST", path("contacts") + "/", json=payload, unsure=unsure)
