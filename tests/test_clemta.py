@@ -72,6 +72,28 @@ def envelope(data: Any, message: str = "ok") -> dict[str, Any]:
     return {"success": True, "message": message, "data": data}
 
 
+def no_duplicate(clemta: respx.MockRouter) -> respx.Route:
+    """The duplicate lookup a create sends first, answered with no contact."""
+    return clemta.get("/contacts").respond(200, json=envelope({"contacts": [], "total": 0}))
+
+
+def lookup_params(email: str) -> dict[str, str]:
+    """The query of the duplicate lookup for `email`: the list's first page of 100, newest first, searched."""
+    return {
+        "company_id": CLEMTA_COMPANY,
+        "skip": "0",
+        "limit": "100",
+        "sort": "created_at",
+        "order": "desc",
+        "search": email,
+    }
+
+
+def sent_params(route: respx.Route) -> list[dict[str, str]]:
+    requests = cast(list[httpx.Request], [call.request for call in route.calls])  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    return [dict(httpx.QueryParams(request.url.query).multi_items()) for request in requests]
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[Client]:
     async with Client(build_server(Settings(clemta=clemta_settings()))) as connected:
@@ -147,6 +169,7 @@ async def test_a_cursor_this_server_did_not_make_is_a_validation_error(
 
 
 async def test_create_contact_sends_type_full_name_email_and_company(clemta: respx.MockRouter, client: Client) -> None:
+    lookup = no_duplicate(clemta)
     route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT, "Contact created successfully"))
 
     result = await client.call_tool(
@@ -154,6 +177,8 @@ async def test_create_contact_sends_type_full_name_email_and_company(clemta: res
         {"emails": ["john@example.com", "cc1@example.com"], "names": ["John Doe"], "contact_type": "vendor"},
     )
 
+    assert sent_params(lookup) == [lookup_params("john@example.com")]  # the first email, looked up once
+    assert route.call_count == 1
     assert json.loads(route.calls.last.request.content) == {
         "type": "vendor",
         "full_name": "John Doe",
@@ -162,6 +187,20 @@ async def test_create_contact_sends_type_full_name_email_and_company(clemta: res
         "cc_emails": ["cc1@example.com"],
     }
     assert result.structured_content == NORMALIZED
+
+
+async def test_create_contact_refuses_an_email_a_contact_has_and_sends_no_create(
+    clemta: respx.MockRouter, client: Client
+) -> None:
+    lookup = clemta.get("/contacts").respond(200, json=envelope({"contacts": [SEED_CONTACT], "total": 1}))
+    route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT))
+
+    result = await client.call_tool("create_contact", {"emails": ["JOHN@example.com"], "names": ["John Doe"]})
+
+    assert text_of(result).startswith("[conflict]")
+    assert SEED_CONTACT["id"] in text_of(result)
+    assert sent_params(lookup) == [lookup_params("JOHN@example.com")]
+    assert route.call_count == 0
 
 
 @pytest.mark.parametrize(
@@ -249,6 +288,7 @@ async def test_list_and_create_without_a_company_id_name_the_setting(clemta: res
 async def test_create_contact_sends_phone_address_and_clemtas_own_fields_as_its_billing_details(
     clemta: respx.MockRouter, client: Client
 ) -> None:
+    lookup = no_duplicate(clemta)
     route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT, "Contact created successfully"))
 
     await client.call_tool(
@@ -264,6 +304,7 @@ async def test_create_contact_sends_phone_address_and_clemtas_own_fields_as_its_
         },
     )  # fmt: skip
 
+    assert sent_params(lookup) == [lookup_params("john@example.com")]
     assert json.loads(route.calls.last.request.content) == {
         "type": "customer",
         "full_name": "John Doe",
@@ -290,6 +331,7 @@ async def test_create_contact_sends_phone_address_and_clemtas_own_fields_as_its_
 async def test_a_phone_without_a_calling_code_is_read_in_the_addresss_country(
     clemta: respx.MockRouter, client: Client
 ) -> None:
+    lookup = no_duplicate(clemta)
     route = clemta.post("/contacts").respond(200, json=envelope(SEED_CONTACT))
 
     await client.call_tool(
@@ -297,6 +339,8 @@ async def test_a_phone_without_a_calling_code_is_read_in_the_addresss_country(
         {"emails": ["a@example.com"], "names": ["A B"], "phones": ["030 1234567"], "address": {"country": "DE"}},
     )
     await client.call_tool("create_contact", {"emails": ["a@example.com"], "names": ["A B"], "phones": ["030 1234567"]})
+
+    assert sent_params(lookup) == [lookup_params("a@example.com")] * 2
 
     requests = cast(list[httpx.Request], [call.request for call in route.calls])  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
     first, second = (json.loads(request.content)["billing"] for request in requests)
