@@ -107,6 +107,22 @@ async def client() -> AsyncIterator[Client]:
         yield connected
 
 
+def no_duplicate(highlevel: respx.MockRouter) -> respx.Route:
+    """The duplicate search a create sends first, answered with no contact (as HighLevel does: `contact: null`)."""
+    return highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": None})
+
+
+def assert_looked_up(route: respx.Route, email: str) -> None:
+    """The create's duplicate search was sent once, for the location and the first email, with HighLevel's headers."""
+    assert route.call_count == 1
+    request = route.calls.last.request
+    assert_highlevel_headers(request)
+    assert dict(httpx.QueryParams(request.url.query).multi_items()) == {
+        "locationId": HIGHLEVEL_LOCATION,
+        "email": email,
+    }
+
+
 def assert_highlevel_headers(request: httpx.Request) -> None:
     assert request.headers["authorization"] == f"Bearer {HIGHLEVEL_KEY}"
     assert request.headers["version"] == "2021-07-28"
@@ -137,6 +153,7 @@ async def test_find_contact_needs_an_email_or_a_phone(highlevel: respx.MockRoute
 async def test_create_contact_posts_each_argument_under_highlevels_own_key(
     highlevel: respx.MockRouter, client: Client
 ) -> None:
+    lookup = no_duplicate(highlevel)
     route = highlevel.post("/contacts/").respond(201, json={"contact": {**SEED_CONTACT, "id": "newContact0000000001"}})
 
     result = await client.call_tool(
@@ -153,6 +170,8 @@ async def test_create_contact_posts_each_argument_under_highlevels_own_key(
         },
     )  # fmt: skip
 
+    assert_looked_up(lookup, "john@example.com")
+    assert route.call_count == 1
     request = route.calls.last.request
     assert_highlevel_headers(request)
     assert json.loads(request.content) == {
@@ -177,6 +196,7 @@ async def test_create_contact_posts_each_argument_under_highlevels_own_key(
 
 
 async def test_create_contact_takes_first_and_last_name_as_given(highlevel: respx.MockRouter, client: Client) -> None:
+    lookup = no_duplicate(highlevel)
     route = highlevel.post("/contacts/").respond(201, json={"contact": SEED_CONTACT})
 
     await client.call_tool(
@@ -189,6 +209,7 @@ async def test_create_contact_takes_first_and_last_name_as_given(highlevel: resp
         },
     )
 
+    assert_looked_up(lookup, "mary@example.com")
     sent = json.loads(route.calls.last.request.content)
     assert (sent["name"], sent["firstName"], sent["lastName"]) == ("Mary Ann Smith", "Mary Ann", "Smith")
 
@@ -204,7 +225,23 @@ async def test_a_free_text_location_is_refused_not_put_in_address1(highlevel: re
     assert highlevel.calls.call_count == 0
 
 
+async def test_an_email_the_duplicate_search_finds_is_a_conflict_naming_the_contact_and_nothing_is_posted(
+    highlevel: respx.MockRouter, client: Client
+) -> None:
+    lookup = highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": SEED_CONTACT})
+    route = highlevel.post("/contacts/").respond(201, json={"contact": SEED_CONTACT})
+
+    result = await client.call_tool("create_contact", {"emails": ["john@example.com"], "provider": "highlevel"})
+
+    assert text_of(result).startswith("[conflict]")
+    assert "ocQHyuzHvuMOe5N5jjXF" in text_of(result)
+    assert_looked_up(lookup, "john@example.com")
+    assert route.call_count == 0
+
+
 async def test_a_refused_duplicate_names_the_existing_contact(highlevel: respx.MockRouter, client: Client) -> None:
+    # The duplicate search found none (a contact made since, or matched by HighLevel on its phone); the POST says so.
+    lookup = no_duplicate(highlevel)
     highlevel.post("/contacts/").respond(
         400,
         json={
@@ -219,6 +256,7 @@ async def test_a_refused_duplicate_names_the_existing_contact(highlevel: respx.M
     assert text_of(result).startswith("[validation_error]")
     assert "existing00000000001x" in text_of(result)
     assert "by email" in text_of(result)
+    assert_looked_up(lookup, "john@example.com")
 
 
 async def test_create_without_a_location_id_says_which_setting_is_missing(highlevel: respx.MockRouter) -> None:
