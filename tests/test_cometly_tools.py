@@ -202,6 +202,9 @@ async def test_list_contacts_sends_bare_dates_as_full_day_bounds_and_returns_the
         "list_contacts", {"start_date": "2024-01-15", "end_date": "2024-01-21", "per_page": 2}
     )
 
+    # The list does not say when each contact signed up: only that it was within the range listed.
+    week = {"start": "2024-01-15T00:00:00Z", "end": "2024-01-21T23:59:59Z"}
+
     assert sent_query(route.calls.last.request) == [
         ("start_date", "2024-01-15 00:00:00"),
         ("end_date", "2024-01-21 23:59:59"),
@@ -213,8 +216,15 @@ async def test_list_contacts_sends_bare_dates_as_full_day_bounds_and_returns_the
     ]
     assert structured(result) == {
         "contacts": [
-            {"id": "12", "provider": "cometly", "emails": ["a@example.com"], "names": ["Ann"], "locations": ["Paris"]},
-            {"id": "11", "provider": "cometly", "phones": ["+33100000000"]},
+            {
+                "id": "12",
+                "provider": "cometly",
+                "created_between": week,
+                "emails": ["a@example.com"],
+                "names": ["Ann"],
+                "locations": ["Paris"],
+            },
+            {"id": "11", "provider": "cometly", "created_between": week, "phones": ["+33100000000"]},
         ],
         "count": 2,
         "next_cursor": "eyJpZCI6MTF9",
@@ -397,6 +407,7 @@ async def test_tools_work_over_the_legacy_handshake_that_older_desktop_clients_u
         "get_contact",
         "list_contacts",
         "filter_by_custom_field",
+        "find_contact",
         "create_contact",
         "describe_custom_fields",
         "server_info",
