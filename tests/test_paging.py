@@ -305,7 +305,12 @@ async def test_the_text_is_a_table_with_each_column_named_once(cometly: respx.Mo
 
     text = json.loads(text_of(result))
     assert text["contacts"]["columns"] == ["id", "emails", "names"]
-    assert text["contacts"]["same_in_every_row"] == {"provider": "cometly", "locations": "Austin, TX"}
+    assert text["contacts"]["same_in_every_row"] == {
+        "provider": "cometly",
+        "locations": "Austin, TX",
+        "created_between.start": "2026-01-01T00:00:00Z",  # every contact of a listed range carries the range
+        "created_between.end": "2026-11-23T23:59:59Z",
+    }
     assert text["contacts"]["rows"][0] == ["100000", "lead100000@example.com", "Lead 100000x"]
     assert text_of(result).count('"emails"') == 1
 
