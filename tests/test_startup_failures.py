@@ -294,6 +294,7 @@ def _every_variable() -> list[str]:
 
 
 def test_every_setting_given_empty_is_as_if_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONTACTS_MCP_INDEX")  # the conftest turns the index off; here it must be truly unset
     unset = load_settings(env_file=None)
     for variable in _every_variable():
         monkeypatch.setenv(variable, "")
@@ -301,7 +302,8 @@ def test_every_setting_given_empty_is_as_if_unset(tmp_path: Path, monkeypatch: p
     assert load_settings(env_file=None) == unset
 
 
-def test_every_setting_given_empty_in_dotenv_is_as_if_unset(tmp_path: Path) -> None:
+def test_every_setting_given_empty_in_dotenv_is_as_if_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CONTACTS_MCP_INDEX")  # else the conftest's `off` would outrank the file's empty value
     unset = load_settings(env_file=None)
     dotenv = tmp_path / ".env"
     dotenv.write_text("".join(f'{variable}=""\n' for variable in _every_variable()), encoding="utf-8")
