@@ -36,13 +36,17 @@ class Served:
 
 
 def server_environment(extra: Mapping[str, str]) -> dict[str, str]:
-    """The test process's environment without provider or server settings, plus `extra`."""
+    """The test process's environment without provider or server settings, the contact index off, plus `extra`.
+
+    The index is off as in every in-process test (tests/conftest.py): on, it would sync against the
+    stub upstream in the background and keep its file in the user's data directory.
+    """
     keep = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("COMETLY_", "HIGHLEVEL_", "CLEMTA_", "CONTACTS_MCP_"))
     }
-    return {**keep, **extra}
+    return {**keep, "CONTACTS_MCP_INDEX": "off", **extra}
 
 
 @contextmanager

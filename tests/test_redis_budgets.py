@@ -129,6 +129,7 @@ def test_the_server_exits_2_naming_redis_when_it_is_unreachable_at_start() -> No
         **{k: v for k, v in os.environ.items() if not k.startswith(("COMETLY_", "CONTACTS_MCP_"))},
         "COMETLY_API_KEY": COMETLY_KEY,
         "CONTACTS_MCP_REDIS_URL": f"redis://:hunter2@127.0.0.1:{free_port()}/0",
+        "CONTACTS_MCP_INDEX": "off",
     }
 
     finished = subprocess.run(
@@ -178,6 +179,7 @@ async def test_server_processes_sharing_redis_draw_no_429_from_the_upstream(redi
             "CONTACTS_MCP_RATE_LIMITS": "cometly.get_contact=3/1",
             "CONTACTS_MCP_MAX_WAIT_SECONDS": "60",
             "CONTACTS_MCP_REDIS_URL": redis_url,
+            "CONTACTS_MCP_INDEX": "off",  # its sync would draw on the same budgets and answer 200s
         }
         server = StdioServerParameters(command=sys.executable, args=["-m", "contacts_mcp", "serve"], env=env)
         async with Client(server) as first, Client(server) as second:

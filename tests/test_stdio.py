@@ -69,7 +69,12 @@ def upstream() -> Iterator[str]:
 async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, mode: str) -> None:
     params = StdioServerParameters(
         command=str(ENTRY_POINT),
-        env={"COMETLY_API_KEY": COMETLY_KEY, "COMETLY_BASE_URL": upstream, "CONTACTS_MCP_LOG_LEVEL": "WARNING"},
+        env={
+            "COMETLY_API_KEY": COMETLY_KEY,
+            "COMETLY_BASE_URL": upstream,
+            "CONTACTS_MCP_LOG_LEVEL": "WARNING",
+            "CONTACTS_MCP_INDEX": "off",  # as in every other test: no sync against the stub, no file in the home
+        },
     )
 
     with anyio.fail_after(60):
@@ -83,6 +88,7 @@ async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, 
         "get_contact",
         "list_contacts",
         "filter_by_custom_field",
+        "find_contact",
         "create_contact",
         "describe_custom_fields",
         "server_info",
@@ -92,6 +98,7 @@ async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, 
     assert not info.is_error, text_of(info)
     assert info.structured_content is not None
     assert info.structured_content["default_provider"] == "cometly"
+    assert "index" not in info.structured_content
 
 
 async def test_the_entry_point_exits_2_naming_the_variables_when_no_provider_is_configured(tmp_path: Path) -> None:
