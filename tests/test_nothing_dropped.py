@@ -153,21 +153,24 @@ async def test_every_key_of_a_highlevel_contact_reaches_get_and_find_contact(hig
         got = await client.call_tool("get_contact", {"contact_id": contact_id})
         found = await client.call_tool("find_contact", {"email": "a@example.com"})
 
-    for result in (got, found):
-        assert result.structured_content is not None, text_of(result)
-        assert_nothing_dropped(
-            _contact_of(answer), highlevel_provider.CONTACT_KEYS, result.structured_content, rest="highlevel"
-        )
+    assert got.structured_content is not None, text_of(got)
+    assert found.structured_content is not None, text_of(found)
+    [match] = found.structured_content["contacts"]
+    assert (found.structured_content["total"], found.structured_content["matched_on"]) == (1, "email")
+    for result in (got.structured_content, match):
+        assert_nothing_dropped(_contact_of(answer), highlevel_provider.CONTACT_KEYS, result, rest="highlevel")
 
 
 @pytest.mark.usefixtures("no_definitions")
 async def test_every_key_of_a_created_highlevel_contact_reaches_the_result(highlevel: respx.MockRouter) -> None:
     answer = full_example("highlevel", "POST", "/contacts/", 201)
+    lookup = highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": None})
     highlevel.post("/contacts/").respond(201, json=answer)
 
     async with Client(build_server(Settings(highlevel=highlevel_settings()))) as client:
         result = await client.call_tool("create_contact", {"emails": ["new@example.com"]})
 
+    assert lookup.call_count == 1  # no contact had the email, so the create went ahead
     assert result.structured_content is not None, text_of(result)
     assert_nothing_dropped(
         _contact_of(answer), highlevel_provider.CONTACT_KEYS, result.structured_content, rest="highlevel"
@@ -197,6 +200,9 @@ async def test_every_key_of_a_clemta_contact_reaches_get_list_find_and_create(cl
     contact_id = got["data"]["id"] = "64b8f1a2e4b0c8d9f0123456"  # the example's `id-1` is no Clemta id
     [item] = listed["data"]["contacts"]
     clemta.get(f"/contacts/{contact_id}").respond(200, json=got)
+    no_duplicate = clemta.get("/contacts", params__contains={"search": "a@example.com"}).respond(
+        200, json={"success": True, "message": "ok", "data": {"contacts": [], "total": 0}}
+    )
     clemta.get("/contacts").respond(200, json=listed)
     clemta.post("/contacts").respond(200, json=created)
 
@@ -210,7 +216,12 @@ async def test_every_key_of_a_clemta_contact_reaches_get_list_find_and_create(cl
 
     assert page.structured_content is not None, text_of(page)
     [contact] = page.structured_content["contacts"]
+    assert no_duplicate.call_count == 1  # the create's lookup of its email, which found none
+    matches = results[1][1].structured_content
+    assert matches is not None, text_of(results[1][1])
+    [found] = matches["contacts"]  # find_contact's answer holds the contact among its matches
     results_of = [(sent, result.structured_content) for sent, result in results]
+    results_of[1] = (item, found)
     for sent, result in [*results_of, (item, contact)]:
         assert result is not None
         assert_nothing_dropped(sent, clemta_provider.CONTACT_KEYS, result, rest="clemta")
