@@ -193,20 +193,28 @@ async def test_highlevel_creates_finds_and_gets_against_the_sandbox(sandbox: str
         )
         assert created.structured_content is not None, text_of(created)
         new_id = created.structured_content["id"]
-        by_email = await client.call_tool("find_contact", {"email": "HL.Lead@example.com"})
-        by_phone = await client.call_tool("find_contact", {"phone": "+14155550199"})
+        # find_contact is on every provider now: the default (Cometly, the first configured) would answer.
+        by_email = await client.call_tool("find_contact", {"email": "HL.Lead@example.com", "provider": "highlevel"})
+        by_phone = await client.call_tool("find_contact", {"phone": "+14155550199", "provider": "highlevel"})
         fetched = await client.call_tool("get_contact", {"contact_id": new_id, "provider": "highlevel"})
         duplicate = await client.call_tool(
             "create_contact", {"emails": ["hl.lead@example.com"], "provider": "highlevel"}
         )
-        nobody = await client.call_tool("find_contact", {"email": "nobody.at.all@example.com"})
+        nobody = await client.call_tool("find_contact", {"email": "nobody.at.all@example.com", "provider": "highlevel"})
 
     assert created.structured_content["provider"] == "highlevel"
-    for found in (by_email, by_phone, fetched):
+    contacts = [fetched.structured_content]
+    for found, on in ((by_email, "email"), (by_phone, "phone")):
         assert found.structured_content is not None, text_of(found)
-        assert found.structured_content["id"] == new_id
-        assert found.structured_content["emails"] == ["hl.lead@example.com"]
-    assert text_of(duplicate).startswith("[validation_error]")
+        assert (found.structured_content["total"], found.structured_content["matched_on"]) == (1, on)
+        contacts += found.structured_content["contacts"]
+    assert len(contacts) == 3
+    for contact in contacts:
+        assert contact is not None
+        assert contact["id"] == new_id
+        assert contact["emails"] == ["hl.lead@example.com"]
+    assert text_of(duplicate).startswith("[conflict]")  # the duplicate search found it before any POST
+    assert new_id in text_of(duplicate)
     assert text_of(nobody).startswith("[not_found]")
 
 
@@ -275,13 +283,14 @@ async def test_clemta_finds_a_contact_by_email_and_creates_one_with_its_billing_
         again = await client.call_tool("find_contact", {"email": "books@vendor.example", "provider": "clemta"})
 
     assert found.structured_content is not None, text_of(found)
-    assert found.structured_content["id"] == known["id"]
+    assert [contact["id"] for contact in found.structured_content["contacts"]] == [known["id"]]
     assert again.structured_content is not None, text_of(again)
-    assert again.structured_content["id"] == made.structured_content["id"]
-    assert again.structured_content["phones"] == ["+442079460958"]
-    billing = again.structured_content["clemta"]["billing"]
+    [created] = again.structured_content["contacts"]
+    assert created["id"] == made.structured_content["id"]
+    assert created["phones"] == ["+442079460958"]
+    billing = created["clemta"]["billing"]
     assert (billing["address_1"], billing["iso_code"], billing["tax_id"]) == ("1 Fleet St", "GB", "GB123456789")
-    assert again.structured_content["clemta"]["description"] == "Our bookkeeper"
+    assert created["clemta"]["description"] == "Our bookkeeper"
 
 
 async def test_highlevel_contacts_show_custom_fields_by_name_and_creates_take_the_address_in_parts(
@@ -314,7 +323,9 @@ async def test_highlevel_contacts_show_custom_fields_by_name_and_creates_take_th
     assert described.structured_content is not None, text_of(described)
     assert "Customer Plan" in {field["label"] for field in described.structured_content["fields"]}
     assert found.structured_content is not None, text_of(found)
-    assert "Customer Plan" in found.structured_content["custom_fields"]
+    [contact] = found.structured_content["contacts"]
+    assert contact["emails"] == [email]
+    assert "Customer Plan" in contact["custom_fields"]
     assert fetched.structured_content is not None
     assert fetched.structured_content["locations"] == ["Austin, TX, US"]
     section = fetched.structured_content["highlevel"]
