@@ -169,8 +169,10 @@ class Sync:
                 )
                 if window is None:
                     break
+            finished = report.windows
             await self._walk(window, report, progress)
-            await self.plan(head=False)
+            if report.windows > finished:  # a finished window may have planned what comes next
+                await self.plan(head=False)
         await self._tally(report)
         return report
 
