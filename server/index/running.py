@@ -13,7 +13,6 @@ contacts are generated afresh by every process, so keeping them would only misle
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -81,15 +80,21 @@ async def open_index(
             index.sync = sync
             # A task of its own, not a task group's: the lifespan is shared (`state.SharedState`), so
             # the task that leaves it last, and closes this, need not be the one that opened it, and
-            # a task group must be left by the task that entered it. The server runs on asyncio.
-            task = asyncio.get_running_loop().create_task(
-                sync.run_forever(interval=SYNC_INTERVAL_SECONDS), name="contacts-mcp index sync"
-            )
+            # a task group must be left by the task that entered it. The server runs on asyncio. It
+            # is stopped through an anyio cancel scope, not `Task.cancel`, so what it shields (a
+            # store call whose thread is still running) finishes first.
+            scope = anyio.CancelScope()
+
+            async def background() -> None:
+                with scope:
+                    await sync.run_forever(interval=SYNC_INTERVAL_SECONDS)
+
+            task = asyncio.get_running_loop().create_task(background(), name="contacts-mcp index sync")
             try:
                 yield index
             finally:
-                task.cancel()
-                with anyio.CancelScope(shield=True), contextlib.suppress(asyncio.CancelledError):
+                scope.cancel()
+                with anyio.CancelScope(shield=True):
                     await task
         finally:
             with anyio.CancelScope(shield=True):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -168,6 +169,10 @@ class SqliteStore(Store):
         self._connection: sqlite3.Connection | None = None
         self._inode: int | None = None
         self._lock = anyio.Lock()
+        # Held by the worker thread around every use of the connection, and by close: a task cancelled
+        # while its thread still runs gives up `_lock`, but its thread keeps this until it is done, so
+        # the connection is never closed under a statement (which crashes the process).
+        self._using = threading.RLock()
 
     # --- plumbing -------------------------------------------------------------------------------
 
@@ -220,6 +225,10 @@ class SqliteStore(Store):
         return connection
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
+        with self._using:
+            return self._in_transaction(work, write)
+
+    def _in_transaction(self, work: Callable[[sqlite3.Connection], T], write: bool) -> T:
         try:
             connection = self._connect()
             connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -241,14 +250,19 @@ class SqliteStore(Store):
     async def open(self) -> None:
         async with self._lock:
             try:
-                await anyio.to_thread.run_sync(self._connect)
+                await anyio.to_thread.run_sync(self._connected)
             except (sqlite3.Error, OSError) as error:
                 raise self._unavailable(error) from error
 
+    def _connected(self) -> None:
+        with self._using:
+            self._connect()
+
     def _close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        with self._using:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
 
     async def aclose(self) -> None:
         async with self._lock:
@@ -578,9 +592,10 @@ class SqliteStore(Store):
 
     async def forget(self) -> None:
         def work() -> None:
-            self._close()
-            for suffix in ("", "-wal", "-shm", "-journal"):
-                Path(f"{self.path}{suffix}").unlink(missing_ok=True)
+            with self._using:
+                self._close()
+                for suffix in ("", "-wal", "-shm", "-journal"):
+                    Path(f"{self.path}{suffix}").unlink(missing_ok=True)
 
         async with self._lock:
             try:
