@@ -254,22 +254,30 @@ class Sync:
     async def _list(self, window: Window, cursor: str | None) -> tuple[list[Entry], str | None]:
         """One page, the lease renewed meanwhile: waiting for room in a busy budget can outlast a lease."""
         page: tuple[list[Entry], str | None] | None = None
+        failure: ContactsError | None = None
         async with anyio.create_task_group() as group:
 
             async def keep() -> None:
                 while True:
                     await anyio.sleep(self._lease / 3)
                     until = self.now() + timedelta(seconds=self._lease)
-                    await self._store.renew(self.account, window, owner=self._owner, until=until)
+                    try:
+                        await self._store.renew(self.account, window, owner=self._owner, until=until)
+                    except ContactsError as exc:  # the page's own commit will meet the store's failure
+                        logger.warning("could not renew the lease of an index window: %s", exc.kind)
 
             group.start_soon(keep)
             try:
                 page = await self._source.list_entries(
                     window.start, window.end, cursor=cursor, per_page=self._per_page, priority=self._priority
                 )
+            except ContactsError as exc:  # raised below, bare: a task group would wrap it in a group
+                failure = exc
             finally:
                 group.cancel_scope.cancel()
-        assert page is not None  # the task group re-raises whatever stopped the request
+        if failure is not None:
+            raise failure
+        assert page is not None
         return page
 
     async def _tally(self, report: Report) -> None:
