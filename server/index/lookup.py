@@ -103,7 +103,7 @@ async def find_in_index(provider: Cometly, index: ContactIndex, lookup: Lookup, 
     found = await index.find(query, limit=limit)
     confirmed, missing, unconfirmed = await _confirm(provider, index, found.entries, query)
     total = max(found.total - missing, len(confirmed))
-    status = await index.status()
+    status = await index.freshness()
     notes: list[str] = []
     if not complete:
         covered = (
@@ -180,8 +180,13 @@ async def _confirm(
             if outcome.id != entry.id:  # merged into another contact: the survivor answers under its own id
                 gone.append(entry.id)
             # A read keys custom fields by label; the index keeps slots, so it keeps the ones the sync read.
-            kept = replace(entry_of(outcome, after=entry.created_after, before=entry.created_before))
-            learned.append(replace(kept, custom_fields=entry.custom_fields))
+            kept = replace(
+                entry_of(outcome, after=entry.created_after, before=entry.created_before),
+                custom_fields=entry.custom_fields,
+                seen_at=entry.seen_at,
+            )
+            if kept != entry:  # only what changed is written: a lookup that learns nothing writes nothing
+                learned.append(kept)
             if matches(outcome, query) and outcome.id not in shown:
                 shown[outcome.id] = dated(outcome, entry)
     if failures and not shown and not gone and not learned:

@@ -10,7 +10,7 @@ confirming read), and knows how far the sync has got.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -56,6 +56,19 @@ def open_store(settings: Settings) -> Store | None:
     return SqliteStore(path)
 
 
+FRESHNESS_SECONDS = 5.0
+"""How long a lookup reuses what it read of the sync's progress."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """How far the sync has got: when it last finished a window, and the creation times its done windows cover."""
+
+    last_sync: datetime | None
+    covered_from: datetime | None
+    covered_to: datetime | None
+
+
 class ContactIndex:
     """The index of one account (a Cometly Space), as lookups and the provider use it."""
 
@@ -66,6 +79,7 @@ class ContactIndex:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._backfilled = anyio.Event()
         self.sync: Sync | None = None
+        self._freshness: tuple[float, Freshness] | None = None
         """The sync that keeps it current, when one runs in this process."""
 
     @property
@@ -93,6 +107,23 @@ class ContactIndex:
 
     async def status(self) -> Status:
         return await self.store.status(self.account)
+
+    async def freshness(self) -> Freshness:
+        """How far the sync has got, for a lookup's answer: read from the plan (a few hundred rows at
+        most, not the contacts), and reused for `FRESHNESS_SECONDS`."""
+        now = anyio.current_time()
+        if self._freshness is None or now - self._freshness[0] > FRESHNESS_SECONDS:
+            done = [window for window in await self.store.windows(self.account) if window.done]
+            walked = [window.walked_at for window in done if window.walked_at is not None]
+            self._freshness = (
+                now,
+                Freshness(
+                    last_sync=max(walked, default=None),
+                    covered_from=min((window.start for window in done), default=None),
+                    covered_to=max((window.end for window in done), default=None),
+                ),
+            )
+        return self._freshness[1]
 
     async def backfilled_at(self) -> datetime | None:
         """When the backfill finished walking the whole history; None while it has not."""
