@@ -109,9 +109,7 @@ async def _open(store: Store) -> None:
         raise ConfigurationError(f"contacts-mcp: the contact index cannot be opened: {exc.message}") from None
 
 
-async def sync(
-    settings: Settings, dates: bool = False, out: TextIO | None = None, err: TextIO | None = None
-) -> int:
+async def sync(settings: Settings, dates: bool = False, out: TextIO | None = None, err: TextIO | None = None) -> int:
     """Catch the index up with Cometly now: the backfill (or what is left of it) and catch-up; with
     `dates`, also dating every contact to the day. Resumes where any earlier sync stopped.
 

@@ -1,0 +1,144 @@
+"""`contacts-mcp index sync|status|forget` against a sandbox served on loopback, as an operator runs them."""
+
+from __future__ import annotations
+
+import io
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import anyio
+import pytest
+
+from contacts_mcp.server.cli import main
+from contacts_mcp.server.index import commands
+from contacts_mcp.server.sandbox import SANDBOX_KEYS, sandbox_environment, sandbox_of
+from contacts_mcp.server.settings import load_settings
+from tests.index.sync_support import space
+from tests.sandbox.serving import serve
+
+LIFTED = "cometly.list_contacts=100000/60,cometly.get_contact=100000/60"
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[tuple[str, int]]:
+    app = space(contacts=120)
+    count = len(sandbox_of(app).store.creation_times())
+    yield from ((root, count) for root in serve(app))
+
+
+@pytest.fixture
+def index_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, served: tuple[str, int]) -> Path:
+    root, _ = served
+    for name, value in sandbox_environment(root).items():
+        if name.startswith("COMETLY_"):
+            monkeypatch.setenv(name, value)
+    path = tmp_path / "data" / "index.sqlite3"
+    monkeypatch.setenv("CONTACTS_MCP_INDEX", str(path))
+    monkeypatch.setenv("CONTACTS_MCP_INDEX_SHARE", "1")
+    monkeypatch.setenv("CONTACTS_MCP_RATE_LIMITS", LIFTED)
+    monkeypatch.chdir(tmp_path)  # no .env of the checkout
+    return path
+
+
+def test_sync_builds_the_index_and_status_shows_every_contact_and_the_backfill_done(
+    index_file: Path, served: tuple[str, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, count = served
+
+    assert main(["index", "sync"]) == 0
+    synced = capsys.readouterr().out
+    assert main(["index", "status"]) == 0
+    shown = capsys.readouterr().out
+
+    assert "Done:" in synced
+    assert f"index: {index_file}" in shown
+    assert f"contacts:   {count:,}" in shown
+    assert "backfill:   complete since" in shown
+    assert stat.S_IMODE(index_file.stat().st_mode) == 0o600
+    assert SANDBOX_KEYS["cometly"] not in synced + shown
+
+
+def test_a_second_sync_right_after_spends_next_to_nothing(index_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", "sync"]) == 0
+    capsys.readouterr()
+
+    assert main(["index", "sync"]) == 0
+
+    again = capsys.readouterr().out
+    requests = int(again.split("Done: ")[1].split(" list requests")[0].replace(",", ""))
+    assert requests <= 1  # at most the catch-up of the seconds since
+
+
+def test_forget_deletes_the_index_file(index_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["index", "sync"]) == 0
+    assert index_file.exists()
+
+    assert main(["index", "forget"]) == 0
+
+    assert not index_file.exists()
+    assert "Deleted the contact index" in capsys.readouterr().out
+
+
+def test_status_with_the_index_off_says_how_to_turn_it_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACTS_MCP_INDEX", "off")
+
+    assert main(["index", "status"]) == 0
+
+    assert "off" in capsys.readouterr().out
+
+
+def test_sync_without_a_cometly_key_stops_in_one_line_with_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACTS_MCP_INDEX", str(tmp_path / "index.sqlite3"))
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["index", "sync"]) == 2
+
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["contacts-mcp: index sync needs a Cometly Space: set COMETLY_API_KEY"]
+
+
+def test_sync_with_a_refused_key_stops_in_one_line_with_exit_2_and_no_key(
+    index_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wrong = "wrong-key-0123456789abcdef"
+    monkeypatch.setenv("COMETLY_API_KEY", wrong)
+
+    assert main(["index", "sync"]) == 2
+
+    captured = capsys.readouterr()
+    [line] = captured.err.strip().splitlines()
+    assert "Cometly refused the key" in line
+    assert wrong not in captured.err + captured.out
+
+
+def test_a_bad_index_url_stops_at_start_naming_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTACTS_MCP_INDEX_URL", "mysql://user:hunter2hunter2@db/contacts")
+    monkeypatch.chdir(tmp_path)
+
+    assert main(["index", "status"]) == 2
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert "CONTACTS_MCP_INDEX_URL" in line
+    assert "hunter2hunter2" not in line
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_sync_on_a_terminal_draws_a_progress_bar(index_file: Path) -> None:
+    out, err = io.StringIO(), _Terminal()
+
+    status = anyio.run(commands.sync, load_settings(), False, out, err)
+
+    assert status == 0
+    assert "\r[" in err.getvalue()
+    assert "ranges" in err.getvalue()
