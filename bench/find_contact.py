@@ -16,8 +16,8 @@ The server time of a call runs from the server's tool entry (`ContactsServer.cal
 result: argument validation, the index lookup, the confirming read against a stub that takes no
 time, the result's shaping and redaction. The client time adds the SDK's in-memory transport and
 the client's own validation of the result, for comparison. It prints p50/p95 per kind and the
-upstream requests per lookup, and exits 1 when a promised figure is missed (email p50 < 5 ms on SQLite, < 10 ms on PostgreSQL; name < 20 ms; one
-upstream request per email lookup).
+upstream requests per lookup, and exits 1 when a promised figure is missed (email p50 < 5 ms on
+SQLite, < 10 ms on PostgreSQL; name < 20 ms; one upstream request per email lookup).
 """
 
 from __future__ import annotations
