@@ -221,6 +221,10 @@ class Store(ABC):
     async def windows(self, account: str) -> list[Window]:
         """The whole plan, newest start first."""
 
+    @abstractmethod
+    async def drop(self, account: str, windows: Sequence[Window]) -> None:
+        """Remove these windows from the plan, when done (what they proved is kept in the contacts' bounds)."""
+
     # --- the account's sync state and the whole index --------------------------------------------
 
     @abstractmethod

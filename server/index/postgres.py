@@ -506,6 +506,17 @@ class PostgresStore(Store):
 
         await self._run(work)
 
+    async def drop(self, account: str, windows: Sequence[Window]) -> None:
+        async def work(db: AsyncConnection) -> None:
+            async with db.cursor() as cursor:
+                await cursor.executemany(
+                    f"DELETE FROM contacts_mcp_windows WHERE {_WINDOW_KEY} AND done",
+                    [window_key(account, window) for window in windows],
+                )
+
+        if windows:
+            await self._run(work)
+
     async def windows(self, account: str) -> list[Window]:
         async def work(db: AsyncConnection) -> list[Window]:
             cursor = await db.execute(

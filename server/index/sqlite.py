@@ -524,6 +524,16 @@ class SqliteStore(Store):
 
         await self._run(work, write=True)
 
+    async def drop(self, account: str, windows: Sequence[Window]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                'DELETE FROM windows WHERE account = ? AND start = ? AND "end" = ? AND kind = ? AND done = 1',
+                [window_key(account, window) for window in windows],
+            )
+
+        if windows:
+            await self._run(work, write=True)
+
     async def windows(self, account: str) -> list[Window]:
         def work(db: sqlite3.Connection) -> list[Window]:
             rows = db.execute(

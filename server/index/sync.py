@@ -323,6 +323,7 @@ class Sync:
                 if end > newest:
                     add(start, end, "head")
         reopen = self._due_refreshes(now, windows, meta, add) if self._refresh_after is not None else []
+        await self._store.drop(self.account, _spent_heads(windows))
         if new:
             await self._store.plan(self.account, new)
         for window in reopen:
@@ -448,6 +449,19 @@ class Sync:
                 days.append((low, high))
             day += timedelta(days=1)
         return days
+
+
+def _spent_heads(windows: Sequence[Window]) -> list[Window]:
+    """The done catch-up windows the plan no longer needs: each round adds one, and the plan is read whole.
+
+    A done head window's walk has already narrowed its contacts' bounds (to a minute or so, finer
+    than any dating would), and nothing else reads it: dating splits months and wider windows, and
+    refresh walks months and the rest. So every done one but the newest goes; the next catch-up
+    starts where the newest ends.
+    """
+    heads = [w for w in windows if w.kind == "head" and w.done]
+    newest = max(heads, key=lambda w: w.end, default=None)
+    return [w for w in heads if w is not newest]
 
 
 def _wall(moment: datetime, zone: ZoneInfo) -> datetime:

@@ -299,6 +299,17 @@ async def test_release_frees_the_window_and_keeps_its_cursor(store: Store) -> No
     assert again.cursor == "page-2"
 
 
+async def test_drop_removes_done_windows_only_and_keeps_what_they_proved(store: Store) -> None:
+    await store.plan(A, [window(1, "head"), window(2, "head")])
+    await store.put(A, [Entry(id="1")], seen_at=NOW, window=window(1, "head"), done=True)
+
+    await store.drop(A, [window(1, "head"), window(2, "head")])
+
+    assert [(w.start, w.kind, w.done) for w in await store.windows(A)] == [(window(2).start, "head", False)]
+    held = (await store.get(A, ["1"]))["1"]
+    assert (held.created_after, held.created_before) == (window(1).start, window(1).end)
+
+
 async def test_reopen_walks_a_done_window_again_from_its_first_page_as_the_new_kind(store: Store) -> None:
     await store.plan(A, [window(1), window(1, "refresh")])
     await store.put(A, [Entry(id="1")], seen_at=NOW, window=window(1), done=True)

@@ -264,6 +264,27 @@ async def test_a_contact_created_upstream_during_a_sync_appears_after_the_next_c
     assert entry.created_after <= NOW + timedelta(seconds=30) <= entry.created_before
 
 
+async def test_catch_up_rounds_keep_the_plan_small_and_lose_no_contact(tmp_path: Path) -> None:
+    app = space(contacts=50, span_days=20)
+    now = [NOW]
+    created: list[str] = []
+
+    with anyio.fail_after(120):
+        async with sqlite(tmp_path / "index.db") as store, cometly(app=app) as source:
+            sync = make_sync(store, source, clock=lambda: now[0])
+            await sync.run()
+            for minute in range(1, 121):  # two hours of a server's rounds, a new contact every 10 minutes
+                now[0] = NOW + timedelta(minutes=minute)
+                if minute % 10 == 0:
+                    created.append(add_contact(app, int(now[0].timestamp()) - 5))
+                await sync.run(kinds=("head", "walk", "date"))
+            heads = [w for w in await store.windows(ACCOUNT) if w.kind == "head"]
+            held = await store.get(ACCOUNT, created)
+
+    assert len(heads) <= 2  # not one per round: 120 rounds
+    assert set(held) == set(created)
+
+
 async def test_a_contact_deleted_upstream_disappears_after_a_refresh(tmp_path: Path) -> None:
     app = space(contacts=200, span_days=70)
     real = truth(app)
