@@ -41,7 +41,7 @@ def _store(settings: Settings) -> Store:
 
 async def status(settings: Settings, out: TextIO | None = None) -> int:
     """Print where the index is and what it holds for the configured Space."""
-    out = out or sys.stdout
+    out = _stream(out, sys.stdout)
     store = open_store(settings)
     if store is None:
         print(OFF, file=out)
@@ -78,13 +78,18 @@ def _print_status(found: Status, out: TextIO) -> None:
     print(f"dates:      {dated}, {rest}", file=out)
 
 
+def _stream(given: TextIO | None, default: TextIO) -> TextIO:
+    """The stream given, else the one of the moment (a default bound at import would keep the original)."""
+    return given if given is not None else default
+
+
 def _when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else "never"
 
 
 async def forget(settings: Settings, out: TextIO | None = None) -> int:
     """Delete the whole index (every Space's contacts, plan and dates)."""
-    out = out or sys.stdout
+    out = _stream(out, sys.stdout)
     store = _store(settings)
     await _open(store)
     try:
@@ -119,7 +124,7 @@ async def sync(settings: Settings, dates: bool = False, out: TextIO | None = Non
     Raises:
         ConfigurationError: If the index is off, Cometly is not configured, or the key is refused.
     """
-    out, err = out or sys.stdout, err or sys.stderr
+    out, err = _stream(out, sys.stdout), _stream(err, sys.stderr)
     from ..app import budget_specs
     from ..budgets import open_budgets
     from ..budgets.background import Background
