@@ -107,6 +107,9 @@ async def exact_created_at(
         last_found = entry is not None
         if entry is not None:
             found, hi = entry, mid
+            # Kept as it is proved: a dating stopped halfway (a budget used up) goes on from here next time.
+            proved = replace(entry, created_after=_at(start), created_before=_at(end))
+            await store.put(account, [proved], seen_at=moment)
         elif lo == hi:
             logger.info("contact %s is no longer in its creation window", contact_id)
             return None

@@ -36,7 +36,7 @@ from ...tools.models import (
 )
 from ..budgets import Budgets
 from ..budgets.background import Priority
-from ..errors import ContactsError, NotFound, NotSupported, ValidationFailed
+from ..errors import ContactsError, NotFound, NotSupported, RateLimited, ValidationFailed
 from ..http import QueryParams, Upstream, path
 from ..index.base import Entry
 from ..index.dating import exact_created_at
@@ -264,7 +264,14 @@ class Cometly(Provider):
                 )
             return contact
         if query.exact_created_at:
-            moment = await exact_created_at(self, self._index.store, self._index.account, contact.id)
+            try:
+                moment = await exact_created_at(self, self._index.store, self._index.account, contact.id)
+            except RateLimited as exc:
+                raise RateLimited(
+                    f"{exc.message} Dating to the second takes about 17 list requests; the window proved so far "
+                    "is kept, so calling again once the budget has room goes on from there.",
+                    retry_after=exc.retry_after,
+                ) from exc
             if moment is not None:
                 return contact.model_copy(update={"created_at": iso_utc(moment.timestamp()), "created_between": None})
         entry = (await self._index.get([contact.id])).get(contact.id)

@@ -10,6 +10,7 @@ import pytest
 
 from contacts_mcp.server.budgets.background import Priority
 from contacts_mcp.server.index import dating
+from contacts_mcp.server.errors import RateLimited
 from contacts_mcp.server.index.base import Entry
 from contacts_mcp.server.index.dating import exact_created_at
 from contacts_mcp.server.providers.cometly import Cometly
@@ -104,3 +105,47 @@ async def test_a_half_holding_more_than_one_page_is_walked_by_its_cursor(
             moment = await exact_created_at(Counting(source), store, ACCOUNT, contact_id, now=NOW)
 
     assert moment == real[contact_id]
+
+
+class Limited(Counting):
+    """Counting, with a budget that runs out after `room` list requests, as Cometly's 15 a minute does."""
+
+    def __init__(self, source: Cometly, room: int) -> None:
+        super().__init__(source)
+        self.room = room
+
+    async def list_entries(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        cursor: str | None = None,
+        per_page: int = 5_000,
+        priority: Priority | None = None,
+    ) -> tuple[list[Entry], str | None]:
+        if self.requests >= self.room:
+            raise RateLimited("The rate budget cometly.list_contacts is used up.", retry_after=30)
+        return await super().list_entries(start, end, cursor=cursor, per_page=per_page, priority=priority)
+
+
+async def test_a_dating_stopped_by_the_budget_goes_on_from_what_it_proved(tmp_path: Path) -> None:
+    app = space(contacts=100, span_days=20)
+    real = truth(app)
+    contact_id = sorted(real)[50]
+    with anyio.fail_after(60):
+        async with sqlite(tmp_path / "index.db") as store, cometly(app=app) as source:
+            sync = make_sync(store, source)
+            await sync.run()
+            await sync.run(kinds=("date",))
+            fresh = Counting(source)
+            assert await exact_created_at(fresh, store, ACCOUNT, contact_id, now=NOW) == real[contact_id]
+            other = sorted(real)[60]
+            first = Limited(source, room=8)
+            with pytest.raises(RateLimited):
+                await exact_created_at(first, store, ACCOUNT, other, now=NOW)
+            second = Counting(source)
+            moment = await exact_created_at(second, store, ACCOUNT, other, now=NOW)
+
+    assert moment == real[other]
+    assert first.requests == 8
+    assert second.requests <= fresh.requests - 8 + 2  # it went on, it did not start again
