@@ -9,8 +9,8 @@ import anyio
 import pytest
 
 from contacts_mcp.server.budgets.background import Priority
-from contacts_mcp.server.index import dating
 from contacts_mcp.server.errors import RateLimited
+from contacts_mcp.server.index import dating
 from contacts_mcp.server.index.base import Entry
 from contacts_mcp.server.index.dating import exact_created_at
 from contacts_mcp.server.providers.cometly import Cometly
