@@ -12,7 +12,17 @@ Cometly
   (placeholder `[{}]`). The sandbox sends objects `{"email": ..., "created_at": ...}`; the product
   reads strings, or objects by their `email`/`phone`/`name`/`location`/`value` key.
 - No creation time of a contact is documented anywhere. The product shows a `created_at` only if
-  one ever arrives; the sandbox sends none on a contact (its elements carry the element's own time).
+  one ever arrives, or when its contact index has proved the second; otherwise `created_between`,
+  the narrowest list range the contact was returned in (`server.index`). The sandbox sends none
+  on a contact (its elements carry the element's own time).
+- Whether the list's `start_date`/`end_date` bounds are inclusive, and which moment a wall time a
+  DST change shows twice means: undocumented. The product takes both bounds as inclusive (a range
+  ends at :59), and its index never starts or ends a window on such a wall time, so each window's
+  UTC bounds hold whichever moment Cometly picks; the sandbox takes both bounds inclusive and can
+  be told either moment (`create_app(ambiguous=...)`).
+- That ids grow with creation time is not documented (the list is only said to be ordered by id
+  descending): the index never dates a contact by its id, only by the ranges it was listed in; it
+  uses id order only to stop reading pages early while dating one contact.
 - The get-contact limit is 30 a minute on the API page and 15 on the MCP page: the product starts at
   15 and follows `X-RateLimit-Limit` up to what Cometly advertises; the sandbox allows 30.
 - The 429 body is undocumented, and `X-RateLimit-Reset` is documented only for the hosted MCP
