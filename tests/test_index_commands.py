@@ -57,6 +57,8 @@ def test_sync_builds_the_index_and_status_shows_every_contact_and_the_backfill_d
     assert "backfill:   complete since" in shown
     assert stat.S_IMODE(index_file.stat().st_mode) == 0o600
     assert SANDBOX_KEYS["cometly"] not in synced + shown
+    stored = b"".join(path.read_bytes() for path in index_file.parent.iterdir())
+    assert SANDBOX_KEYS["cometly"].encode() not in stored  # contacts are kept under the key's fingerprint
 
 
 def test_a_second_sync_right_after_spends_next_to_nothing(index_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
