@@ -156,7 +156,7 @@ async def _confirm(
 
     async def read(position: int, entry: Entry) -> None:
         try:
-            outcomes[position] = await provider.get_contact(GetContactQuery(contact_id=entry.id))
+            outcomes[position] = await provider.read_contact(GetContactQuery(contact_id=entry.id))
         except ContactsError as exc:
             outcomes[position] = exc
 
@@ -242,7 +242,7 @@ async def _read_live(provider: Cometly, contacts: Sequence[Contact]) -> list[Con
     full: list[Contact] = []
     for contact in contacts:
         try:
-            read = await provider.get_contact(GetContactQuery(contact_id=contact.id))
+            read = await provider.read_contact(GetContactQuery(contact_id=contact.id))
         except NotFound:
             continue
         full.append(read.model_copy(update={"created_between": contact.created_between}))
