@@ -272,3 +272,34 @@ async def test_a_list_call_narrows_what_later_reads_say_about_its_contacts_sign_
         "start": "2026-11-16T00:00:00Z",
         "end": "2026-11-22T23:59:59Z",
     }
+
+
+async def test_tool_calls_keep_two_thirds_of_a_busy_budget_while_the_sync_runs(tmp_path: Path) -> None:
+    # 6 list requests a minute: the sync may have 2 counting, so 4 tool calls fit with no wait at all
+    # (max_wait 0: a call that had to wait would fail), however much backfill is left.
+    app = space(contacts=300, span_days=150, rate_limits={"cometly.list_contacts": (6, 60.0)})
+    transport = Counting(app)
+    tight = settings(
+        tmp_path,
+        index_share=1 / 3,
+        max_wait_seconds=0.0,
+        rate_limits=parse_rate_limits("cometly.list_contacts=6/60,cometly.get_contact=100000/60"),
+    )
+    server = build_server(tight, transport=lambda: transport, clock=lambda: NOW)
+
+    def lists() -> int:
+        return sum(1 for method, path in transport.sent if method == "GET" and path.endswith("/contacts"))
+
+    async with Client(server) as client:
+        with anyio.fail_after(20):
+            while lists() < 2:  # the sync has taken its share
+                await anyio.sleep(0.05)
+        calls = [
+            await client.call_tool("list_contacts", {"start_date": f"2026-11-{day:02d}", "per_page": 1})
+            for day in (1, 2, 3, 4)
+        ]
+        await anyio.sleep(1.0)  # the sync finds no more room
+        sent = lists()
+
+    assert [text_of(call)[:40] for call in calls if call.is_error] == []
+    assert sent == 6
