@@ -278,7 +278,16 @@ async def test_tool_calls_keep_two_thirds_of_a_busy_budget_while_the_sync_runs(t
     # 6 list requests a minute: the sync may have 2 counting, so 4 tool calls fit with no wait at all
     # (max_wait 0: a call that had to wait would fail), however much backfill is left.
     app = space(contacts=300, span_days=150, rate_limits={"cometly.list_contacts": (6, 60.0)})
-    transport = Counting(app)
+    share_taken = anyio.Event()
+
+    class Watching(Counting):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            response = await super().handle_async_request(request)
+            if lists() >= 2:
+                share_taken.set()
+            return response
+
+    transport = Watching(app)
     tight = settings(
         tmp_path,
         index_share=1 / 3,
@@ -292,8 +301,7 @@ async def test_tool_calls_keep_two_thirds_of_a_busy_budget_while_the_sync_runs(t
 
     async with Client(server) as client:
         with anyio.fail_after(20):
-            while lists() < 2:  # the sync has taken its share
-                await anyio.sleep(0.05)
+            await share_taken.wait()  # the sync has taken its share
         calls = [
             await client.call_tool("list_contacts", {"start_date": f"2026-11-{day:02d}", "per_page": 1})
             for day in (1, 2, 3, 4)
