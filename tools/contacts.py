@@ -227,7 +227,8 @@ def _get_contact(default: str) -> Callable[..., Any]:
             Field(
                 description="Cometly: find the sign-up time to the second when only a window is known "
                 "(created_between). Costs about 17 list requests of a budget of 15 a minute, so ask only when "
-                "the exact time matters."
+                "the exact time matters; if it stops with [rate_limited], call again later: it goes on from "
+                "what it proved."
             ),
         ] = False,
         provider: str = default,
