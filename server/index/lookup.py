@@ -90,8 +90,12 @@ def matches(contact: Contact, query: Query) -> bool:
     return query.text is None or query.text in normalize.text_key(entry_of(contact))
 
 
-async def find_in_index(provider: Cometly, index: ContactIndex, lookup: Lookup, *, limit: int) -> ContactMatches:
+async def find_in_index(
+    provider: Cometly, index: ContactIndex, lookup: Lookup, *, limit: int, wait: float = BACKFILL_WAIT_SECONDS
+) -> ContactMatches:
     """The contacts the index finds for `lookup`, each read live from Cometly before it is shown.
+
+    `wait` is how long to give a backfill still running (a server just started) before answering.
 
     Raises:
         ValidationFailed: If the lookup is empty or cannot match anything (what to send is said).
@@ -99,7 +103,7 @@ async def find_in_index(provider: Cometly, index: ContactIndex, lookup: Lookup, 
         ContactsError: Classified failures of the confirming reads, when none could be made.
     """
     query = normalize.query(lookup)
-    complete = await index.wait_backfilled(BACKFILL_WAIT_SECONDS)
+    complete = await index.wait_backfilled(wait)
     found = await index.find(query, limit=limit)
     confirmed, missing, unconfirmed = await _confirm(provider, index, found.entries, query)
     total = max(found.total - missing, len(confirmed))

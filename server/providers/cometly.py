@@ -329,7 +329,8 @@ class Cometly(Provider):
         if self._index is None:
             return None  # no lookup without the index; a scan per create would spend the list budget
         try:
-            found = await find_in_index(self, self._index, Lookup(email=email), limit=1)
+            # No wait for a backfill still running: the check covers what is indexed, the create goes on.
+            found = await find_in_index(self, self._index, Lookup(email=email), limit=1, wait=0)
         except NotFound:
             return None
         return found.contacts[0] if found.contacts else None
