@@ -19,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ SCHEMA_VERSION = 1
 BUSY_SECONDS = 30.0
 """How long a write waits for another process's transaction on the same file before failing."""
 
+WAL_ATTEMPTS = 40
+"""How often opening tries to switch a new file to WAL while another connection holds it (about 30 s)."""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS contacts (
@@ -142,6 +145,24 @@ def page_bounds(entry: Entry, held: normalize.Bounds | None, window: Window | No
     return carried if held is None else normalize.narrow(held, carried)
 
 
+def _wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL, trying again while another connection holds it.
+
+    Changing the journal mode needs the file to itself, and SQLite answers "database is locked" at
+    once instead of waiting out the busy timeout when another process (the server and `index sync`
+    opening one new file together) holds it; the other's hold lasts only as long as its schema.
+    """
+    for attempt in range(WAL_ATTEMPTS):
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as error:
+            busy = "locked" in str(error) or "busy" in str(error)
+            if not busy or attempt == WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(min(1.0, 0.01 * 2**attempt))
+
+
 def window_key(account: str, window: Window) -> tuple[str, int, int, str]:
     """A window's identity in the `windows` table."""
     return account, _start(window), _end(window), window.kind
@@ -201,7 +222,7 @@ class SqliteStore(Store):
         connection = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None, check_same_thread=False)
         try:
             connection.execute(f"PRAGMA busy_timeout = {int(BUSY_SECONDS * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            _wal(connection)
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute("BEGIN IMMEDIATE")
             for statement in _SCHEMA.split(";"):
