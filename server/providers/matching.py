@@ -1,24 +1,20 @@
 """Text and phone matching shared by the providers' `find_contacts`: folding, containment, ranking.
 
 A name or free query matches partially, in any case, accents ignored: both sides are folded
-(`fold`) before comparing. Phones compare as E.164 numbers where both parse, else by their digits.
+(`fold`, the contact index's own, so every provider folds alike) before comparing. Phones compare
+as E.164 numbers where both parse, else by their digits.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable
 
 import phonenumbers
 
+from ..index.normalize import fold
+
 EXACT, PREFIX, CONTAINS = 0, 1, 2
 """How well a text matches, best first: the whole value, its start, anywhere in it."""
-
-
-def fold(text: str) -> str:
-    """`text` for matching: NFKD-decomposed, combining marks dropped, case-folded ("Jos\u00e9" -> "jose")."""
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(char for char in decomposed if not unicodedata.combining(char)).casefold()
 
 
 def rank(needle: str, values: Iterable[str | None]) -> int | None:
