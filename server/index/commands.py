@@ -15,7 +15,7 @@ from ..errors import ConfigurationError, ContactsError
 from ..settings import Settings
 from .base import Status, Store, Window, WindowKind
 from .service import open_store
-from .sync import Report
+from .sync import BACKFILLED, Report
 
 OFF = "The contact index is off (CONTACTS_MCP_INDEX=off); unset it to turn it on."
 
@@ -55,7 +55,7 @@ async def status(settings: Settings, out: TextIO | None = None) -> int:
             print(f"No Cometly Space is configured (COMETLY_API_KEY); the index holds {held} Space(s).", file=out)
             return 0
         _print_status(await store.status(account), out)
-        backfilled = (await store.meta(account)).get("backfilled_at")
+        backfilled = (await store.meta(account)).get(BACKFILLED)
         print(f"backfill:   {'complete since ' + backfilled if backfilled else 'not complete yet'}", file=out)
     except ContactsError as exc:
         raise ConfigurationError(f"contacts-mcp: {exc.message}") from None

@@ -13,20 +13,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import anyio
 import platformdirs
 
 from ..settings import Settings
 from .base import Entry, Found, Query, Status, Store
-
-if TYPE_CHECKING:
-    from .sync import Sync
+from .sync import BACKFILLED, Sync
 
 INDEX_FILE = "index.sqlite3"
-BACKFILLED = "backfilled_at"
-"""The meta key the sync sets (ISO 8601 UTC) once the backfill has walked the whole history."""
 
 
 def default_index_path() -> Path:
