@@ -240,6 +240,34 @@ async def test_asking_a_provider_for_what_it_cannot_do_is_not_supported_and_name
 
     assert text_of(result).startswith("[not_supported]")
     assert "cometly, clemta" in text_of(result)
+    assert "find_contact" in text_of(result)  # what to do instead on HighLevel itself
+
+
+async def test_a_provider_without_custom_fields_says_what_to_do_instead_of_filtering() -> None:
+    async with Client(build_server(make_all_settings())) as client:
+        result = await client.call_tool(
+            "filter_by_custom_field",
+            {
+                "start_date": "2024-01-01",
+                "conditions": [{"field": "Plan", "operator": "any"}],
+                "provider": "clemta",
+            },
+        )
+
+    assert text_of(result).startswith("[not_supported]")
+    assert "list_contacts over a date range" in text_of(result)
+
+
+async def test_the_provider_argument_names_its_default_for_each_tool() -> None:
+    tools = {tool["name"]: tool for tool in await tools_of(make_all_settings(default_provider="clemta"))}
+
+    described = {
+        name: tool["inputSchema"]["properties"]["provider"]["description"]
+        for name, tool in tools.items()
+        if "provider" in tool["inputSchema"]["properties"]
+    }
+    assert "Left out, clemta" in described["get_contact"]
+    assert "Left out, cometly" in described["filter_by_custom_field"]  # the only provider that filters
 
 
 def test_a_default_provider_that_is_not_configured_stops_the_server() -> None:

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from ..server.errors import ConfigurationError, ValidationFailed
 from ..server.paging import MAX_RESULTS, list_query, read_contacts
 from ..server.providers import PROVIDERS
-from ..server.providers.base import Capability, Provider
+from ..server.providers.base import ID_SOURCES, Capability, Provider
 from ..server.state import AppState
 from .dates import DATE_FORMATS_HELP
 from .models import (
@@ -55,7 +55,7 @@ ContactId = Annotated[
     Field(
         min_length=1,
         max_length=200,
-        description="The contact's id, e.g. 4821 for Cometly; ids come from list_contacts or filter_by_custom_field.",
+        description=f"The contact's id, e.g. 4821 for Cometly; {ID_SOURCES}.",
     ),
 ]
 StartDate = Annotated[
@@ -112,6 +112,8 @@ def provider_argument(tool: str, names: Sequence[str]) -> Any:
     annotation, so the schema lists exactly the configured providers and validation enforces it.
     """
 
+    listed = ", ".join(names)
+
     def configured(name: str) -> str:
         if name in names:
             return name
@@ -119,15 +121,17 @@ def provider_argument(tool: str, names: Sequence[str]) -> Any:
             # A real provider that cannot do this (or is not set up here): not the caller's typo.
             raise PydanticCustomError(
                 "not_supported",
-                "{provider} does not offer {tool} on this server; the providers that do: {names}.",
-                {"provider": name, "tool": tool, "names": ", ".join(names)},
+                "{provider} does not offer {tool} on this server; {instead}, or use a provider that offers it: "
+                "{names}.",
+                {"provider": name, "tool": tool, "instead": PROVIDERS[name].instead_of(tool), "names": listed},
             )
-        raise ValueError(f"provider must be one of: {', '.join(names)}")
+        raise ValueError(f"provider must be one of: {listed}")
 
     return Annotated[
         str,
         Field(
-            description="Which contact API to use; defaults to the first configured one.",
+            description=f"Which contact API to use: {' or '.join(names)}. Left out, {names[0]}"
+            + (f" (the first configured provider that offers {tool})." if len(names) > 1 else "."),
             json_schema_extra={"enum": list(names)},
         ),
         AfterValidator(configured),

@@ -36,6 +36,8 @@ from ..settings import ProviderSettings, Rate, Settings
 
 Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
 UTC_ZONE = ZoneInfo("UTC")
+ID_SOURCES = "ids come from find_contact, list_contacts, filter_by_custom_field, create_contact or update_contact"
+"""Where a contact id comes from, for argument descriptions and not-found messages: every tool that returns one."""
 Clock = Callable[[], datetime]
 """The current moment, aware."""
 
@@ -53,6 +55,8 @@ class Provider(ABC):
     """Rate budgets by name (`provider.tool`), as the vendor documents its limits."""
     create_takes: ClassVar[frozenset[str]] = frozenset()
     """The create_contact arguments this provider has a place for (`address.city`, `fields.source`, ...)."""
+    instead: ClassVar[Mapping[str, str]] = {}
+    """For a tool this provider does not serve: what to do instead, said in its `[not_supported]` error."""
 
     @classmethod
     @abstractmethod
@@ -112,7 +116,12 @@ class Provider(ABC):
         )
 
     def _unsupported(self, tool: str) -> NotSupported:
-        return NotSupported(f"{self.label} does not support {tool}.")
+        return NotSupported(f"{self.label} does not support {tool}; {self.instead_of(tool)}.")
+
+    @classmethod
+    def instead_of(cls, tool: str) -> str:
+        """What to do instead of `tool` on this provider, as a clause for an error message."""
+        return cls.instead.get(tool, "call server_info to see which tools each provider serves")
 
     def _refuse_what_it_cannot_hold(self, contact: NewContact) -> None:
         """Refuse a create that names arguments this provider has no place for, saying who takes them.

@@ -49,6 +49,7 @@ from ..errors import ContactsError, NotFound, NotSupported, PermissionDenied, Va
 from ..http import Upstream, path, quoted
 from ..settings import ClemtaSettings, Rate, Settings
 from .base import (
+    ID_SOURCES,
     Capability,
     Clock,
     Destination,
@@ -135,6 +136,10 @@ class Clemta(Provider):
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
         {"get_contact", "list_contacts", "find_contact", "create_contact"}
     )
+    instead: ClassVar[Mapping[str, str]] = {
+        "filter_by_custom_field": "Clemta contacts have no custom fields: list them with list_contacts over a "
+        "date range, or look one up with find_contact (name or email)",
+    }
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {BUDGET: (Rate(100, 60.0),)}
     """Clemta counts per API key across endpoints; no number is published ("100 a minute" is its example)."""
     create_takes: ClassVar[frozenset[str]] = frozenset(
@@ -211,7 +216,7 @@ class Clemta(Provider):
             BUDGET,
             "GET",
             path("contacts", contact_id),
-            not_found=f"Clemta has no contact {contact_id}; ids come from list_contacts.",
+            not_found=f"Clemta has no contact {contact_id}; {ID_SOURCES}.",
         )
         return self._contact(self._data(body, "a contact"))
 

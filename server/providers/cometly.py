@@ -44,6 +44,7 @@ from ..index.lookup import ENABLE_INDEX, dated, entry_of, find_in_index, scan_re
 from ..index.service import ContactIndex, narrowed
 from ..settings import CometlySettings, Rate, Settings
 from .base import (
+    ID_SOURCES,
     Capability,
     Clock,
     Destination,
@@ -281,7 +282,7 @@ class Cometly(Provider):
             "GET",
             path("contacts", contact_id),
             params=params,
-            not_found=f"Cometly has no contact {contact_id}; ids come from list_contacts or filter_by_custom_field.",
+            not_found=f"Cometly has no contact {contact_id}; {ID_SOURCES}.",
         )
         return self._detail(body)
 

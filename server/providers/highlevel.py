@@ -163,6 +163,10 @@ class HighLevel(Provider):
     name = "highlevel"
     label = "HighLevel"
     capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "create_contact", "find_contact"})
+    instead: ClassVar[Mapping[str, str]] = {
+        "list_contacts": "look people up with find_contact (email, phone, name or any text) instead",
+        "filter_by_custom_field": "look people up with find_contact (email, phone, name or any text) instead",
+    }
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {BUDGET: _LIMITS}
     """One budget for every endpoint: HighLevel counts its limits per app and location, not per route."""
     create_takes: ClassVar[frozenset[str]] = frozenset(
