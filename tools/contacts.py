@@ -15,7 +15,7 @@ from pydantic import AfterValidator, BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
 from ..server.errors import ConfigurationError, ValidationFailed
-from ..server.paging import MAX_RESULTS, list_query, read_contacts
+from ..server.paging import MAX_RESULTS, list_query, read_contacts, sort_of, sorted_query
 from ..server.providers import PROVIDERS
 from ..server.providers.base import ID_SOURCES, Capability, Provider
 from ..server.state import AppState
@@ -33,8 +33,8 @@ from .models import (
     NewContact,
     Scalar,
     ShortText,
-    SlotName,
 )
+from .updates import Collection, ContactChanges, ContactUpdate, CustomValue, UpdateFields, Values
 
 ToolContext = Context[AppState, Any]
 
@@ -42,6 +42,9 @@ logger = logging.getLogger(__name__)
 
 READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=True)
 CREATE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+UPDATE = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=True)
+WRITE_TOOLS = ("create_contact", "update_contact")
+"""The tools that change upstream data: left out in read-only mode."""
 
 
 def _id_text(value: Any) -> Any:
@@ -59,12 +62,13 @@ ContactId = Annotated[
     ),
 ]
 StartDate = Annotated[
-    str,
+    str | None,
     Field(
         min_length=1,
         max_length=40,
         description=f"Start of the creation-date range, in the account's timezone: {DATE_FORMATS_HELP}. "
-        "A date starts at 00:00:00; a word or month starts on its first day.",
+        "A date starts at 00:00:00; a word or month starts on its first day. Leave it out for all history "
+        "(from 2000-01-01 to end_date, or to now): for questions about a custom field rather than sign-up.",
     ),
 ]
 EndDate = Annotated[
@@ -73,8 +77,24 @@ EndDate = Annotated[
         max_length=40,
         description="End of the range, in the same forms; a date ends at 23:59:59, a word or month on its last "
         "day. Leave it out for the end of what start_date names ('last week' alone is last week; a date alone "
-        "is that day; a date and time alone runs until now).",
+        "is that day; a date and time alone runs until now), or, without start_date, for now.",
     ),
+]
+SortBy = Annotated[
+    str | None,
+    Field(
+        min_length=1,
+        max_length=200,
+        description="Sort the contacts by a custom field, named by its label (any case) or slot profile_field_N "
+        "(numbers as numbers, dates as dates, text ignoring case and accents), or by name, email or created_at "
+        "(Cometly: by the created_between window's end, then its start; an exact created_at is both). "
+        "Contacts without a value come last. The server sorts what it read: one page, or every contact "
+        "max_results read; `sorted.covers` says which. Leave it out for newest first.",
+    ),
+]
+Order = Annotated[
+    Literal["asc", "desc"] | None,
+    Field(description="asc or desc; default desc for created_at (newest first), asc for everything else."),
 ]
 PerPage = Annotated[int, Field(ge=1, le=5000, description="Contacts per page, 1-5000.")]
 Cursor = Annotated[
@@ -95,8 +115,8 @@ MaxResults = Annotated[
 CountOnly = Annotated[
     bool,
     Field(
-        description="Return only how many contacts match (`count`, counted up to max_results or 100,000), "
-        "no contacts: for 'how many signed up last month?'."
+        description="Return only how many contacts match, as `total` (counted up to max_results or 100,000; "
+        "`total_at_least` when it stopped there), no contacts: for 'how many signed up last month?'."
     ),
 ]
 MAX_MATCHES = 25
@@ -163,10 +183,11 @@ def register_contact_tools(
             raise ConfigurationError(
                 f"CONTACTS_MCP_TOOLS names unknown tools: {', '.join(unknown)}; known: {', '.join(known)}"
             )
-        if read_only and "create_contact" in only:
-            raise ConfigurationError(
-                "CONTACTS_MCP_TOOLS names create_contact but CONTACTS_MCP_READ_ONLY is true; remove one of them"
-            )
+        for tool in WRITE_TOOLS:
+            if read_only and tool in only:
+                raise ConfigurationError(
+                    f"CONTACTS_MCP_TOOLS names {tool} but CONTACTS_MCP_READ_ONLY is true; remove one of them"
+                )
 
     def serving(tool: Capability) -> list[str]:
         return [provider.name for provider in providers if tool in provider.capabilities]
@@ -190,6 +211,7 @@ def register_contact_tools(
     add("find_contact", READ, _find_contact)
     if not read_only:
         add("create_contact", CREATE, _create_contact)
+        add("update_contact", UPDATE, _update_contact)
 
 
 def _get_contact(default: str) -> Callable[..., Any]:
@@ -201,7 +223,7 @@ def _get_contact(default: str) -> Callable[..., Any]:
             bool,
             Field(
                 description="Cometly: add the ad journey: conversions and touchpoints with ad, ad set, campaign, "
-                "account."
+                "account, and `journey`, their summary (first/last touch, conversions and amounts by name)."
             ),
         ] = False,
         include_direct_touchpoints: Annotated[
@@ -255,12 +277,14 @@ def _get_contact(default: str) -> Callable[..., Any]:
 def _list_contacts(default: str) -> Callable[..., Any]:
     async def list_contacts(
         ctx: ToolContext,
-        start_date: StartDate,
+        start_date: StartDate = None,
         end_date: EndDate = None,
         per_page: PerPage = 50,
         cursor: Cursor = None,
         max_results: MaxResults = None,
         count_only: CountOnly = False,
+        sort_by: SortBy = None,
+        order: Order = None,
         include_all_emails: Annotated[bool, Field(description="List every email, not just the primary one.")] = False,
         include_comet_tokens: Annotated[bool, Field(description="Add the last 5 comet tokens.")] = False,
         include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = False,
@@ -274,6 +298,8 @@ def _list_contacts(default: str) -> Callable[..., Any]:
             provider,
             max_results=max_results,
             count_only=count_only,
+            sort_by=sort_by,
+            order=order,
             start_date=start_date,
             end_date=end_date,
             per_page=per_page,
@@ -290,16 +316,18 @@ def _list_contacts(default: str) -> Callable[..., Any]:
 def _filter_by_custom_field(default: str) -> Callable[..., Any]:
     async def filter_by_custom_field(
         ctx: ToolContext,
-        start_date: StartDate,
         conditions: Annotated[
             list[FilterCondition],
             Field(min_length=1, max_length=10, description="1-10 conditions, all of which must hold."),
         ],
+        start_date: StartDate = None,
         end_date: EndDate = None,
         per_page: PerPage = 50,
         cursor: Cursor = None,
         max_results: MaxResults = None,
         count_only: CountOnly = False,
+        sort_by: SortBy = None,
+        order: Order = None,
         include_custom_fields: Annotated[bool, Field(description="Add the custom fields that have a value.")] = True,
         use_custom_field_labels: Annotated[
             bool, Field(description="Key custom fields by their label instead of slot.")
@@ -311,6 +339,8 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
             provider,
             max_results=max_results,
             count_only=count_only,
+            sort_by=sort_by,
+            order=order,
             start_date=start_date,
             end_date=end_date,
             conditions=conditions,
@@ -324,18 +354,29 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
 
 
 async def _read_range(
-    ctx: ToolContext, provider: str, *, max_results: int | None, count_only: bool, **query: Any
+    ctx: ToolContext,
+    provider: str,
+    *,
+    max_results: int | None,
+    count_only: bool,
+    sort_by: str | None,
+    order: Literal["asc", "desc"] | None,
+    **query: Any,
 ) -> ContactPage:
-    """The contacts of a date range (`query` holds list_query's arguments): a page, many, or their count."""
+    """The contacts of a date range (`query` holds list_query's arguments): a page, many, or their count, sorted
+    when asked."""
     app = ctx.request_context.lifespan_context
     source = app.provider(provider)
+    listed = list_query(source, now=app.clock(), **query)  # bad dates are refused before sort_by reads labels
+    sort = None if count_only else await sort_of(source, sort_by, order)
     return await read_contacts(
         source,
-        list_query(source, now=app.clock(), **query),
+        sorted_query(listed, sort),
         max_results=max_results,
         count_only=count_only,
         max_chars=app.max_result_chars,
         progress=ctx.report_progress,
+        sort=sort,
     )
 
 
@@ -403,11 +444,8 @@ def _create_contact(default: str) -> Callable[..., Any]:
             ),
         ] = None,
         custom_fields: Annotated[
-            dict[SlotName, Scalar],
-            Field(
-                description="Cometly only: custom field values by slot: profile_field_1..15 text (max 10,240 "
-                "chars), 16..25 numbers, 26..30 dates (YYYY-MM-DD)."
-            ),
+            dict[str, Scalar | list[str]],
+            Field(max_length=30, description=CUSTOM_FIELDS_HELP),
         ] = {},  # noqa: B006
         tags: Annotated[
             list[ShortText], Field(max_length=50, description="HighLevel only: tags to give the contact.")
@@ -446,6 +484,94 @@ def _create_contact(default: str) -> Callable[..., Any]:
     return create_contact
 
 
+CUSTOM_FIELDS_HELP = (
+    "Custom field values by field, Cometly and HighLevel: Cometly by label (any case, e.g. 'Customer Plan') or "
+    "slot (profile_field_1..15 text, max 10,240 chars; 16..25 numbers; 26..30 dates YYYY-MM-DD); HighLevel by "
+    "the field's name (any case), id or key (contact.my_field or my_field), numbers for numeric and monetary "
+    "fields, dates for date fields, a list for checkboxes. describe_custom_fields lists the names; one that "
+    "matches none is refused before anything is sent."
+)
+
+
+def _update_contact(default: str) -> Callable[..., Any]:
+    async def update_contact(
+        ctx: ToolContext,
+        contact_id: Annotated[
+            str,
+            BeforeValidator(_id_text),
+            Field(
+                min_length=1,
+                max_length=200,
+                description="The contact's id; ids come from find_contact, list_contacts or filter_by_custom_field.",
+            ),
+        ],
+        custom_fields: Annotated[
+            dict[str, CustomValue],
+            Field(
+                max_length=30,
+                description=f"{CUSTOM_FIELDS_HELP} null clears a field; the fields not named keep their values. "
+                "Clemta has none.",
+            ),
+        ] = {},  # noqa: B006 - pydantic copies defaults
+        add_emails: Annotated[
+            Values,
+            Field(
+                description="Emails to add (Cometly: after the existing ones, the primary stays; HighLevel holds "
+                "one, so remove the old one in the same call; Clemta: the first is its email, the rest cc_emails)."
+            ),
+        ] = [],  # noqa: B006
+        remove_emails: Annotated[
+            Values, Field(description="Emails to remove; removing the primary makes the next one primary.")
+        ] = [],  # noqa: B006
+        add_phones: Annotated[
+            Values,
+            Field(
+                description="Phones to add, e.g. +14155550100 (HighLevel and Clemta hold one: remove the old one "
+                "in the same call)."
+            ),
+        ] = [],  # noqa: B006
+        remove_phones: Annotated[Values, Field(description="Phones to remove.")] = [],  # noqa: B006
+        add_names: Annotated[
+            Values, Field(description="Names to add (HighLevel and Clemta hold one: remove the old one too).")
+        ] = [],  # noqa: B006
+        remove_names: Annotated[
+            Values, Field(description="Names to remove (Clemta needs one: add another in the same call).")
+        ] = [],  # noqa: B006
+        add_locations: Annotated[
+            Values, Field(description="Cometly only: free-text locations to add, e.g. 'Austin, TX'.")
+        ] = [],  # noqa: B006
+        remove_locations: Annotated[Values, Field(description="Cometly only: locations to remove.")] = [],  # noqa: B006
+        add_tags: Annotated[Values, Field(description="HighLevel only: tags to add, e.g. hot-lead.")] = [],  # noqa: B006
+        remove_tags: Annotated[Values, Field(description="HighLevel only: tags to remove.")] = [],  # noqa: B006
+        fields: Annotated[
+            UpdateFields | None,
+            Field(
+                description="The provider's own fields to set (null clears one): HighLevel first_name, last_name, "
+                "source, website; Clemta status, description, tax_id, bcc_emails, contact_type. Each says who "
+                "takes it."
+            ),
+        ] = None,
+        provider: str = default,
+    ) -> ContactUpdate:
+        lists: dict[Collection, tuple[list[str], list[str]]] = {
+            "emails": (add_emails, remove_emails),
+            "phones": (add_phones, remove_phones),
+            "names": (add_names, remove_names),
+            "locations": (add_locations, remove_locations),
+            "tags": (add_tags, remove_tags),
+        }
+        changes = ContactChanges(
+            contact_id=contact_id,
+            custom_fields=custom_fields,
+            add={key: added for key, (added, _) in lists.items() if added},
+            remove={key: removed for key, (_, removed) in lists.items() if removed},
+            fields=fields or UpdateFields(),
+        )
+        return await ctx.request_context.lifespan_context.provider(provider).update(changes)
+
+    return update_contact
+
+
 _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
     "get_contact": (
         "Get contact",
@@ -453,8 +579,15 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "(merged profiles included) and the custom fields that have a value. Ask for more only when needed: "
         "include_events adds its ad journey (conversions and touchpoints with ad, ad set, campaign and account), "
         "include_comet_tokens its latest comet tokens, include_browsing_hits its raw page views (the newest "
-        "`limit` of events and of hits, 20 unless asked; `truncated` counts the rest). Ids come from "
-        "list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one Contact.",
+        "`limit` of events and of hits, 20 unless asked; `truncated` counts the rest). With include_events, "
+        "`journey` sums up every event Cometly returned, even those `limit` leaves out: first_touch and "
+        "last_touch (simply the oldest and newest touchpoints: no attribution model is applied; the first/last "
+        "AD touch unless include_direct_touchpoints), and conversions by event_name with count and total_amount "
+        "(amounts summed as Cometly reports them, in the account's currency, which it does not name; "
+        "amount_missing counts those without one), so 'which campaign brought them in and how much have they "
+        "spent' needs no adding up. HighLevel contacts carry its first/last-touch attribution as `journey` too. "
+        "Ids come from list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one "
+        "Contact.",
     ),
     "list_contacts": (
         "List contacts",
@@ -463,13 +596,16 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "may be words (today, last 7 days, last month, ...) or dates, read in the account's timezone; the "
         "result's `range` shows the exact range used. Each contact carries its primary email, name, phone and "
         "location; call get_contact for one contact's full record or journey, and filter_by_custom_field to "
-        "narrow by custom fields. One page by default; max_results reads several. Returns `contacts` (a "
-        "table in the text), `count`, `has_more` and `next_cursor`: to read on, call again with the same "
-        "arguments and cursor=next_cursor.",
+        "narrow by custom fields. Leave start_date out for all history (from 2000-01-01 to end_date or now). "
+        "sort_by sorts by a custom field's label, name, email or created_at ('whose trial ends next?': "
+        "sort_by='Trial Ends' with max_results), over what was read; `sorted.covers` says whether that is "
+        "every match. One page by default; max_results reads several. Returns `contacts` (a table in the "
+        "text), `count` (how many this result holds), `total` (how many match, when known exactly), "
+        "`has_more` and `next_cursor`: to read on, call again with the same arguments and cursor=next_cursor.",
     ),
     "filter_by_custom_field": (
         "Filter contacts by custom field",
-        "Find the contacts created in a date range whose custom fields match all of 1-10 conditions, e.g. "
+        "Find the contacts whose custom fields match all of 1-10 conditions, e.g. "
         'leads whose Customer Plan is Premium: {"field": "Customer Plan", "operator": "equal_to", "value": '
         '"Premium"}. A field is named by its label (any case) or its slot profile_field_N; '
         "describe_custom_fields lists both, with each field's type and operators. Text, number and date "
@@ -478,8 +614,9 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "counting: on a number field `any` means greater than 0 and `unknown` includes 0; not_equal_to and "
         "not_contains leave out contacts where the field is unset (add a second call with `unknown` to count "
         "those); a date equal_to matches the whole calendar day. Only labelled fields can be filtered (Cometly "
-        "only). Returns what list_contacts returns, custom fields included, plus `filters`: the conditions as "
-        "sent, labels resolved to slots.",
+        "only). start_date is optional: left out, the conditions apply to all history. sort_by and order "
+        "sort as in list_contacts. Returns what list_contacts returns, custom fields included, plus "
+        "`filters`: the conditions as sent, labels resolved to slots.",
     ),
     "find_contact": (
         "Find contact",
@@ -499,8 +636,9 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "Create a new contact (a lead) with at least one email; the first item of each list becomes the "
         "primary value. Not idempotent: every call creates a contact, so when unsure whether it exists, look "
         "first with find_contact, list_contacts or filter_by_custom_field. What each provider takes: Cometly "
-        "emails, phones, names, free-text locations and custom_fields by slot; HighLevel one email and one "
-        "phone, names (names[0] is its name, split into first and last name unless fields give them), address "
+        "emails, phones, names, free-text locations and custom_fields by label or slot; HighLevel one email and "
+        "one phone, custom_fields by name, id or key, names (names[0] is its name, split into first and last "
+        "name unless fields give them), address "
         "(line1, city, state, postal_code, country), tags, and fields first_name, last_name, company_name, "
         "source, website; Clemta a name (names[0] becomes its full_name; required), emails (the rest become "
         "cc_emails), one phone and the address (its billing details), contact_type, and fields status, "
@@ -508,5 +646,19 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "it, before anything is sent. A contact whose first email already exists is not created: the call "
         "fails with [conflict] naming the existing one (allow_duplicate=true creates it anyway). Returns the "
         "created Contact with its new id.",
+    ),
+    "update_contact": (
+        "Update contact",
+        "Change one existing contact: 'move Olivia to Premium' (custom_fields={'Customer Plan': 'Premium'}), "
+        "'fix her lifetime value', 'add her work email' (add_emails), 'tag her hot-lead' (add_tags, HighLevel). "
+        "Only what is named changes: every other value, custom field and list item stays as it is (the server "
+        "reads the contact, merges the change, writes, and reads it back). Lists change by add_*/remove_* "
+        "(the first item stays primary; removing it promotes the next); custom fields by label or slot "
+        "(Cometly) or name, id or key (HighLevel), null to clear; fields for a provider's own fields. Safe to "
+        "repeat: a value already as asked is listed unchanged and nothing is sent. An argument the provider "
+        "has no place for is refused before anything is sent, naming who takes it. If someone else changed the "
+        "contact meanwhile, it fails with [conflict] naming the fields. Ids come from find_contact, list_contacts "
+        "or filter_by_custom_field. Returns the contact after the update and `changes`: each named field's "
+        "before and after.",
     ),
 }

@@ -24,7 +24,8 @@ from pydantic import (
 )
 
 from ..server.errors import ValidationFailed
-from .dates import DateRange, period
+from .dates import DateRange, names_period, period
+from .journey import Journey
 
 # --- Results -------------------------------------------------------------------------------------------------------
 
@@ -167,6 +168,12 @@ class Contact(BaseModel):
     browsing_hits: list[dict[str, JsonValue]] | None = Field(
         default=None, description="Raw page views, newest first, when asked for."
     )
+    journey: Journey | None = Field(
+        default=None,
+        description="The journey summed up: first and last touch, conversions by name with counts and amounts. "
+        "Cometly: with events, from every event returned, even those `limit` leaves out of events; "
+        "HighLevel: its first- and last-touch attribution.",
+    )
     highlevel: HighLevelDetails | None = Field(default=None, description="What only HighLevel holds.")
     clemta: ClemtaDetails | None = Field(default=None, description="What only Clemta holds.")
     cometly: CometlyDetails | None = Field(
@@ -202,6 +209,11 @@ class Range(BaseModel):
     start: str = Field(description="Its first moment, ISO 8601 with the timezone's offset at that moment.")
     end: str = Field(description="Its last moment, ISO 8601 with the timezone's offset at that moment.")
     timezone: str = Field(description="The IANA timezone the dates were read in (the account's).")
+    today: str | None = Field(
+        default=None,
+        description="The account's date (YYYY-MM-DD) that date words were read against: with today 2026-12-02, "
+        "'next week' is 2026-12-07 to 2026-12-13.",
+    )
 
 
 class AppliedFilter(BaseModel):
@@ -215,14 +227,42 @@ class AppliedFilter(BaseModel):
     end: str | None = None
 
 
+SORT_COVERS_ALL = "all matches"
+"""`Sorted.covers` when the order holds across every match, not only across the contacts read."""
+
+
+class Sorted(BaseModel):
+    """How a list was sorted, and how much of the matches the order covers."""
+
+    by: str = Field(description="What it was sorted by: name, email, created_at, or a custom field's label or slot.")
+    order: Literal["asc", "desc"]
+    covers: str = Field(
+        description="'all matches': the contacts are in this order among every match (all were read, or the "
+        "provider sorted them, so next_cursor goes on in order); else 'the N contacts read': only these were "
+        "sorted, and a next page is sorted on its own."
+    )
+    missing: int = Field(default=0, description="How many of them have no value to sort by; they come last.")
+    note: str | None = Field(default=None, description="What the order leaves out, and how to cover it.")
+
+
 class ContactPage(BaseModel):
     """Contacts of a date range (one page, or several when max_results is given) and how to read on."""
 
-    contacts: list[Contact] = Field(description="The contacts, newest first; empty with count_only.")
-    count: int = Field(
-        default=0,
-        description="How many contacts this result holds; with count_only, how many match (up to max_results).",
+    contacts: list[Contact] = Field(
+        description="The contacts, newest first unless sort_by says otherwise; empty with count_only."
     )
+    count: int = Field(default=0, description="How many contacts this result holds (0 with count_only).")
+    total: int | None = Field(
+        default=None,
+        description="How many contacts match in all: present when it is exact (every match was read, as "
+        "count_only does, or the provider counts them, as Clemta does); absent otherwise, with has_more true.",
+    )
+    total_at_least: int | None = Field(
+        default=None,
+        description="With count_only, when counting stopped at max_results (or 100,000) before the end, or "
+        "began at a cursor: at least this many match.",
+    )
+    sorted: Sorted | None = Field(default=None, description="With sort_by: how the contacts were sorted.")
     has_more: bool = Field(description="Whether more contacts match after these.")
     next_cursor: str | None = Field(
         default=None, description="Pass as `cursor`, with the same other arguments, to read on."
@@ -344,12 +384,16 @@ def _as_number(value: Scalar, what: str) -> int | float:
 
 def _as_date(value: Scalar, what: str, *, words: bool = False) -> str:
     text = str(value).strip()
-    if words and period(text, today=_ANY_DAY) is not None:
+    try:
+        named = words and names_period(text)
+    except ValueError as exc:  # a period's shape that names none: 'next 0 days', '2026-Q5', 'today..'
+        raise ValueError(f"{what}: {exc}") from None
+    if named:
         return " ".join(text.lower().replace("_", " ").split())  # resolved once the account's today is known
     if not _DATE_VALUE.match(text):
         accepted = "YYYY-MM-DD (or YYYY-MM-DD HH:MM:SS)"
         if words:
-            accepted += ", YYYY-MM, or a date word: today, yesterday, last 7 days, this week, last month, ..."
+            accepted += f", {DATE_WORDS_HELP}"
         raise ValueError(f"{what} must be a date {accepted}, not {str(value)[:40]!r}")
     try:
         datetime.fromisoformat(text)
@@ -360,8 +404,11 @@ def _as_date(value: Scalar, what: str, *, words: bool = False) -> str:
 
 ECHO_CHARS = 200
 """How much of a condition's text value a result's `filters` repeats."""
-_ANY_DAY = date(2000, 1, 1)
-"""Any day will do to ask `period` whether a text is a date word at all."""
+DATE_WORDS_HELP = (
+    "YYYY-MM, YYYY-Qn, YYYY, a date word (today, tomorrow, last/next N days, this/last/next week, month, quarter "
+    "or year) or a range of days ('from X to Y', 'X..Y')"
+)
+"""The date forms a condition takes beyond YYYY-MM-DD: every period of `tools.dates`, whole days only."""
 
 FieldName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -389,14 +436,18 @@ class FilterCondition(BaseModel):
     )
     value: Scalar | None = Field(
         default=None,
-        description="The value to compare with; not used by any/unknown/between. Dates are YYYY-MM-DD or a "
-        "date word (today, yesterday; after/before a period with greater_than/less_than: 'last month').",
+        description="The value to compare with; not used by any/unknown. Dates are YYYY-MM-DD or a period "
+        "(today, tomorrow, next 14 days, next quarter, 2026-Q3, 2026-01-01..2026-01-31, ...): greater_than/"
+        "less_than a period is after its last/before its first day; between takes a period here instead of "
+        "start and end ('next 14 days': today and the 13 days after).",
     )
     start: Scalar | None = Field(
-        default=None, description="First date of a `between` range: YYYY-MM-DD, YYYY-MM or a word like 'last week'."
+        default=None,
+        description="First date of a `between` range: YYYY-MM-DD or a period ('next week'), meaning its first day.",
     )
     end: Scalar | None = Field(
-        default=None, description="Last date of a `between` range: YYYY-MM-DD, YYYY-MM or a word like 'last week'."
+        default=None,
+        description="Last date of a `between` range: YYYY-MM-DD or a period ('next month'), meaning its last day.",
     )
 
     @property
@@ -418,9 +469,15 @@ class FilterCondition(BaseModel):
         if self.operator in ("any", "unknown"):
             self.value = self.start = self.end = None
         elif self.operator == "between":
-            if self.start is None or self.end is None:
-                raise ValueError(f"{self.field} between needs both `start` and `end` dates")
-            self.value = None
+            if self.start is None and self.end is None and self.value not in (None, ""):
+                pass  # a period in `value` alone: on_day makes it start and end, once the account's today is known
+            elif self.start is None or self.end is None:
+                raise ValueError(
+                    f"{self.field} between needs both `start` and `end` dates, or a period alone in `value` "
+                    "(e.g. 'next 14 days')"
+                )
+            else:
+                self.value = None
         elif self.start is not None or self.end is not None:
             raise ValueError(f"`start` and `end` are only for the between operator; use `value` with {self.operator}")
         elif self.value is None or self.value == "":
@@ -435,6 +492,18 @@ class FilterCondition(BaseModel):
             )
         self._untyped()
         if self.operator in ("any", "unknown"):
+            return self
+        if self.operator == "between" and self.start is None:  # _untyped made sure value holds the range
+            value = _as_date(cast(Scalar, self.value), f"the value for {self.field} between", words=True)
+            if not _DATE_VALUE.match(value):
+                self.value = value  # a period: on_day turns it into start and end
+            elif " " in value:
+                raise ValueError(
+                    f"{self.field} between takes a period in `value` (e.g. 'next 14 days'), not one moment; "
+                    "give `start` and `end` instead"
+                )
+            else:  # one day
+                self.start, self.end, self.value = value, value, None
             return self
         if self.operator == "between":
             start, end = cast(Scalar, self.start), cast(Scalar, self.end)  # _untyped made sure both are there
@@ -479,23 +548,28 @@ class FilterCondition(BaseModel):
         """This condition with date words resolved against `today` (the account's date).
 
         `greater_than` a period means after its last day, `less_than` before its first; `between`
-        runs from its start's first day to its end's last day; `equal_to` takes one day.
+        runs from its start's first day to its end's last day, or over the period its `value` alone names
+        (then sent as start and end); `equal_to` takes one day.
 
         Raises:
-            ValidationFailed: If `equal_to` names a period longer than a day, or the range runs backwards.
+            ValidationFailed: If `equal_to` names a period longer than a day, a period is impossible on
+                `today` (a range that runs backwards, a day past year 9999), or the range runs backwards.
         """
         if self.slot is None or slot_type(self.slot) != "date":
             return self
-        update: dict[str, str] = {}
+        update: dict[str, str | None] = {}
         for key in ("value", "start", "end"):
             text = getattr(self, key)
             try:
                 days = period(text, today=today) if isinstance(text, str) else None
-            except ValueError as exc:  # a period past year 9999 or before year 1
+            except ValueError as exc:  # a period past year 9999 or before year 1, a range backwards today
                 raise ValidationFailed(f"{self.field} {key}: {exc}.") from None
             if days is None:
                 continue
             first, last = days
+            if key == "value" and self.operator == "between":
+                update.update(value=None, start=first.isoformat(), end=last.isoformat())
+                continue
             if key == "value" and self.operator == "equal_to" and first != last:
                 raise ValidationFailed(
                     f"{self.field} equal_to matches one day, and {text!r} is {first} to {last}; use between with "
@@ -657,6 +731,15 @@ class ListContactsQuery(BaseModel):
     conditions: list[FilterCondition] = Field(default_factory=list[FilterCondition])
     today: date
     """The account's date when the range was resolved: date words in conditions are read against it."""
+    open_start: bool = False
+    """start_date was left out: the range starts at the history floor, and an API that can list without a lower
+    creation bound (Clemta) sends none."""
+    open_end: bool = False
+    """With `open_start`, end_date was left out too: the range ends now, and such an API sends no bound at all."""
+    sort_by: Literal["name", "email", "created_at"] | None = None
+    """A sort on the contact's own fields that a provider may ask its API for (custom-field sorts are the
+    server's); a provider that does sets the page's `sorted`."""
+    order: Literal["asc", "desc"] = "desc"
 
 
 ShortText = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=255)]
@@ -736,7 +819,8 @@ class NewContact(BaseModel):
     phones: list[str] = Field(default_factory=list[str])
     names: list[str] = Field(default_factory=list[str])
     locations: list[str] = Field(default_factory=list[str])
-    custom_fields: dict[str, Scalar] = Field(default_factory=dict[str, Scalar])
+    custom_fields: dict[str, Scalar | list[str]] = Field(default_factory=dict[str, Scalar | list[str]])
+    """By Cometly slot or label, or HighLevel field name, id or key; slots are checked here, the rest by providers."""
     contact_type: Literal["customer", "vendor"] = "customer"
     """Clemta's contact type; other providers ignore it."""
     address: Address | None = None
@@ -754,19 +838,61 @@ class NewContact(BaseModel):
 
     @field_validator("custom_fields")
     @classmethod
-    def _custom_fields(cls, fields: dict[str, Scalar]) -> dict[str, Scalar]:
-        checked: dict[str, Scalar] = {}
-        for slot, value in fields.items():
-            if not re.match(SLOT_PATTERN, slot):
-                raise ValueError(f"custom field key {slot!r} is not profile_field_1..profile_field_30")
-            kind = slot_type(slot)
-            if kind == "number":
-                checked[slot] = _as_number(value, f"{slot} (a number slot)")
-            elif kind == "date":
-                checked[slot] = _as_date(value, f"{slot} (a date slot)")
-            else:
-                text = str(value)
-                if len(text) > TEXT_MAX_CHARS:
-                    raise ValueError(f"{slot} is {len(text)} characters; text slots hold at most {TEXT_MAX_CHARS}")
-                checked[slot] = text
+    def _custom_fields(cls, fields: dict[str, Scalar | list[str]]) -> dict[str, Scalar | list[str]]:
+        checked: dict[str, Scalar | list[str]] = {}
+        for name, value in fields.items():
+            key = name.strip()
+            if re.fullmatch(r"profile_field_\d+", key, re.IGNORECASE):  # a slot: judged here, before any request
+                if not re.match(SLOT_PATTERN, key.lower()):
+                    raise ValueError(f"custom field key {key!r} is not profile_field_1..profile_field_30")
+                checked[key.lower()] = slot_value(key.lower(), value)
+            else:  # a label (Cometly) or a field name, id or key (HighLevel): the provider resolves it
+                checked[key] = value
         return checked
+
+
+CustomFieldValue = Scalar | list[str]
+"""A custom field's value as a call gives it: text, a number, a date, or a list (HighLevel checkboxes)."""
+
+
+def slot_value(slot: str, value: object, *, name: str | None = None) -> Scalar:
+    """A value checked against a Cometly slot's type: 1-15 text (at most 10,240 characters), 16-25 a number,
+    26-30 a date.
+
+    Raises:
+        ValueError: The value does not suit the slot, saying why (`name` is how the call named the field).
+    """
+    kind = slot_type(slot)
+    what = f"{name} ({slot}, a {kind} field)" if name and name != slot else f"{slot} (a {kind} slot)"
+    if isinstance(value, list | dict) or value is None:
+        raise ValueError(f"{what} takes one {kind} value, not {str(cast(object, value))[:40]}")
+    scalar = cast(Scalar, value)
+    if kind == "number":
+        return _as_number(scalar, what)
+    if kind == "date":
+        return _as_date(scalar, what)
+    text = str(scalar)
+    if len(text) > TEXT_MAX_CHARS:
+        raise ValueError(f"{what} is {len(text)} characters; text slots hold at most {TEXT_MAX_CHARS}")
+    return text
+
+
+def typed_value(value: object, kind: SlotType | None, data_type: str | None, *, what: str) -> JsonValue:
+    """A HighLevel custom field's value checked against its type where the type is clear: numbers for
+    NUMERICAL/MONETORY, dates for DATE, lists for checkboxes and multi-selects; other types as given.
+
+    Raises:
+        ValueError: The value does not suit the field's type.
+    """
+    multiple = (data_type or "").upper() in ("CHECKBOX", "MULTIPLE_OPTIONS")
+    if multiple:
+        items = cast(list[object], value) if isinstance(value, list) else [value]
+        return [str(item) for item in items]
+    if isinstance(value, list | dict):
+        raise ValueError(f"{what} takes one value, not a list")
+    scalar = cast(Scalar, value)
+    if kind == "number":
+        return _as_number(scalar, what)
+    if kind == "date":
+        return _as_date(scalar, what)
+    return cast(JsonValue, value)

@@ -28,13 +28,16 @@ from ...tools.models import (
     Lookup,
     NewContact,
 )
+from ...tools.updates import ContactChanges, ContactUpdate
 from ..budgets import Budgets
 from ..errors import Conflict, NotFound, NotSupported, UpstreamUnavailable, ValidationFailed
 from ..http import ErrorReader, Upstream
 from ..results import Redactor, secrets_of
 from ..settings import ProviderSettings, Rate, Settings
 
-Capability = Literal["get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"]
+Capability = Literal[
+    "get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact", "update_contact"
+]
 UTC_ZONE = ZoneInfo("UTC")
 ID_SOURCES = "ids come from find_contact, list_contacts, filter_by_custom_field, create_contact or update_contact"
 """Where a contact id comes from, for argument descriptions and not-found messages: every tool that returns one."""
@@ -55,6 +58,8 @@ class Provider(ABC):
     """Rate budgets by name (`provider.tool`), as the vendor documents its limits."""
     create_takes: ClassVar[frozenset[str]] = frozenset()
     """The create_contact arguments this provider has a place for (`address.city`, `fields.source`, ...)."""
+    update_takes: ClassVar[frozenset[str]] = frozenset()
+    """The update_contact arguments this provider has a place for (`add_emails`, `fields.source`, ...)."""
     instead: ClassVar[Mapping[str, str]] = {}
     """For a tool this provider does not serve: what to do instead, said in its `[not_supported]` error."""
 
@@ -147,6 +152,30 @@ class Provider(ABC):
             f"{''.join(f' and {hint}' for hint in instead)}. Nothing was sent."
         )
 
+    def _refuse_what_it_cannot_update(self, changes: ContactChanges) -> None:
+        """Refuse an update that names nothing, or arguments this provider has no place for, saying who takes them.
+
+        Raises:
+            ValidationFailed: An empty update, or naming each such argument and the providers that take it.
+        """
+        if changes.empty:
+            raise ValidationFailed(
+                "The update names nothing to change: give custom_fields, add_*/remove_* lists or fields. "
+                "Nothing was sent."
+            )
+        refused = [argument for argument in changes.given() if argument not in self.update_takes]
+        if not refused:
+            return
+        providers = [cls for cls in Provider.__subclasses__() if cls is not type(self)]
+        hints: list[str] = []
+        for argument in refused:
+            takers = sorted(cls.label for cls in providers if argument in cls.update_takes)
+            hints.append(f"{argument} ({' and '.join(takers)} only)" if takers else argument)
+        raise ValidationFailed(
+            f"{self.label} has no place for {', '.join(hints)}; leave {'it' if len(refused) == 1 else 'them'} out. "
+            "Nothing was sent."
+        )
+
     @property
     def zone(self) -> ZoneInfo:
         """The timezone date ranges and date words are read in for this provider."""
@@ -237,6 +266,20 @@ class Provider(ABC):
             ContactsError: Classified failures.
         """
         raise self._unsupported("create_contact")
+
+    async def update(self, changes: ContactChanges) -> ContactUpdate:
+        """update_contact's whole job: read the contact, apply only the named changes, write what differs, read back.
+
+        Nothing the call does not name may change; a write is sent only when a value differs.
+
+        Raises:
+            ValidationFailed: An empty update, an argument the provider has no place for, a bad value;
+                nothing is sent.
+            NotFound: No such contact.
+            Conflict: The read-back shows the contact changed by someone else meanwhile.
+            ContactsError: Other classified failures.
+        """
+        raise self._unsupported("update_contact")
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import httpx
 from pydantic import JsonValue
 
+from ...tools.journey import journey_of
 from ...tools.models import (
     CometlyDetails,
     Contact,
@@ -33,6 +34,17 @@ from ...tools.models import (
     Lookup,
     NewContact,
     iso_utc,
+    slot_value,
+)
+from ...tools.updates import (
+    ContactChanges,
+    ContactUpdate,
+    changes_of,
+    compared,
+    merged_list,
+    nothing_to_change,
+    same_email,
+    same_value,
 )
 from ..budgets import Budgets
 from ..budgets.background import Priority
@@ -97,6 +109,8 @@ CONTACT_KEYS: Mapping[str, Destination] = {
     "created_at": "created_at",  # not documented on a contact; shown if Cometly ever sends it
 }
 """Where each key of Cometly's contact (get and create answers) goes; any other key goes to `cometly`."""
+_UPDATE_COLLECTIONS = ("emails", "phones", "names", "locations")
+_SLOTS = tuple(f"profile_field_{number}" for number in range(1, 31))
 _ELEMENT_KEYS = {
     "emails": ("email", "value", "address"),
     "phones": ("phone", "number", "value"),
@@ -160,15 +174,20 @@ class Cometly(Provider):
     name = "cometly"
     label = "Cometly"
     capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact"}
+        {"get_contact", "list_contacts", "filter_by_custom_field", "create_contact", "find_contact", "update_contact"}
     )
     default_budgets: ClassVar[Mapping[str, tuple[Rate, ...]]] = {
         # The API page says 30 a minute, the MCP page 15: start at 15, and X-RateLimit-Limit raises it.
         "cometly.get_contact": (Rate(15, 60.0),),
         "cometly.list_contacts": (Rate(15, 60.0),),
         "cometly.create_contact": (Rate(60, 60.0),),
+        # Not established: the create's 60 a minute (server/undocumented.py), and X-RateLimit-Limit corrects it.
+        "cometly.update_contact": (Rate(60, 60.0),),
     }
     create_takes: ClassVar[frozenset[str]] = frozenset({"phones", "names", "locations", "custom_fields"})
+    update_takes: ClassVar[frozenset[str]] = frozenset(
+        {"custom_fields", *(f"{verb}_{key}" for verb in ("add", "remove") for key in _UPDATE_COLLECTIONS)}
+    )
 
     def __init__(
         self,
@@ -284,7 +303,12 @@ class Cometly(Provider):
             params=params,
             not_found=f"Cometly has no contact {contact_id}; {ID_SOURCES}.",
         )
-        return self._detail(body)
+        contact = self._detail(body)
+        if query.include_events and contact.events is not None:
+            # Summed up here, from every event returned: the tool's `limit` cuts only the list.
+            journey = journey_of(contact.events, direct_included=query.include_direct_touchpoints)
+            contact = contact.model_copy(update={"journey": journey})
+        return contact
 
     async def list_contacts(self, query: ListContactsQuery) -> ContactPage:
         conditions = await self._on_slots(query.conditions)
@@ -516,11 +540,14 @@ class Cometly(Provider):
 
     async def create_contact(self, contact: NewContact) -> Contact:
         self.check_create(contact)
+        slots = {slot: value for slot, (_, value) in (await self._slots_of(contact.custom_fields)).items()}
         payload: dict[str, Any] = {"emails": contact.emails}
-        for key in ("phones", "names", "locations", "custom_fields"):
+        for key in ("phones", "names", "locations"):
             value = getattr(contact, key)
             if value:
                 payload[key] = value
+        if slots:
+            payload["custom_fields"] = slots
         unsure = look_up_before_creating_again(contact.emails[0])
         sent = self._clock().astimezone(UTC).replace(microsecond=0)
         body = await self._upstream.request(
@@ -534,7 +561,148 @@ class Cometly(Provider):
                 await self._index.note([entry_of(made, after=sent, before=answered)])
             except ContactsError as exc:
                 logger.warning("could not add contact %s to the index: %s", made.id, exc.kind)
-        return dated(made, Entry(id=made.id, created_after=sent, created_before=answered))
+        shown = await self._labelled(made)
+        return dated(shown, Entry(id=made.id, created_after=sent, created_before=answered))
+
+    # --- Updates ------------------------------------------------------------------------------------------------------
+
+    async def _slots_of(self, given: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+        """Custom fields named by slot or label, on their slots: (the name the call used, the value checked
+        against the slot's type; None stays None, a clear). Labels are read (cached) only when one is named.
+
+        Raises:
+            ValidationFailed: A name matches no label, two names are one slot, or a value does not suit its slot.
+            UpstreamUnavailable: A label Cometly's answers do not pin to one slot.
+        """
+        if not given:
+            return {}
+        found = None
+        if any(resolve_slot(name) is None for name in given):
+            found = await self._fields.get()
+        slots: dict[str, tuple[str, Any]] = {}
+        for name, value in given.items():
+            slot = resolve_slot(name) or resolve_field(
+                name,
+                None if found is None else found.fields,
+                unresolved=() if found is None else found.unresolved,
+                unread=() if found is None else found.unread,
+            )
+            if slot in slots:
+                raise ValidationFailed(
+                    f"{slots[slot][0]!r} and {name!r} are the same custom field ({slot}); name it once. "
+                    "Nothing was sent."
+                )
+            try:
+                slots[slot] = (name, None if value is None else slot_value(slot, value, name=name))
+            except ValueError as exc:
+                raise ValidationFailed(f"custom_fields: {exc}. Nothing was sent.") from None
+        return slots
+
+    async def _labelled(self, contact: Contact) -> Contact:
+        """The contact with its custom fields under their labels where the Space has one (read, cached, if needed)."""
+        if not contact.custom_fields:
+            return contact
+        try:
+            labels = {field.slot: field.label for field in (await self._fields.get()).fields or []}
+        except ContactsError as exc:  # the contact matters more than its labels
+            logger.info("could not read Cometly's custom-field labels for a result: %s", exc.kind)
+            return contact
+        return contact.model_copy(
+            update={"custom_fields": {labels.get(key, key): value for key, value in contact.custom_fields.items()}}
+        )
+
+    async def _read_slots(self, contact_id: str) -> dict[str, Any]:
+        """The contact as `GET /contacts/{id}` answers it without labels: every slot under its own name."""
+        body = await self._upstream.request(
+            "cometly.get_contact",
+            "GET",
+            path("contacts", contact_id),
+            params=[(flag, "0") for flag in ("include_comet_tokens", "include_events", "use_custom_field_labels")]
+            + [("include_browsing_session_data", "0")],
+            not_found=f"Cometly has no contact {contact_id}; ids come from list_contacts, filter_by_custom_field "
+            "or find_contact. Nothing was sent.",
+        )
+        if not isinstance(body, dict) or upstream_id(cast(dict[str, Any], body).get("id")) is None:
+            raise unexpected_shape(self.label, "a contact", "no `id`")
+        return cast(dict[str, Any], body)
+
+    async def update(self, changes: ContactChanges) -> ContactUpdate:
+        """Read-modify-write over Cometly's replacing PUT, with the conflict check beside it.
+
+        Cometly's PUT replaces each collection it is sent and, when `custom_fields` is sent, all 30
+        slots. So labels are resolved first (they may spend the list budget), the contact is read by
+        slot, only the collections the call touches are sent, each whole and merged (`merged_list`:
+        the first is primary; added values go last), and `custom_fields` carries all 30 slots with
+        the current values but the named ones. Nothing is sent when every value is already as asked.
+        Then the contact is read back, and anything that moved without being named is a `Conflict`.
+        """
+        self._refuse_what_it_cannot_update(changes)
+        contact_id = changes.contact_id.strip()
+        if not _CONTACT_ID.match(contact_id):
+            raise ValidationFailed(
+                f"contact_id {changes.contact_id[:40]!r} is not a Cometly contact id; ids are whole numbers such as "
+                "4821 and come from list_contacts, filter_by_custom_field or find_contact. Nothing was sent."
+            )
+        slots = await self._slots_of(changes.custom_fields)  # before the read: the window to the write stays short
+        raw = await self._read_slots(contact_id)
+        canonical = cast(str, upstream_id(raw["id"]))
+        before = _update_state(raw)
+        intended = dict(before)
+        body: dict[str, Any] = {}
+        named: list[tuple[str, str]] = []
+        for key in _UPDATE_COLLECTIONS:
+            add, remove = changes.add.get(key, []), changes.remove.get(key, [])
+            if not add and not remove:
+                continue
+            current = cast(list[str], before[key])
+            if len(current) >= _MAX_SHOWN:
+                raise ValidationFailed(
+                    f"Cometly shows at most {_MAX_SHOWN} {key} of a contact and contact {canonical} has that many, so "
+                    f"the whole list cannot be sent back without losing the rest; change its {key} in Cometly itself. "
+                    "Nothing was sent."
+                )
+            merged = merged_list(current, add, remove, same_email if key == "emails" else _same)
+            intended[key] = merged
+            named.append((key, key))
+            if merged != current:
+                body[key] = merged
+        cached = self._fields.cached
+        labels = {field.slot: field.label for field in ((cached.fields if cached else None) or [])}
+        for slot, (_, value) in slots.items():
+            intended[slot] = value
+            named.append((slot, labels.get(slot, slot)))
+        if any(not same_value(before[slot], intended[slot]) for slot in slots):
+            body["custom_fields"] = {slot: intended[slot] for slot in _SLOTS}
+        note = (
+            f"Contact {contact_id} was merged into {canonical}; use {canonical} from now on."
+            if canonical != contact_id
+            else None
+        )
+        if not body:
+            contact = await self._labelled(self._detail(raw))
+            return ContactUpdate(
+                contact=contact,
+                changes=changes_of(named, before, before, sameness=_SAMENESS),
+                changed=False,
+                note=" ".join(part for part in (note, nothing_to_change(self.label)) if part),
+            )
+        await self._upstream.request(
+            "cometly.update_contact",
+            "PUT",
+            path("contacts", canonical),
+            json=body,
+            unsure=f"read contact {canonical} with get_contact to see whether it took effect (calling update_contact "
+            "again with the same changes is safe)",
+        )
+        raw_after = await self._read_slots(canonical)
+        after = _update_state(raw_after)
+        compared(self.label, canonical, before, intended, after, named=[key for key, _ in named], sameness=_SAMENESS)
+        return ContactUpdate(
+            contact=await self._labelled(self._detail(raw_after)),
+            changes=changes_of(named, before, after, sameness=_SAMENESS),
+            changed=True,
+            note=note,
+        )
 
     def _detail(self, body: Any) -> Contact:
         """A contact from the get/create endpoints (`ContactDetail`)."""
@@ -588,6 +756,32 @@ class Cometly(Provider):
             if isinstance(raw.get("comet_tokens"), list)
             else None,
         )
+
+
+_MAX_SHOWN = 25
+"""The most values of one collection Cometly's get shows."""
+
+
+def _same(left: str, right: str) -> bool:
+    return left.strip() == right.strip()
+
+
+_SAMENESS = {"emails": same_email}
+
+
+def resolve_slot(name: str) -> str | None:
+    """The slot a custom-field name is when it is one (`profile_field_N`, any case); None for a label."""
+    text = name.strip().lower()
+    return text if re.fullmatch(r"profile_field_([1-9]|[12][0-9]|30)", text) else None
+
+
+def _update_state(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What an update compares of a contact read by slot: the four collections and all 30 slots."""
+    state: dict[str, Any] = {key: _texts(raw.get(key), _ELEMENT_KEYS[key]) for key in _UPDATE_COLLECTIONS}
+    custom = raw.get("custom_fields")
+    slots = cast(dict[str, Any], custom) if isinstance(custom, dict) else {}
+    state.update({slot: slots.get(slot) for slot in _SLOTS})
+    return state
 
 
 def _narrower(new: Entry, old: Entry) -> bool:

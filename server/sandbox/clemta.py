@@ -57,6 +57,19 @@ _BILLING_FIELDS = (
     "tax_id",
 )
 
+_BILLING_COLUMNS = {
+    "address_1": "address1",
+    "address_2": "address2",
+    "postal_code": "postal_code",
+    "district": "district",
+    "state": "state",
+    "province": "province",
+    "iso_code": "country",
+    "tax_id": "tax_id",
+}
+"""The billing keys an update keeps in the contact's profile, and their columns (phone and email go to the
+collections; `country` is shown from `iso_code`)."""
+
 
 def build(sandbox: Sandbox, key: str) -> Vendor:
     """Clemta's routes over the sandbox, accepting `key` as the API key."""
@@ -146,6 +159,68 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         emails = await store.run(lambda: store.values([row.id], "email")[row.id])
         return success("Contact created successfully", _contact(row, emails))
 
+    async def update_contact(request: Request) -> Response:
+        """PATCH with the create's body and its four required keys; optional keys left out keep their values
+        (Clemta does not say), and `billing`'s keys likewise, one sent empty clearing its value."""
+        contact_id: str = request.path_params["contact_id"]
+        if _OBJECT_ID.fullmatch(contact_id) is None:
+            return error(400, "Invalid contact ID", "INVALID_REQUEST", "contact_id must be a 24-character hex string")
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            return error(400, "Invalid request data", "INVALID_REQUEST", "The body must be a JSON object")
+        if not isinstance(payload, dict):
+            return error(400, "Invalid request data", "INVALID_REQUEST", "The body must be a JSON object")
+        fields = cast("dict[str, object]", payload)
+        problems: list[str] = []
+        contact_type = _text(fields, "type", problems, required=True)
+        if contact_type is not None and contact_type not in CONTACT_TYPES:
+            problems.append(f"Field 'type' must be one of {', '.join(CONTACT_TYPES)}")
+        full_name = _text(fields, "full_name", problems, required=True)
+        email = _text(fields, "email", problems, required=True, email=True)
+        given_company = _text(fields, "company_id", problems, required=True)
+        company_id = _company_id(given_company, problems) if given_company else None
+        status = _text(fields, "status", problems)
+        description = _text(fields, "description", problems)
+        cc_emails = _emails(fields, "cc_emails", problems)
+        bcc_emails = _emails(fields, "bcc_emails", problems)
+        billing = _billing(fields.get("billing"), problems)
+        if problems or contact_type is None or full_name is None or email is None:
+            return error(400, "Validation failed", "VALIDATION_FAILED", "; ".join(problems))
+        if company_id != COMPANY_ID:
+            return error(404, "Company not found", "COMPANY_NOT_FOUND")
+        row = await store.run(lambda: store.contact_by_clemta_id(contact_id))
+        if row is None:
+            return error(404, "Contact not found", "NOT_FOUND")
+        held = await store.run(lambda: store.values([row.id], "email")[row.id])
+        names = await store.run(lambda: store.values([row.id], "name")[row.id])
+        phones = await store.run(lambda: store.values([row.id], "phone")[row.id])
+        others = [item.value for item in held if item.value.lower() != email.lower()]
+        if "cc_emails" in fields:
+            others = [address for address in dict.fromkeys(cc_emails) if address.lower() != email.lower()]
+        collections: dict[str, list[str]] = {
+            "email": [email, *others],
+            "name": [full_name, *(item.value for item in names[1:])],
+        }
+        sent_billing = cast("dict[str, object]", fields["billing"]) if isinstance(fields.get("billing"), dict) else {}
+        if "phone" in sent_billing or "phone_code" in sent_billing:
+            phone = _billing_phone({**({"iso_code": row.profile.country} if row.profile.country else {}), **billing})
+            collections["phone"] = [*([phone] if phone else []), *(item.value for item in phones[1:])]
+        profile: dict[str, object] = {"clemta_type": contact_type}
+        if "status" in fields:
+            profile["clemta_status"] = status or "active"
+        if "description" in fields:
+            profile["description"] = description
+        if "bcc_emails" in fields:
+            profile["bcc_emails"] = tuple(dict.fromkeys(bcc_emails))
+        for key, column in _BILLING_COLUMNS.items():
+            if key in sent_billing:
+                profile[column] = billing.get(key)
+        now = unix(sandbox.clock())
+        updated = await store.run(lambda: store.update(row.id, now=now, collections=collections, profile=profile))
+        emails = await store.run(lambda: store.values([row.id], "email")[row.id])
+        return success("Contact updated successfully", _contact(updated, emails))
+
     return Vendor(
         prefix="/clemta",
         rules=rules,
@@ -167,6 +242,12 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
                 guarded(BUDGET, rules, sandbox.limiter, create_contact),
                 methods=["POST"],
                 name="clemta.create_contact",
+            ),
+            Route(
+                "/clemta/contacts/{contact_id}",
+                guarded(BUDGET, rules, sandbox.limiter, update_contact),
+                methods=["PATCH"],
+                name="clemta.update_contact",
             ),
         ],
     )

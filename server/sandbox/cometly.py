@@ -115,6 +115,12 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
                 methods=["POST"],
                 name="cometly.create_contact",
             ),
+            Route(
+                f"{PREFIX}/contacts/{{contact_id}}",
+                guarded("cometly.update_contact", rules, limiter, api.update_contact),
+                methods=["PUT"],
+                name="cometly.update_contact",
+            ),
         ],
     )
 
@@ -325,6 +331,50 @@ class _CometlyApi:
                 slot_key(slot): render_value(slot, value) for slot, value in sorted(custom.items())
             }
         return JSONResponse(body, status_code=201)
+
+    async def update_contact(self, request: Request) -> Response:
+        """Sparse replacement: each collection sent replaces that collection (`[]` wipes it, the first item is
+        primary); `custom_fields`, when sent, replaces all 30 slots (a slot not sent becomes null). The answer
+        holds the id and what was sent: collections as stamped, `custom_fields` with all 30 slots."""
+        raw_id: str = request.path_params["contact_id"]
+        contact_id = parse_integer(raw_id) if _CONTACT_ID.fullmatch(raw_id) else None
+        if contact_id is None:
+            return _message(422, "Invalid contact ID provided")
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            payload = None
+        fields = cast("dict[str, object]", payload) if isinstance(payload, dict) else {}
+        errors = ValidationErrors()
+        sent = [plural for plural, _ in _COLLECTIONS if plural in fields]
+        if not sent and "custom_fields" not in fields:
+            errors.add(
+                "emails",
+                "The emails field is required when none of phones / names / locations / custom fields are present.",
+            )
+        lists = {plural: _string_list(fields, plural, errors, email=plural == "emails") for plural in sent}
+        custom = _custom_field_input(fields.get("custom_fields"), errors) if "custom_fields" in fields else None
+        if "custom_fields" in fields and fields.get("custom_fields") is None:
+            custom = {}
+        if errors:
+            return errors.response()
+        store = self._store
+        row = await store.run(lambda: store.contact(contact_id))
+        if row is None:
+            return _message(404, "Contact not found.")
+        now = unix(self._sandbox.clock())
+        canonical = row.id
+        singular = dict(_COLLECTIONS)
+        slots = None if custom is None else {slot: custom.get(slot) for slot in range(1, SLOT_COUNT + 1)}
+        collections = {singular[plural]: values for plural, values in lists.items()}
+        await store.run(lambda: store.update(canonical, now=now, collections=collections, slots=slots))
+        body: dict[str, object] = {"id": canonical}
+        for plural in sent:
+            stored = await store.run(lambda plural=plural: store.values([canonical], singular[plural])[canonical])
+            body[plural] = _stamped(stored[:MAX_COLLECTION], singular[plural])
+        if slots is not None:
+            body["custom_fields"] = {slot_key(slot): render_value(slot, value) for slot, value in slots.items()}
+        return JSONResponse(body)
 
 
 def _flags(params: QueryParams, defaults: Mapping[str, bool], errors: ValidationErrors) -> dict[str, bool]:

@@ -105,6 +105,24 @@ SEARCH_MAX_PAGE = 500
 SEARCH_MAX_QUERY = 75
 SEARCH_MAX_RECORDS = 10_000
 """How far `page` paging reaches; beyond it HighLevel wants `searchAfter`."""
+_UPDATE_STRINGS = tuple(key for key in _STRING_FIELDS if key not in ("gender", "companyName"))
+"""The update DTO's string fields: the create's without `gender` and `companyName` (nor `locationId`)."""
+_UPDATE_KEYS = frozenset({*_UPDATE_STRINGS, "dnd", "dndSettings", "inboundDndSettings", "tags", "customFields"})
+_PROFILE_COLUMNS = {
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "address1": "address1",
+    "city": "city",
+    "state": "state",
+    "postalCode": "postal_code",
+    "country": "country",
+    "timezone": "timezone",
+    "dateOfBirth": "date_of_birth",
+    "website": "website",
+    "source": "source",
+    "assignedTo": "assigned_to",
+}
+"""The update DTO's keys kept in the contact's profile, and their columns."""
 _SEARCH_KEYS = frozenset({"locationId", "pageLimit", "page", "query", "filters", "sort", "searchAfter"})
 _MIN_PHONE_DIGITS = 7
 _MAX_PHONE_DIGITS = 15
@@ -250,6 +268,77 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             )
         return JSONResponse({"contact": _created_contact(created, store.labels)}, status_code=201)
 
+    async def update_contact(request: Request) -> Response:
+        contact_id: str = request.path_params["contactId"]
+        try:
+            payload: object = json.loads(await request.body())
+        except ValueError:
+            return _error(400, "Unexpected token in JSON body")
+        if not isinstance(payload, dict):
+            return _error(400, "The body must be a JSON object")
+        fields = cast("dict[str, object]", payload)
+        messages = [f"property {key} should not exist" for key in fields if key not in _UPDATE_KEYS]
+        cleared = {key for key in _UPDATE_STRINGS if key in fields and fields[key] in (None, "")}
+        texts = _texts({key: fields.get(key) for key in _UPDATE_STRINGS if key not in cleared}, messages)
+        tags = _tags(fields.get("tags"), messages) if "tags" in fields else None
+        custom = _custom_fields(fields.get("customFields"), messages, clearing=True)
+        dnd = fields.get("dnd")
+        if dnd is not None and not isinstance(dnd, bool):
+            messages.append("dnd must be a boolean value")
+        if messages:
+            return _error(422, messages, error="Unprocessable Entity")
+        row = await store.run(lambda: store.contact_by_highlevel_id(contact_id))
+        if row is None:
+            return _error(404, "Contact not found")
+        emails = await store.run(lambda: store.values([row.id], "email")[row.id])
+        phones = await store.run(lambda: store.values([row.id], "phone")[row.id])
+        names = await store.run(lambda: store.values([row.id], "name")[row.id])
+        collections: dict[str, list[str]] = {}
+        for key, kind, held in (("email", "email", emails), ("phone", "phone", phones), ("name", "name", names)):
+            if key in fields:  # HighLevel holds one of each: the primary is replaced, or dropped when cleared
+                rest = [item.value for item in held[1:]]
+                collections[kind] = rest if key in cleared else [texts[key], *rest]
+        profile: dict[str, object] = {
+            column: None if key in cleared else texts[key] for key, column in _PROFILE_COLUMNS.items() if key in fields
+        }
+        if tags is not None:
+            profile["tags"] = tags
+        if isinstance(dnd, bool):
+            profile["dnd"] = dnd
+        now = unix(sandbox.clock())
+        updated = await store.run(
+            lambda: store.update(row.id, now=now, collections=collections, slots=custom, profile=profile)
+        )
+        return JSONResponse({"succeded": True, "contact": _contact(updated, store.labels)})
+
+    def tagging(adding: bool) -> Handler:
+        async def tags(request: Request) -> Response:
+            contact_id: str = request.path_params["contactId"]
+            try:
+                payload: object = json.loads(await request.body())
+            except ValueError:
+                return _error(400, "Unexpected token in JSON body")
+            messages: list[str] = []
+            raw = cast("dict[str, object]", payload).get("tags") if isinstance(payload, dict) else None
+            if raw is None:
+                messages.append("tags should not be empty")
+            given = _tags(raw, messages)
+            if messages:
+                return _error(422, messages, error="Unprocessable Entity")
+            row = await store.run(lambda: store.contact_by_highlevel_id(contact_id))
+            if row is None:
+                return _error(404, "Contact not found")
+            held = row.profile.tags
+            now_tags = (
+                tuple(dict.fromkeys([*held, *given])) if adding else tuple(tag for tag in held if tag not in given)
+            )
+            now = unix(sandbox.clock())
+            if now_tags != held:
+                await store.run(lambda: store.update(row.id, now=now, profile={"tags": now_tags}))
+            return JSONResponse({"tags": list(now_tags)}, status_code=201 if adding else 200)
+
+        return tags
+
     return Vendor(
         prefix="/highlevel",
         rules=rules,
@@ -258,6 +347,9 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             route("/highlevel/contacts/search/duplicate", "highlevel.find_contact", find_contact, "GET"),
             route("/highlevel/contacts/search", "highlevel.search_contacts", search_contacts, "POST"),
             route("/highlevel/contacts/{contactId}", "highlevel.get_contact", get_contact, "GET"),
+            route("/highlevel/contacts/{contactId}", "highlevel.update_contact", update_contact, "PUT"),
+            route("/highlevel/contacts/{contactId}/tags", "highlevel.add_tags", tagging(True), "POST"),
+            route("/highlevel/contacts/{contactId}/tags", "highlevel.remove_tags", tagging(False), "DELETE"),
             route("/highlevel/contacts/", "highlevel.create_contact", create_contact, "POST"),
             route("/highlevel/contacts", "highlevel.create_contact", create_contact, "POST"),
             route("/highlevel/locations/{locationId}/customFields", "highlevel.custom_fields", custom_fields, "GET"),
@@ -392,8 +484,11 @@ def _tags(raw: object, messages: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(cast("str", item).strip().lower() for item in items if cast("str", item).strip()))
 
 
-def _custom_fields(raw: object, messages: list[str]) -> dict[int, CustomValue]:
-    """The create DTO's `customFields` (`[{"id", "field_value"}]`) as slot values."""
+def _custom_fields(raw: object, messages: list[str], *, clearing: bool = False) -> dict[int, CustomValue]:
+    """The create or update DTO's `customFields` (`[{"id", "field_value"}]`) as slot values.
+
+    With `clearing` (an update), an empty `field_value` clears the field (None) instead of being skipped.
+    """
     if raw is None:
         return {}
     if not isinstance(raw, list):
@@ -407,7 +502,9 @@ def _custom_fields(raw: object, messages: list[str]) -> dict[int, CustomValue]:
             messages.append(f"customFields.{index}.id must be the id of one of the location's custom fields")
             continue
         value = entry.get("field_value")
-        if value is None or value == "":
+        if value is None or value == "" or value == []:
+            if clearing:
+                values[slot] = None
             continue
         kind = slot_type(slot)
         if kind is SlotType.TEXT and isinstance(value, str):

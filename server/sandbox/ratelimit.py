@@ -14,6 +14,7 @@ DEFAULT_RATE_LIMITS: Mapping[str, tuple[int, float]] = MappingProxyType(
         "cometly.get_contact": (30, 60.0),
         "cometly.list_contacts": (15, 60.0),
         "cometly.create_contact": (60, 60.0),
+        "cometly.update_contact": (60, 60.0),  # not established; the create's limit (server/undocumented.py)
         "highlevel.location": (100, 10.0),
         "highlevel.daily": (200_000, 86_400.0),
         "clemta.api_key": (100, 60.0),

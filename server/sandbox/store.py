@@ -358,6 +358,55 @@ class Store:
                 connection.execute(f"DELETE FROM {table} WHERE contact_id IN ({marks})", list(contact_ids))
             connection.execute(f"DELETE FROM contacts WHERE id IN ({marks})", list(contact_ids))
 
+    def update(
+        self,
+        contact_id: int,
+        *,
+        now: int,
+        collections: Mapping[str, Sequence[str]] | None = None,
+        slots: Mapping[int, CustomValue] | None = None,
+        profile: Mapping[str, Any] | None = None,
+    ) -> ContactRow:
+        """Change one contact in one transaction and return its row; what is not given is untouched.
+
+        Args:
+            contact_id: Its Cometly id (a canonical one: resolve merged ids with `contact` first).
+            now: The time to stamp new values and `updated_at` with (Unix seconds).
+            collections: Replaces each named kind (`email`, `phone`, `name`, `location`) with these
+                values, the first primary; `[]` empties it. A kind whose values are already these is left as is.
+            slots: Sets these slots (None clears one); the others keep their values.
+            profile: Sets these `Profile` fields (their column names).
+        """
+        with self._transaction() as connection:
+            for kind, values in (collections or {}).items():
+                held = connection.execute(
+                    "SELECT value FROM contact_values WHERE contact_id = ? AND kind = ? ORDER BY created_at DESC, id",
+                    (contact_id, kind),
+                ).fetchall()
+                if [str(row[0]) for row in held] == list(values):
+                    continue
+                connection.execute("DELETE FROM contact_values WHERE contact_id = ? AND kind = ?", (contact_id, kind))
+                connection.executemany(
+                    "INSERT INTO contact_values (contact_id, kind, value, created_at) VALUES (?, ?, ?, ?)",
+                    [(contact_id, kind, value, now) for value in values],
+                )
+                connection.execute(
+                    f"UPDATE contacts SET {kind} = ? WHERE id = ?", (values[0] if values else None, contact_id)
+                )
+            for slot, value in (slots or {}).items():
+                connection.execute(f"UPDATE contacts SET {slot_key(slot)} = ? WHERE id = ?", (value, contact_id))
+            for name, value in (profile or {}).items():
+                if name not in _PROFILE_FIELDS:
+                    raise ValueError(f"no profile field {name}")
+                stored: Any = value
+                if name in _JSON_PROFILE_FIELDS:
+                    stored = json.dumps(list(value))
+                elif name == "dnd":
+                    stored = int(value)
+                connection.execute(f"UPDATE contacts SET {name} = ? WHERE id = ?", (stored, contact_id))
+            connection.execute("UPDATE contacts SET updated_at = ? WHERE id = ?", (now, contact_id))
+            return _contact_row(connection.execute("SELECT * FROM contacts WHERE id = ?", (contact_id,)).fetchone())
+
     def creation_times(self) -> dict[int, int]:
         """Every contact's creation time (Unix seconds) by Cometly id: what tests check the index's dating against."""
         with self._locked() as connection:
