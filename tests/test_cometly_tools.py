@@ -78,6 +78,16 @@ async def test_get_contact_sends_flags_as_ones_and_zeros_and_normalizes_the_cont
                 "ad_name": "Spring promo",
             }
         ],
+        "journey": {
+            "basis": "ad_touchpoints",
+            "first_touch": {"at": "2024-01-10T12:00:00Z", "source": "facebook", "ad": "Spring promo"},
+            "last_touch": {"at": "2024-01-10T12:00:00Z", "source": "facebook", "ad": "Spring promo"},
+            "events": 1,
+            "touchpoints": 1,
+            "conversion_count": 0,
+            "total_amount": 0.0,
+            "amount_missing": 0,
+        },
     }
 
 

@@ -26,6 +26,7 @@ from typing import Any, ClassVar, cast
 import httpx
 from pydantic import JsonValue, ValidationError
 
+from ...tools.journey import attribution_journey
 from ...tools.models import (
     Contact,
     ContactMatches,
@@ -555,6 +556,7 @@ class HighLevel(Provider):
             names=[name] if name else [],
             locations=[address] if address else [],
             custom_fields=custom,
+            journey=attribution_journey(raw.get("attributionSource"), raw.get("lastAttributionSource")),
             highlevel=details if section else None,
         )
 
