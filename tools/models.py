@@ -296,6 +296,22 @@ class ContactMatches(BaseModel):
 # --- Custom-field filters ------------------------------------------------------------------------------------------
 
 SlotType = Literal["text", "number", "date"]
+FieldType = Literal[
+    "text",
+    "number",
+    "date",
+    "picklist",
+    "multi_select",
+    "radio",
+    "checkbox",
+    "text_list",
+    "phone",
+    "email",
+    "file",
+    "signature",
+    "other",
+]
+"""A custom field's type named plainly: Cometly's slots are text, number or date; HighLevel has the rest too."""
 Operator = Literal[
     "equal_to",
     "not_equal_to",
@@ -611,18 +627,32 @@ class CustomField(BaseModel):
     """One custom field of the account: for Cometly a labelled slot, for HighLevel a field definition."""
 
     slot: str = Field(
-        description="Cometly: the slot, e.g. profile_field_5 (filter_by_custom_field takes it or the label). "
-        "HighLevel: the field's id."
+        description="The name to pass for it where the label is not enough: Cometly's slot, e.g. profile_field_5 "
+        "(tools take it or the label); HighLevel's field id (or its key)."
     )
-    label: str = Field(description="The name the account gave it, e.g. 'Customer Plan'.")
-    type: SlotType | None = Field(
+    label: str = Field(
+        description="The name the account gave it, e.g. 'Customer Plan': results key custom fields by it."
+    )
+    type: FieldType | None = Field(
         default=None,
-        description="text, number or date: for Cometly it decides the operators (see `operators`); for HighLevel "
-        "it is read from the field's data type, and left out for types that are none of these (files, ...).",
+        description="text, number or date (for Cometly it decides the operators, see `operators`); HighLevel "
+        "fields may also be picklist (one of `values`), multi_select, radio, checkbox, text_list, phone, email, "
+        "file, signature, or other (see data_type).",
     )
     key: str | None = Field(default=None, description="HighLevel: the field's key, e.g. contact.pincode.")
     data_type: str | None = Field(default=None, description="HighLevel: its data type as HighLevel names it.")
     options: list[str] | None = Field(default=None, description="HighLevel: the values a picklist field offers.")
+    values: list[str] | None = Field(
+        default=None,
+        description="The values to match exactly (e.g. in filter_by_custom_field equal_to): a picklist's options "
+        "(values_from options), or a text field's distinct values among the contacts sampled (values_from "
+        "in_use; others may exist). Values in use are listed only for a field with at most 20 distinct values "
+        "that at least 3 times as many sampled contacts have set, so fields of personal data (emails, names, "
+        "phones) never are.",
+    )
+    values_from: Literal["options", "in_use"] | None = Field(
+        default=None, description="Where `values` come from: the field's options, or the contacts sampled."
+    )
 
 
 class UnresolvedField(BaseModel):
@@ -657,13 +687,18 @@ class CustomFields(BaseModel):
         default_factory=dict[str, list[Operator]],
         description="The operators filter_by_custom_field accepts, by field type (for the types listed).",
     )
+    sampled: int | None = Field(
+        default=None, description="How many contacts the values in use (values_from in_use) were read from."
+    )
     checked_at: str | None = Field(default=None, description="When the server last read them (ISO 8601 UTC).")
     note: str | None = Field(default=None, description="How they were found, and what is not known.")
 
     @model_validator(mode="after")
     def _operators(self) -> Self:
         if not self.operators and self.filterable:
-            types: dict[SlotType, None] = dict.fromkeys(field.type for field in self.fields if field.type is not None)
+            types: dict[SlotType, None] = dict.fromkeys(
+                field.type for field in self.fields if field.type in ("text", "number", "date")
+            )
             slots = [slot for field in self.unresolved for slot in field.candidates if re.match(SLOT_PATTERN, slot)]
             types.update(dict.fromkeys(kind for kind in OPERATORS if kind in {slot_type(slot) for slot in slots}))
             self.operators = {kind: list(OPERATORS[kind]) for kind in types}
@@ -877,14 +912,14 @@ def slot_value(slot: str, value: object, *, name: str | None = None) -> Scalar:
     return text
 
 
-def typed_value(value: object, kind: SlotType | None, data_type: str | None, *, what: str) -> JsonValue:
+def typed_value(value: object, kind: str | None, data_type: str | None, *, what: str) -> JsonValue:
     """A HighLevel custom field's value checked against its type where the type is clear: numbers for
     NUMERICAL/MONETORY, dates for DATE, lists for checkboxes and multi-selects; other types as given.
 
     Raises:
         ValueError: The value does not suit the field's type.
     """
-    multiple = (data_type or "").upper() in ("CHECKBOX", "MULTIPLE_OPTIONS")
+    multiple = kind in ("checkbox", "multi_select") or (data_type or "").upper() in ("CHECKBOX", "MULTIPLE_OPTIONS")
     if multiple:
         items = cast(list[object], value) if isinstance(value, list) else [value]
         return [str(item) for item in items]

@@ -102,8 +102,8 @@ class FieldChange(BaseModel):
         description="The field: emails, phones, names, locations, tags, a custom field by label (or slot / id), "
         "or a provider field such as source."
     )
-    before: JsonValue = Field(description="Its value before the call (null: unset).")
-    after: JsonValue = Field(description="Its value after the call, as read back from the provider.")
+    before: JsonValue = Field(default=None, description="Its value before the call (absent: unset).")
+    after: JsonValue = Field(default=None, description="Its value after the call, as read back (absent: unset).")
     changed: bool = Field(description="False when it already had the value asked for: nothing was sent for it.")
 
 

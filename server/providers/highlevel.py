@@ -32,12 +32,25 @@ from ...tools.models import (
     ContactMatches,
     CustomField,
     CustomFields,
+    FieldType,
     GetContactQuery,
     HighLevelDetails,
     Lookup,
     NewContact,
-    SlotType,
     iso_utc,
+    typed_value,
+)
+from ...tools.updates import (
+    Collection,
+    ContactChanges,
+    ContactUpdate,
+    Same,
+    changes_of,
+    compared,
+    merged_list,
+    nothing_to_change,
+    same_email,
+    same_value,
 )
 from ..budgets import Budgets
 from ..errors import ContactsError, NotFound, ValidationFailed
@@ -69,6 +82,8 @@ MAX_QUERY = 75
 """The longest `query` HighLevel's contact search takes."""
 MAX_PAGE_LIMIT = 500
 """The most contacts one page of HighLevel's contact search holds."""
+_UPDATE_FIELDS = {"first_name": "firstName", "last_name": "lastName", "source": "source", "website": "website"}
+"""update_contact's fields HighLevel's PUT takes, and their keys there (it has no companyName)."""
 REREAD_UNKNOWN_FIELD_SECONDS = 60.0
 """The least time between two reads of the field definitions that unknown field ids set off."""
 
@@ -117,22 +132,24 @@ DEFINITION_KEYS: Mapping[str, Destination] = {
 }
 """Where each key of a custom-field definition goes in a `CustomField`."""
 
-_TYPES: Mapping[str, SlotType] = {
+_TYPES: Mapping[str, FieldType] = {
     "TEXT": "text",
     "LARGE_TEXT": "text",
-    "TEXTBOX_LIST": "text",
-    "SINGLE_OPTIONS": "text",
-    "MULTIPLE_OPTIONS": "text",
-    "RADIO": "text",
-    "CHECKBOX": "text",
-    "PHONE": "text",
-    "EMAIL": "text",
+    "TEXTBOX_LIST": "text_list",
+    "SINGLE_OPTIONS": "picklist",
+    "MULTIPLE_OPTIONS": "multi_select",
+    "RADIO": "radio",
+    "CHECKBOX": "checkbox",
+    "PHONE": "phone",
+    "EMAIL": "email",
     "NUMERICAL": "number",
     "MONETORY": "number",
     "FLOAT": "number",
     "DATE": "date",
+    "FILE_UPLOAD": "file",
+    "SIGNATURE": "signature",
 }
-"""HighLevel data types as the server's three kinds; HighLevel does not publish the full list."""
+"""HighLevel data types named plainly; HighLevel does not publish the full list, and any other is `other`."""
 
 
 def _read_error(body: Any) -> str | None:
@@ -163,7 +180,9 @@ class HighLevel(Provider):
 
     name = "highlevel"
     label = "HighLevel"
-    capabilities: ClassVar[frozenset[Capability]] = frozenset({"get_contact", "create_contact", "find_contact"})
+    capabilities: ClassVar[frozenset[Capability]] = frozenset(
+        {"get_contact", "create_contact", "find_contact", "update_contact"}
+    )
     instead: ClassVar[Mapping[str, str]] = {
         "list_contacts": "look people up with find_contact (email, phone, name or any text) instead",
         "filter_by_custom_field": "look people up with find_contact (email, phone, name or any text) instead",
@@ -175,8 +194,16 @@ class HighLevel(Provider):
             "phones",
             "names",
             "tags",
+            "custom_fields",
             *(f"address.{part}" for part in ("line1", "city", "state", "postal_code", "country")),
             *(f"fields.{name}" for name in ("first_name", "last_name", "company_name", "source", "website")),
+        }
+    )
+    update_takes: ClassVar[frozenset[str]] = frozenset(
+        {
+            "custom_fields",
+            *(f"{verb}_{key}" for verb in ("add", "remove") for key in ("emails", "phones", "names", "tags")),
+            *(f"fields.{name}" for name in _UPDATE_FIELDS),
         }
     )
 
@@ -254,16 +281,18 @@ class HighLevel(Provider):
                 continue
             data_type = stripped(raw.get("dataType"))
             options = raw.get("picklistOptions")
+            offered = [str(option) for option in cast(list[Any], options)] if isinstance(options, list) else None
+            offered = offered or None
             fields.append(
                 CustomField(
                     slot=field_id,
                     label=name,
-                    type=_TYPES.get(data_type.upper()) if data_type else None,
+                    type=_TYPES.get(data_type.upper(), "other") if data_type else None,
                     key=stripped(raw.get("fieldKey")),
                     data_type=data_type,
-                    options=[str(option) for option in cast(list[Any], options)] or None
-                    if isinstance(options, list)
-                    else None,
+                    options=offered,
+                    values=offered,
+                    values_from="options" if offered else None,
                 )
             )
         return fields
@@ -276,9 +305,10 @@ class HighLevel(Provider):
             fields=found.fields or [],
             checked_at=iso_utc(found.checked_at.timestamp()),
             note="The location's contact fields, read from HighLevel (GET /locations/{locationId}/customFields). "
-            "get_contact shows a contact's custom fields under these names; this server cannot filter "
-            f"HighLevel contacts by them. Reused for {self._fields_ttl / 60:g} minutes; refresh=true reads "
-            "them again.",
+            "Results key a contact's custom fields by these names (by id when no definition names one; two "
+            "fields of one name as 'name (id)'); this server cannot filter HighLevel contacts by them. `values` "
+            "are a picklist's options; values in use are not sampled (it would cost searches of contacts). "
+            f"Reused for {self._fields_ttl / 60:g} minutes; refresh=true reads them again.",
         )
 
     async def _names(self, ids: Sequence[str]) -> Mapping[str, str]:
@@ -518,11 +548,149 @@ class HighLevel(Provider):
     async def create_contact(self, contact: NewContact) -> Contact:
         self.check_create(contact)
         location = self._need_location("create_contact")
+        resolved = await self._field_ids_of(contact.custom_fields)
         payload = _create_body(contact, location)
+        if resolved:
+            payload["customFields"] = [
+                {"id": field_id, "field_value": value} for field_id, (_, value) in resolved.items()
+            ]
         unsure = f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again"
         body = await self._upstream.request(BUDGET, "POST", path("contacts") + "/", json=payload, unsure=unsure)
         with created(unsure):
             return await self._unwrap(body)
+
+    # --- Updates ------------------------------------------------------------------------------------------------------
+
+    async def _field_ids_of(self, given: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
+        """Custom fields named by name (any case), id or key (`contact.x` or `x`), on their ids: (the name to show,
+        the value checked against the field's type where it is clear; None stays None, a clear).
+
+        Raises:
+            ValidationFailed: A name matches no field or several, or a value does not suit its field's type.
+        """
+        if not given:
+            return {}
+        fields = (await self._fields.get()).fields or []
+        resolved: dict[str, tuple[str, Any]] = {}
+        for name, value in given.items():
+            field = _field_named(name, fields)
+            if field.slot in resolved:
+                raise ValidationFailed(f"{name!r} names a custom field already named; name it once. Nothing was sent.")
+            try:
+                checked = None if value is None else typed_value(value, field.type, field.data_type, what=field.label)
+            except ValueError as exc:
+                raise ValidationFailed(f"custom_fields: {exc}. Nothing was sent.") from None
+            resolved[field.slot] = (field.label, checked)
+        return resolved
+
+    async def _read_raw(self, contact_id: str) -> dict[str, Any]:
+        missing = f"HighLevel has no contact {contact_id}; find one by email or phone with find_contact."
+        try:
+            body = await self._upstream.request(BUDGET, "GET", path("contacts", contact_id), not_found=missing)
+        except ValidationFailed as exc:
+            if exc.status in (400, 422) and _says_not_found(exc.message):
+                raise NotFound(missing, status=exc.status, request=exc.request) from None
+            raise
+        raw = cast(dict[str, Any], body).get("contact") if isinstance(body, dict) else None
+        if not isinstance(raw, dict) or upstream_id(cast(dict[str, Any], raw).get("id")) is None:
+            raise unexpected_shape(self.label, "a contact", "no `contact.id`")
+        return cast(dict[str, Any], raw)
+
+    async def update(self, changes: ContactChanges) -> ContactUpdate:
+        """Read, send only what differs (`PUT /contacts/{id}` with the changed keys, tags through the tag
+        endpoints, since a PUT's `tags` replaces them all), read back and compare.
+
+        HighLevel holds one email, one phone and one name: adding a second is refused, and replacing one
+        is `remove_*` of the old with `add_*` of the new in the same call.
+        """
+        if "company_name" in changes.fields.given():
+            raise ValidationFailed(
+                "HighLevel's update (PUT /contacts/{id}) has no companyName, so this server cannot change a "
+                "contact's company; change it in HighLevel itself and leave company_name out. Nothing was sent."
+            )
+        self._refuse_what_it_cannot_update(changes)
+        contact_id = changes.contact_id.strip()
+        if not _CONTACT_ID.match(contact_id):
+            raise ValidationFailed(
+                f"contact_id {changes.contact_id[:40]!r} is not a HighLevel contact id; ids are letters and digits "
+                "such as ocQHyuzHvuMOe5N5jjXF and come from find_contact. Nothing was sent."
+            )
+        resolved = await self._field_ids_of(changes.custom_fields)  # before the read: the window stays short
+        raw = await self._read_raw(contact_id)
+        before = _update_state(raw)
+        intended = dict(before)
+        body: dict[str, Any] = {}
+        named: list[tuple[str, str]] = []
+        singles: tuple[tuple[Collection, str], ...] = (("emails", "email"), ("phones", "phone"), ("names", "name"))
+        for key, theirs in singles:
+            add, remove = changes.add.get(key, []), changes.remove.get(key, [])
+            if not add and not remove:
+                continue
+            current = cast(list[str], before[key])
+            merged = merged_list(current, add, remove, _SAMENESS.get(key, _same))
+            if len(merged) > 1:
+                one = key.removesuffix("s")
+                raise ValidationFailed(
+                    f"A HighLevel contact holds one {one}, and contact {contact_id} has {current[0]!r}; to replace it, "
+                    f"pass remove_{key}=[{current[0]!r}] with add_{key} in the same call. Nothing was sent."
+                )
+            intended[key] = merged
+            named.append((key, key))
+            if not _same_list(merged, current, key):
+                body[theirs] = merged[0] if merged else None
+        for name, value in changes.fields.given().items():
+            key, theirs = f"fields.{name}", _UPDATE_FIELDS[name]
+            intended[key] = value
+            named.append((key, name))
+            if not same_value(cast(Any, before.get(key)), cast(Any, value)):
+                body[theirs] = value
+        custom: list[dict[str, Any]] = []
+        for field_id, (label, value) in resolved.items():
+            key = f"custom_fields.{field_id}"
+            intended[key] = value
+            named.append((key, label))
+            if not same_value(before.get(key), value):
+                custom.append({"id": field_id, "field_value": "" if value is None else value})
+        if custom:
+            body["customFields"] = custom
+        held = cast(list[str], before["tags"])
+        adding = [tag for tag in changes.add.get("tags", []) if not any(_same_tag(tag, h) for h in held)]
+        removing = [tag for tag in changes.remove.get("tags", []) if any(_same_tag(tag, h) for h in held)]
+        if "tags" in changes.add or "tags" in changes.remove:
+            intended["tags"] = merged_list(held, changes.add.get("tags", []), changes.remove.get("tags", []), _same_tag)
+            named.append(("tags", "tags"))
+        if not body and not adding and not removing:
+            return ContactUpdate(
+                contact=await self._contact_of_raw(raw),
+                changes=changes_of(named, before, before, sameness=_SAMENESS),
+                changed=False,
+                note=nothing_to_change(self.label),
+            )
+        again = "read it with get_contact to see whether it took effect (calling update_contact again is safe)"
+        if body:
+            await self._upstream.request(BUDGET, "PUT", path("contacts", contact_id), json=body, unsure=again)
+        if adding:
+            await self._upstream.request(
+                BUDGET, "POST", path("contacts", contact_id, "tags"), json={"tags": adding}, unsure=again
+            )
+        if removing:
+            await self._upstream.request(
+                BUDGET, "DELETE", path("contacts", contact_id, "tags"), json={"tags": removing}, unsure=again
+            )
+        raw_after = await self._read_raw(contact_id)
+        after = _update_state(raw_after)
+        keys = [key for key, _ in named]
+        # HighLevel may derive the name from the first and last name, and keeps lower-cased copies of them.
+        exempt = [*(("names", "fields.first_name", "fields.last_name") if set(keys) & _NAME_KEYS else ())]
+        compared(self.label, contact_id, before, intended, after, named=keys, sameness=_SAMENESS, exempt=exempt)
+        return ContactUpdate(
+            contact=await self._contact_of_raw(raw_after),
+            changes=changes_of(named, before, after, sameness=_SAMENESS),
+            changed=True,
+        )
+
+    async def _contact_of_raw(self, raw: dict[str, Any]) -> Contact:
+        return await self._unwrap({"contact": raw})
 
     async def _unwrap(self, body: Any, *, use_names: bool = True) -> Contact:
         raw = cast(dict[str, Any], body).get("contact") if isinstance(body, dict) else None
@@ -559,6 +727,76 @@ class HighLevel(Provider):
             journey=attribution_journey(raw.get("attributionSource"), raw.get("lastAttributionSource")),
             highlevel=details if section else None,
         )
+
+
+_NAME_KEYS = frozenset({"names", "fields.first_name", "fields.last_name"})
+_UNCOMPARED = frozenset(
+    {"id", "dateUpdated", "lastActivity", "emailLowerCase", "firstNameLowerCase", "lastNameLowerCase"}
+    | {"fullNameLowerCase", "email", "phone", "name", "firstName", "lastName", "source", "website", "tags"}
+    | {"customFields"}
+)
+"""Keys a read-back is not compared on as they are: changed by every write, or compared in their own state key."""
+
+
+def _same(left: str, right: str) -> bool:
+    return left.strip() == right.strip()
+
+
+def _same_tag(left: str, right: str) -> bool:
+    return left.strip().casefold() == right.strip().casefold()
+
+
+_SAMENESS: Mapping[str, Same] = {"emails": same_email, "phones": same_phone, "tags": _same_tag}
+
+
+def _same_list(left: Sequence[str], right: Sequence[str], key: str) -> bool:
+    same = _SAMENESS.get(key, _same)
+    return len(left) == len(right) and all(same(a, b) for a, b in zip(left, right, strict=True))
+
+
+def _update_state(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """What an update compares of a contact as HighLevel's GET shows it: each named kind of value under its own
+    key, every custom field by id, and every other key as sent (`other.<key>`)."""
+    full = " ".join(part for part in (raw.get("firstName"), raw.get("lastName")) if isinstance(part, str)).strip()
+    name = stripped(raw.get("name")) or full or None
+    tags = raw.get("tags")
+    state: dict[str, Any] = {
+        "emails": [email] if (email := stripped(raw.get("email"))) else [],
+        "phones": [phone] if (phone := stripped(raw.get("phone"))) else [],
+        "names": [name] if name else [],
+        "tags": [str(tag) for tag in cast(list[Any], tags)] if isinstance(tags, list) else [],
+        **{f"fields.{ours}": raw.get(theirs) for ours, theirs in _UPDATE_FIELDS.items()},
+        **{f"custom_fields.{field_id}": value for field_id, value in _custom_values(raw.get("customFields")).items()},
+    }
+    state.update({f"other.{key}": value for key, value in raw.items() if key not in _UNCOMPARED})
+    return state
+
+
+def _field_named(name: str, fields: Sequence[CustomField]) -> CustomField:
+    """The field definition a name means: its id, its key (`contact.x` or `x`), or its name in any case.
+
+    Raises:
+        ValidationFailed: None matches, or several do; the message lists the fields.
+    """
+    text = name.strip()
+    for matches in (
+        [field for field in fields if field.slot == text],
+        [field for field in fields if field.key and text in (field.key, field.key.removeprefix("contact."))],
+        [field for field in fields if field.label.casefold() == text.casefold()],
+        [field for field in fields if " ".join(field.label.split()).casefold() == " ".join(text.split()).casefold()],
+    ):
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise ValidationFailed(
+                f"the custom field {name[:80]!r} is ambiguous: it matches {', '.join(f.slot for f in matches)}; "
+                "pass the field's id instead. Nothing was sent."
+            )
+    known = ", ".join(f"{field.label!r} ({field.key or field.slot})" for field in fields) or "none"
+    raise ValidationFailed(
+        f"HighLevel has no custom field named {name[:80]!r}. The location's contact fields are: {known}. Pass one "
+        "of these names, keys or ids; describe_custom_fields lists them. Nothing was sent."
+    )
 
 
 def _position(item: Any) -> float:
