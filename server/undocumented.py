@@ -40,6 +40,11 @@ Cometly
   (`"500"`): the contract accepts a number or a numeric string, the product sends numbers.
 - The update endpoint's statuses and limit are not established, nor whether its answer's
   `custom_fields` holds all 30 slots.
+- The format of an event's `event_time_utc`, the type of a conversion's `amount`, and its currency:
+  undocumented. The sandbox sends `YYYY-MM-DD HH:MM:SS` and a number or null. The journey summary
+  (`tools/journey.py`) reads ISO 8601 (UTC without an offset) or Unix seconds/milliseconds, and
+  leaves an event whose time it cannot read unranked (said in its `note`); it sums amounts that are
+  numbers or numeric text, counts any other as `amount_missing`, and names no currency.
 
 HighLevel
 - `GET /contacts/{contactId}` documents no 404: the sandbox answers an unknown id with 404

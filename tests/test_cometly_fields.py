@@ -21,8 +21,10 @@ from contacts_mcp.server.providers.cometly_fields import (
     Labels,
     derive,
     discover,
+    keyed_by_label,
     named_slots,
     resolve_field,
+    values_in_use,
 )
 from contacts_mcp.server.sandbox import SANDBOX_KEYS, create_app, sandbox_of
 from contacts_mcp.server.sandbox.generator import LABELS
@@ -1020,3 +1022,38 @@ def test_named_slots_ignores_what_is_not_a_slot() -> None:
     assert named_slots("profile_field_31, profile_field_0, profile_field_05, profile_field_300, xprofile_field_2") == []
     assert named_slots("profile_field_30 and profile_field_3.") == ["profile_field_30", "profile_field_3"]
     assert named_slots("The start date field must match the format Y-m-d H:i:s.") == []
+
+
+# --- Values in use, and keying values by label -----------------------------------------------------------------------
+
+
+def test_values_in_use_list_few_valued_text_slots_and_never_one_value_per_contact() -> None:
+    raw: list[dict[str, Any]] = [
+        {
+            "id": number,
+            "profile_field_2": ("Google Ads", "TikTok Ads")[number % 2],
+            "profile_field_3": f"lead{number}@example.com",
+            "profile_field_6": "x" * 101 if number < 7 else None,  # few values, but free text
+            "profile_field_16": 5,  # a number slot: not listed
+            "custom_fields": {"profile_field_7": "Gold"},  # nested, as some answers put them
+        }
+        for number in range(1, 9)
+    ]
+
+    assert values_in_use([*raw, raw[0]]) == {  # a contact listed twice counts once
+        "profile_field_2": ["Google Ads", "TikTok Ads"],
+        "profile_field_7": ["Gold"],
+    }
+    assert values_in_use(raw[:5]) == {"profile_field_7": ["Gold"]}  # 2 values need 6 contacts
+
+
+def test_values_keyed_by_label_keep_the_slot_where_no_label_is_pinned_or_a_label_would_collide() -> None:
+    fields = [custom_field("profile_field_2", "Lead Source"), custom_field("profile_field_5", "profile_field_9")]
+    values = {"profile_field_2": "Webinar", "profile_field_4": "x", "profile_field_5": "a", "profile_field_9": "b"}
+
+    assert keyed_by_label(values, fields) == {
+        "Lead Source": "Webinar",
+        "profile_field_4": "x",
+        "profile_field_5": "a",  # its label is another slot's name, shown here too
+        "profile_field_9": "b",
+    }

@@ -15,14 +15,19 @@ from mcp import Client
 from starlette.applications import Starlette
 
 from contacts_mcp.server.app import ContactsServer, build_server
+from contacts_mcp.server.index.base import Entry
+from contacts_mcp.server.providers.cometly import Cometly
 from contacts_mcp.server.providers.cometly_fields import MORE_SAMPLE_SIZE, SAMPLE_SIZE
 from contacts_mcp.server.sandbox import create_app, sandbox_of, sandbox_settings
 from contacts_mcp.server.sandbox.generator import LABELS
 from contacts_mcp.server.settings import CometlySettings, Rate
-from tests.conftest import COMETLY_KEY, COMETLY_URL, make_settings, text_of
+from contacts_mcp.tools.models import CustomFields
+from tests.conftest import COMETLY_KEY, COMETLY_URL, HIGHLEVEL_LOCATION, make_all_settings, make_settings, text_of
 from tests.sandbox.support import NOW as SANDBOX_NOW
 from tests.sandbox.support import UNLIMITED
 from tests.shuffle_support import ShuffledKeys, shuffled
+from tests.test_highlevel import DEFINITIONS as HIGHLEVEL_DEFINITIONS
+from tests.test_highlevel import SEED_CONTACT as HIGHLEVEL_CONTACT
 
 pytestmark = pytest.mark.anyio
 
@@ -326,6 +331,7 @@ async def test_date_words_resolve_on_the_spaces_date_not_the_utc_one(space: Spac
         "start": "2026-11-16T00:00:00-05:00",
         "end": "2026-11-22T23:59:59-05:00",
         "timezone": "America/New_York",
+        "today": "2026-11-22",
     }
 
 
@@ -608,3 +614,215 @@ async def test_a_label_equal_to_a_key_of_the_contact_is_never_paired_and_the_res
     assert "profile_field_4" in described.structured_content["note"]
     assert text_of(by_label).startswith("[validation_error]")
     assert "profile_field_4" in text_of(by_label)  # the slot whose label could not be read
+
+
+# --- One shape for every provider, values to match, and results keyed by label ------------------------------------
+
+
+ALL_LIMITS = {
+    "cometly.list_contacts": (Rate(1_000, 60.0),),
+    "cometly.get_contact": (Rate(1_000, 60.0),),
+}
+
+
+@pytest.fixture
+def sandbox_app() -> Iterator[Starlette]:
+    app = create_app(contacts=120, now=SANDBOX_NOW, rate_limits=UNLIMITED)
+    yield app
+    sandbox_of(app).store.close()
+
+
+def whole_sandbox(app: Starlette, **overrides: Any) -> ContactsServer:
+    """Every provider against the sandbox `app`, at its pinned clock."""
+    settings = make_settings(**{**sandbox_settings("http://sandbox"), "rate_limits": ALL_LIMITS, **overrides})
+    return build_server(
+        settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True, clock=lambda: SANDBOX_NOW
+    )
+
+
+async def test_describe_custom_fields_lists_fields_one_way_for_every_provider(sandbox_app: Starlette) -> None:
+    async with Client(whole_sandbox(sandbox_app)) as client:
+        described = {
+            provider: await client.call_tool("describe_custom_fields", {"provider": provider})
+            for provider in ("cometly", "highlevel", "clemta")
+        }
+
+    for provider, result in described.items():
+        assert not result.is_error, text_of(result)
+        found = CustomFields.model_validate(result.structured_content)
+        assert found.provider == provider
+        assert found.note
+        for field in found.fields:
+            assert field.slot
+            assert field.label
+            assert field.type is not None
+    cometly = CustomFields.model_validate(described["cometly"].structured_content)
+    highlevel = CustomFields.model_validate(described["highlevel"].structured_content)
+    clemta = CustomFields.model_validate(described["clemta"].structured_content)
+    assert [field.label for field in cometly.fields] == [label for _, label in sorted(LABELS.items())]
+    assert {field.label for field in highlevel.fields} <= set(LABELS.values())
+    assert clemta.fields == []
+    assert clemta.note is not None
+    assert "no custom fields" in clemta.note
+
+
+async def test_the_sandboxs_lead_sources_are_listed_as_values_in_use_and_its_many_companies_are_not(
+    sandbox_app: Starlette,
+) -> None:
+    async with Client(whole_sandbox(sandbox_app)) as client:
+        result = await client.call_tool("describe_custom_fields", {})
+
+    found = CustomFields.model_validate(result.structured_content)
+    fields = {field.label: field for field in found.fields}
+    lead = fields["Lead Source"]
+    assert lead.values_from == "in_use"
+    assert lead.values is not None
+    assert "TikTok Ads" in lead.values
+    assert lead.values == sorted(lead.values, key=str.casefold)
+    assert fields["Company"].values is None  # 28 companies in use: more than 20
+    assert not [value for field in found.fields for value in field.values or [] if "@" in value]
+    assert found.sampled is not None
+    assert found.sampled > 0
+
+
+class Valued:
+    """A Space whose text slots hold few values (Lead Source), one per contact (Work Email) or few but rare (Tier)."""
+
+    def __init__(self, contacts: int) -> None:
+        self.contacts = contacts
+        self.requests = 0
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests += 1
+        labelled = httpx.QueryParams(request.url.query).get("use_custom_field_labels") == "1"
+        sources = ("Facebook Ads", "Google Ads", "TikTok Ads")
+        data: list[dict[str, Any]] = []
+        for number in range(1, self.contacts + 1):
+            slots: dict[str, Any] = {
+                "profile_field_1": sources[number % 3],
+                "profile_field_2": f"person{number}@example.com",
+                "profile_field_3": "Gold" if number <= 2 else None,
+            }
+            names = {"profile_field_1": "Lead Source", "profile_field_2": "Work Email", "profile_field_3": "Tier"}
+            item: dict[str, Any] = {"id": number, "email": f"c{number}@example.com"}
+            item.update({names[slot] if labelled else slot: value for slot, value in slots.items()})
+            data.append(item)
+        return httpx.Response(200, json={"data": data, "next_cursor": None})
+
+
+async def test_values_in_use_are_listed_for_a_few_valued_text_field_only_at_no_extra_request(
+    cometly: respx.MockRouter,
+) -> None:
+    space = Valued(contacts=12)
+    cometly.get("/contacts").mock(side_effect=space)
+
+    async with Client(server()) as client:
+        result = await client.call_tool("describe_custom_fields", {})
+
+    assert not result.is_error, text_of(result)
+    found = CustomFields.model_validate(result.structured_content)
+    fields = {field.label: field for field in found.fields}
+    assert fields["Lead Source"].values == ["Facebook Ads", "Google Ads", "TikTok Ads"]
+    assert fields["Work Email"].values is None  # one value per contact: personal data
+    assert fields["Tier"].values is None  # 1 value on 2 contacts: fewer than 3 contacts per value
+    assert found.sampled == 12
+    assert space.requests == 2  # the two requests discovery sends anyway
+
+
+async def test_values_in_use_need_three_contacts_per_distinct_value(cometly: respx.MockRouter) -> None:
+    cometly.get("/contacts").mock(side_effect=Valued(contacts=8))  # 3 sources on 8 contacts: under 9
+
+    async with Client(server()) as client:
+        result = await client.call_tool("describe_custom_fields", {})
+
+    found = CustomFields.model_validate(result.structured_content)
+    assert all(field.values is None for field in found.fields)
+
+
+def cometly_keys(contacts: list[dict[str, Any]]) -> set[str]:
+    return {key for contact in contacts for key in contact.get("custom_fields", {})}
+
+
+LABELLED_OR_UNLABELLED = {*LABELS.values(), "profile_field_4", "profile_field_18"}
+"""The keys a sandbox contact's custom fields may show: its labels, and the two slots that have none."""
+
+
+async def test_cometly_list_get_and_find_results_key_custom_fields_by_label(sandbox_app: Starlette) -> None:
+    async with Client(whole_sandbox(sandbox_app)) as client:
+        listed = await client.call_tool(
+            "list_contacts", {**SANDBOX_RANGE, "per_page": 50, "include_custom_fields": True}
+        )
+        assert listed.structured_content is not None
+        contacts = listed.structured_content["contacts"]
+        first = contacts[0]
+        got = await client.call_tool("get_contact", {"contact_id": first["id"]})
+        found = await client.call_tool("find_contact", {"email": first["emails"][0]})
+        raw = await client.call_tool("get_contact", {"contact_id": first["id"], "use_custom_field_labels": False})
+
+    assert cometly_keys(contacts) <= LABELLED_OR_UNLABELLED
+    assert cometly_keys(contacts) & set(LABELS.values())
+    assert got.structured_content is not None
+    assert set(got.structured_content["custom_fields"]) <= LABELLED_OR_UNLABELLED
+    assert found.structured_content is not None
+    assert cometly_keys(found.structured_content["contacts"]) <= LABELLED_OR_UNLABELLED
+    assert found.structured_content["contacts"][0]["custom_fields"] == got.structured_content["custom_fields"]
+    assert raw.structured_content is not None
+    assert all(key.startswith("profile_field_") for key in raw.structured_content["custom_fields"])
+
+
+async def test_an_index_entry_shows_custom_fields_by_the_labels_discovered_and_keeps_unpinned_slots(
+    sandbox_app: Starlette,
+) -> None:
+    server = whole_sandbox(sandbox_app)
+    entry = Entry(
+        id="10001", custom_fields={"profile_field_2": "Webinar", "profile_field_4": "x", "profile_field_9": 1}
+    )
+    async with Client(server) as client, server.state.hold() as state:
+        cometly = state.providers["cometly"]
+        assert isinstance(cometly, Cometly)
+        before = cometly.contact_of(entry)  # nothing discovered yet: slots, and no request for it
+        await client.call_tool("describe_custom_fields", {})
+        after = cometly.contact_of(entry)
+
+    assert before.custom_fields == entry.custom_fields
+    assert after.custom_fields == {"Lead Source": "Webinar", "profile_field_4": "x", "profile_field_9": 1}
+
+
+async def test_highlevel_results_key_custom_fields_by_definition_name_and_an_unknown_id_stays_the_id(
+    highlevel: respx.MockRouter,
+) -> None:
+    highlevel.get(f"/locations/{HIGHLEVEL_LOCATION}/customFields").respond(200, json=HIGHLEVEL_DEFINITIONS)
+    contact = {
+        **HIGHLEVEL_CONTACT,
+        "customFields": [{"id": "cf_abc123", "value": "Enterprise"}, {"id": "cf_gone", "value": "kept"}],
+    }
+    highlevel.get(f"/contacts/{contact['id']}").respond(200, json={"contact": contact})
+    highlevel.get("/contacts/search/duplicate").respond(200, json={"contact": contact})
+    highlevel.post("/contacts/search").respond(200, json={"contacts": [contact], "total": 1})
+
+    async with Client(build_server(make_all_settings(rate_limits=GENEROUS))) as client:
+        got = await client.call_tool("get_contact", {"contact_id": contact["id"], "provider": "highlevel"})
+        by_email = await client.call_tool("find_contact", {"email": contact["email"], "provider": "highlevel"})
+        by_name = await client.call_tool("find_contact", {"name": "John", "provider": "highlevel"})
+        by_id = await client.call_tool(
+            "get_contact", {"contact_id": contact["id"], "provider": "highlevel", "use_custom_field_labels": False}
+        )
+
+    expected = {"Plan": "Enterprise", "cf_gone": "kept"}
+    assert got.structured_content is not None
+    assert got.structured_content["custom_fields"] == expected
+    for found in (by_email, by_name):
+        assert found.structured_content is not None, text_of(found)
+        assert found.structured_content["contacts"][0]["custom_fields"] == expected
+    assert by_id.structured_content is not None
+    assert by_id.structured_content["custom_fields"] == {"cf_abc123": "Enterprise", "cf_gone": "kept"}
+
+
+async def test_highlevel_sandbox_contacts_key_custom_fields_by_field_name(sandbox_app: Starlette) -> None:
+    async with Client(whole_sandbox(sandbox_app)) as client:
+        found = await client.call_tool("find_contact", {"query": "a", "provider": "highlevel"})
+
+    assert found.structured_content is not None, text_of(found)
+    keys = cometly_keys(found.structured_content["contacts"])
+    assert keys
+    assert keys <= set(LABELS.values())

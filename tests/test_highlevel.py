@@ -76,6 +76,11 @@ NORMALIZED: dict[str, Any] = {
     "names": ["John Doe"],
     "locations": ["123 Main St, Austin, TX, 78701, US"],
     "custom_fields": {"Plan": "Enterprise"},
+    "journey": {
+        "basis": "highlevel_attribution",
+        "first_touch": {"source": "google", "campaign": "spring_promo", "url": "https://example.com/landing"},
+        "last_touch": {"source": "newsletter", "url": "https://example.com/pricing"},
+    },
     "highlevel": {
         "firstName": "John",
         "lastName": "Doe",
@@ -442,8 +447,9 @@ async def test_describe_custom_fields_lists_the_locations_contact_fields(client:
     assert result.structured_content is not None
     assert result.structured_content["filterable"] is False
     assert result.structured_content["fields"] == [
-        {"slot": "cf_abc123", "label": "Plan", "type": "text", "key": "contact.plan", "data_type": "SINGLE_OPTIONS",
-         "options": ["Free", "Enterprise"]},
+        {"slot": "cf_abc123", "label": "Plan", "type": "picklist", "key": "contact.plan",
+         "data_type": "SINGLE_OPTIONS", "options": ["Free", "Enterprise"], "values": ["Free", "Enterprise"],
+         "values_from": "options"},
         {"slot": "cf_seats", "label": "Seats", "type": "number", "key": "contact.seats", "data_type": "NUMERICAL"},
     ]  # fmt: skip
     assert "operators" not in result.structured_content

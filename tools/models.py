@@ -158,8 +158,11 @@ class Contact(BaseModel):
     )
     custom_fields: dict[str, JsonValue] = Field(
         default_factory=dict[str, JsonValue],
-        description="Custom fields that have a value: Cometly's by label or slot (profile_field_N), HighLevel's by "
-        "field name (its id when the name is unknown); unset ones are left out. Clemta has none.",
+        description="Custom fields that have a value, keyed by label wherever one is known (describe_custom_fields "
+        "lists them): Cometly's label, or the slot (profile_field_N) for a slot without one or whose label "
+        "could not be pinned; HighLevel's field name ('name (id)' when two share a name), or the field id when "
+        "no definition names it. With use_custom_field_labels false, by slot or id. Unset ones are left out; "
+        "Clemta contacts have none.",
     )
     comet_tokens: list[JsonValue] | None = Field(default=None, description="Latest comet tokens, when asked for.")
     events: list[dict[str, JsonValue]] | None = Field(
@@ -676,7 +679,8 @@ class CustomFields(BaseModel):
     filterable: bool = Field(description="Whether filter_by_custom_field can filter this provider's contacts.")
     fields: list[CustomField] = Field(
         default_factory=list[CustomField],
-        description="Cometly: the labelled slots, in slot order. HighLevel: its contact fields, by position.",
+        description="Each field as label, slot (the name to pass), type and, where known, the values to match: "
+        "Cometly's labelled slots, in slot order; HighLevel's contact fields, by position; none for Clemta.",
     )
     unresolved: list[UnresolvedField] = Field(
         default_factory=list[UnresolvedField],

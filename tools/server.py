@@ -102,13 +102,17 @@ class About:
 _DESCRIPTIONS = {
     "describe_custom_fields": (
         "Describe custom fields",
-        "List the custom fields of a provider's account. Cometly: the fields filter_by_custom_field can filter "
-        "on, each slot (profile_field_N) with its label (e.g. 'Customer Plan') and its type (text, number or "
-        "date), and the operators each type takes; call it before filter_by_custom_field when unsure what a "
-        "field is called, and conditions may then name the label. HighLevel: the location's contact fields "
-        "(id, name, key, data type, options), the names get_contact shows custom fields under; they cannot be "
-        "filtered here. Clemta contacts have no custom fields. Read from the provider and reused for a while; "
-        "pass refresh=true after a field was renamed.",
+        "List the custom fields of a provider's account, the same way for every provider: each field's label "
+        "(the name results key custom fields by), `slot` (the name to pass: Cometly's profile_field_N, "
+        "HighLevel's field id), its type (text, number, date, or HighLevel's picklist, checkbox, file, ...) and, "
+        "where known, `values` to match exactly: a picklist's options, or a text field's values in use among "
+        "the contacts sampled (e.g. Lead Source: Facebook Ads, Google Ads, ...), listed only for fields with at "
+        "most 20 distinct values set on at least 3 times as many contacts, so never emails, names or phones. "
+        "Cometly: the fields filter_by_custom_field can filter on, and the operators each type takes; call it "
+        "before filter_by_custom_field when unsure what a field is called or which value to match, and "
+        "conditions may then name the label. HighLevel: the location's contact fields; they cannot be filtered "
+        "here. Clemta contacts have no custom fields (an empty list, with a note). Read from the provider and "
+        "reused for a while; pass refresh=true after a field was renamed.",
     ),
     "server_info": (
         "Server info",

@@ -68,9 +68,12 @@ from .base import (
     upstream_id,
 )
 from .cometly_fields import (
+    CONTACTS_PER_VALUE,
+    MAX_VALUES_IN_USE,
     FieldCache,
     Labels,
     discover,
+    keyed_by_label,
     named_fields,
     named_slots,
     named_unresolved,
@@ -326,7 +329,7 @@ class Cometly(Provider):
             conditions = again
             page = await self._list(self._list_params(query, conditions))
         if conditions:
-            page.filters = [condition.applied(label) for condition, label in conditions]
+            page.filters = [condition.on_day(query.today).applied(label) for condition, label in conditions]
         return await self._dated_page(page, query)
 
     async def _dated_page(self, page: ContactPage, query: ListContactsQuery) -> ContactPage:
@@ -361,7 +364,12 @@ class Cometly(Provider):
         return found.contacts[0] if found.contacts else None
 
     def contact_of(self, entry: Entry) -> Contact:
-        """An index entry as a Contact (its primary values as the list endpoint gave them), dated."""
+        """An index entry as a Contact (its primary values as the list endpoint gave them), dated.
+
+        The index keeps custom fields by slot; they are keyed by the labels already discovered (no
+        request is spent on it), and a slot no label is pinned to keeps its slot name.
+        """
+        discovered = self._fields.cached
         contact = Contact(
             id=entry.id,
             provider=self.name,
@@ -369,7 +377,7 @@ class Cometly(Provider):
             phones=list(entry.phones),
             names=list(entry.names),
             locations=list(entry.locations),
-            custom_fields=dict(entry.custom_fields),
+            custom_fields=keyed_by_label(entry.custom_fields, (discovered.fields if discovered else None) or []),
         )
         return dated(contact, entry)
 
@@ -438,7 +446,11 @@ class Cometly(Provider):
         else:
             note = (
                 "Read from Cometly's contact list, where labelled slots show under their label; each label is tied "
-                "to the slot whose values it shows. Only labelled slots can be filtered. Reused for "
+                "to the slot whose values it shows. Only labelled slots can be filtered. Results key custom fields "
+                "by these labels, and by slot where a slot has none or its label is not pinned. Text fields' "
+                f"`values` are those in use among the {found.sampled} contacts read, listed only for fields with "
+                f"at most {MAX_VALUES_IN_USE} distinct values that at least {CONTACTS_PER_VALUE} times as many of "
+                "them have set (never emails, names or phones). Reused for "
                 f"{self._fields_ttl / 60:g} minutes; refresh=true reads them again."
             )
             if found.unresolved:
@@ -451,11 +463,18 @@ class Cometly(Provider):
                     f" Labelled, with a label that could not be read (it may equal a key of the contact, such as "
                     f"email): {', '.join(found.unread)}."
                 )
+        fields = [
+            field.model_copy(update={"values": found.values[field.slot], "values_from": "in_use"})
+            if field.slot in found.values
+            else field
+            for field in found.fields or []
+        ]
         return CustomFields(
             provider=self.name,
             filterable=True,
-            fields=found.fields or [],
+            fields=fields,
             unresolved=list(found.unresolved),
+            sampled=found.sampled if found.fields is not None else None,
             checked_at=checked_at,
             note=note,
         )
@@ -633,7 +652,8 @@ class Cometly(Provider):
         slots. So labels are resolved first (they may spend the list budget), the contact is read by
         slot, only the collections the call touches are sent, each whole and merged (`merged_list`:
         the first is primary; added values go last), and `custom_fields` carries all 30 slots with
-        the current values but the named ones. Nothing is sent when every value is already as asked.
+        every slot's current value but the named ones (a slot left out becomes null: that is a clear).
+        Nothing is sent when every value is already as asked.
         Then the contact is read back, and anything that moved without being named is a `Conflict`.
         """
         self._refuse_what_it_cannot_update(changes)
@@ -672,7 +692,9 @@ class Cometly(Provider):
             intended[slot] = value
             named.append((slot, labels.get(slot, slot)))
         if any(not same_value(before[slot], intended[slot]) for slot in slots):
-            body["custom_fields"] = {slot: intended[slot] for slot in _SLOTS}
+            # Every slot that has a value, as read but the named ones: one left out becomes null, which is how a
+            # clear is sent (the docs type no slot as taking null).
+            body["custom_fields"] = {slot: intended[slot] for slot in _SLOTS if intended[slot] not in (None, "")}
         note = (
             f"Contact {contact_id} was merged into {canonical}; use {canonical} from now on."
             if canonical != contact_id

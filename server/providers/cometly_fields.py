@@ -27,6 +27,9 @@ deleted between the two requests. Then, over the contacts both answers hold:
   that slot unlabelled, and is taken as such (resolve_field reads `profile_field_N` as the slot N
   anyway).
 
+The raw answers also tell each text field's values in use (`values_in_use`), for fields with few
+distinct values, so describe_custom_fields can list them at no extra request.
+
 It costs two list requests in the common case: the labelled one over the last 30 days, the last
 365, then everything since 2000 until a range holds a contact, and the raw one over that range.
 Only a tie spends more, once: both requests again over the next page of the range (or the widest
@@ -41,16 +44,18 @@ import math
 import re
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import anyio
 
 from ...tools.models import SLOT_PATTERN, CustomField, UnresolvedField, custom_field
 from ..errors import UpstreamUnavailable, ValidationFailed
 from .base import unexpected_shape
+
+V = TypeVar("V")
 
 Fetch = Callable[[list[tuple[str, str]]], Awaitable[Any]]
 """Sends `GET /contacts` with these query pairs and returns the decoded JSON body."""
@@ -67,6 +72,13 @@ SAMPLE_SIZE = 200
 """How many contacts each discovery request lists (`per_page`): enough for values to tell slots apart."""
 MORE_SAMPLE_SIZE = 1_000
 """`per_page` of the one extra pair of requests a tie may spend; Cometly allows up to 5,000."""
+MAX_VALUES_IN_USE = 20
+"""The most distinct values a text field may show in use to have them listed."""
+CONTACTS_PER_VALUE = 3
+"""A text field's values are listed only when at least this many times as many sampled contacts have it set
+as it has distinct values: a field of emails, names or phones (a value per contact) never qualifies."""
+MAX_VALUE_CHARS = 100
+"""A field with a longer value in use is free text, not a set of choices: its values are not listed."""
 
 _SLOT = re.compile(SLOT_PATTERN)
 _SLOT_ANY_CASE = re.compile(SLOT_PATTERN, re.IGNORECASE)
@@ -93,6 +105,11 @@ class Labels:
     """Labels seen that could not be pinned to one slot, ordered by their first candidate slot."""
     unread: list[str] = field(default_factory=list[str])
     """Slots that are labelled (missing under their own name) but whose label was not seen, in slot order."""
+    # Not compared: two samples that pin the same labels say the same about them.
+    values: Mapping[str, list[str]] = field(default_factory=dict[str, list[str]], compare=False)
+    """Text slots' values in use, by slot, where few enough to list (`values_in_use`)."""
+    sampled: int = field(default=0, compare=False)
+    """How many contacts the values were read from."""
 
 
 _EMPTY = ("empty",)
@@ -256,6 +273,46 @@ def derive(raw: Sequence[Mapping[str, Any]], labelled: Sequence[Mapping[str, Any
     return pair(seen) if seen else None
 
 
+def _raw_value(item: Mapping[str, Any], slot: str) -> object:
+    nested = item.get(NESTED_KEY)
+    if slot not in item and isinstance(nested, Mapping):
+        return cast(Mapping[str, Any], nested).get(slot)
+    return item.get(slot)
+
+
+def values_in_use(raw: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The values the text slots hold in a sample, by slot, for the slots with few distinct values.
+
+    A slot's values are listed only when it holds at most `MAX_VALUES_IN_USE` distinct values, none
+    longer than `MAX_VALUE_CHARS`, and at least `CONTACTS_PER_VALUE` times as many contacts have it
+    set: so a field of personal data (an email, a name, a phone per contact) is never listed.
+
+    Args:
+        raw: List items without labels (slots under `profile_field_N`); duplicate ids count once.
+
+    Returns:
+        The qualifying slots' distinct values, each as Cometly sent it, sorted ignoring case.
+    """
+    items = list(_by_id(raw).values())
+    found: dict[str, list[str]] = {}
+    for number in range(1, 16):  # the text slots
+        slot = f"profile_field_{number}"
+        held = [value for item in items if isinstance(value := _raw_value(item, slot), str) and value.strip()]
+        distinct = set(held)
+        if (
+            distinct
+            and len(distinct) <= MAX_VALUES_IN_USE
+            and len(held) >= CONTACTS_PER_VALUE * len(distinct)
+            and all(len(value) <= MAX_VALUE_CHARS for value in distinct)
+        ):
+            found[slot] = sorted(distinct, key=lambda value: (value.casefold(), value))
+    return found
+
+
+def _with_values(found: Labels, raw: Sequence[Mapping[str, Any]]) -> Labels:
+    return replace(found, values=values_in_use(raw), sampled=len(_by_id(raw)))
+
+
 # --- Discovering them upstream ----------------------------------------------------------------------------------------
 
 
@@ -303,6 +360,7 @@ async def discover(fetch: Fetch, *, now: datetime) -> Labels | None:
     one, with the same parameters but the label flag, and costs one more. Only when a label ties with
     several slots does it read once more, both ways: the next page of that range when there is one,
     else the widest range, `MORE_SAMPLE_SIZE` contacts each. At most 3 + 1 + 2 = 6 requests, then.
+    The text fields' values in use are read from the same raw answers (`values_in_use`).
 
     Args:
         fetch: Sends `GET /contacts` with the given query pairs and returns the decoded body.
@@ -327,7 +385,7 @@ async def discover(fetch: Fetch, *, now: datetime) -> Labels | None:
         seen = sample(raw.items, labelled.items)
         if not seen:
             return None
-        found = pair(seen)
+        found = _with_values(pair(seen), raw.items)
         if not any(entry.reason == "tie" for entry in found.unresolved):
             return found
         # A tie: more contacts may hold values that tell the slots apart. Each answer goes on from its
@@ -338,11 +396,12 @@ async def discover(fetch: Fetch, *, now: datetime) -> Labels | None:
             wider, labelled_cursor, raw_cursor = starts[-1], None, None
         else:
             return found  # every contact of the widest range was read
+        first = raw.items
         more = _params(wider, end, labels=True, per_page=MORE_SAMPLE_SIZE, cursor=labelled_cursor)
         labelled = _page(await fetch(more))
         more = _params(wider, end, labels=False, per_page=MORE_SAMPLE_SIZE, cursor=raw_cursor)
         raw = _page(await fetch(more))
-        return pair([*seen, *sample(raw.items, labelled.items)])
+        return _with_values(pair([*seen, *sample(raw.items, labelled.items)]), [*first, *raw.items])
     return None
 
 
@@ -365,13 +424,23 @@ class Discovered:
     """Labels seen that could not be pinned to one slot (`Labels.unresolved`)."""
     unread: tuple[str, ...] = ()
     """Labelled slots whose label was not seen (`Labels.unread`)."""
+    values: Mapping[str, list[str]] = field(default_factory=dict[str, list[str]], compare=False)
+    """Text slots' values in use, where few enough to list (`Labels.values`)."""
+    sampled: int = field(default=0, compare=False)
+    """How many contacts the values were read from (`Labels.sampled`)."""
 
     @property
     def labels(self) -> Labels | None:
         """What this discovery found, as `Labels`; None when the Space had no contact to read them from."""
         if self.fields is None:
             return None
-        return Labels(fields=self.fields, unresolved=list(self.unresolved), unread=list(self.unread))
+        return Labels(
+            fields=self.fields,
+            unresolved=list(self.unresolved),
+            unread=list(self.unread),
+            values=self.values,
+            sampled=self.sampled,
+        )
 
 
 @dataclass(frozen=True)
@@ -479,7 +548,14 @@ class FieldCache:
         moment = self._wall_clock()
         checked_at = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
         if isinstance(answer, Labels):
-            found = Discovered(answer.fields, checked_at, tuple(answer.unresolved), tuple(answer.unread))
+            found = Discovered(
+                answer.fields,
+                checked_at,
+                tuple(answer.unresolved),
+                tuple(answer.unread),
+                values=answer.values,
+                sampled=answer.sampled,
+            )
         else:
             found = Discovered(answer, checked_at)
         ttl = self._ttl if found.fields is not None else min(self._ttl, NO_CONTACT_TTL_SECONDS)
@@ -601,6 +677,21 @@ def resolve_field(
         f"no custom field is labelled {shown}. The labelled fields are: {named_fields(fields) or 'none'}.{known} "
         f"Pass one of these labels or slots; describe_custom_fields lists them.{hint}{_unread_hint(unread)}"
     )
+
+
+def keyed_by_label(values: Mapping[str, V], fields: Sequence[CustomField]) -> dict[str, V]:
+    """Custom values by slot, keyed instead by the label each slot is pinned to (`Labels.fields`).
+
+    A slot with no pinned label (unlabelled, or its label unresolved or unread) keeps its slot name,
+    as does one whose label is also another key of `values`, so no value hides another.
+    """
+    labels = {field.slot: field.label for field in fields}
+    keyed: dict[str, V] = {}
+    for slot, value in values.items():
+        label = labels.get(slot)
+        key = label if label is not None and label not in values and label not in keyed else slot
+        keyed[key] = value
+    return keyed
 
 
 def named_slots(message: str) -> list[str]:
