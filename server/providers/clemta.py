@@ -635,10 +635,11 @@ def _patch_body(raw: Mapping[str, Any], intended: Mapping[str, Any], company: st
         if isinstance(value, str) and value.strip()
     }
     phones = cast(list[str], intended["phones"])
-    if phones:
-        billing.update(billing_phone(phones[0], country=stripped(billing.get("iso_code"))))
-    else:
-        billing.update({"phone": "", "phone_code": ""})
+    if phones != _update_state(raw)["phones"]:  # the phone is re-split only when it changes: kept as read otherwise
+        if phones:
+            billing.update(billing_phone(phones[0], country=stripped(billing.get("iso_code"))))
+        else:
+            billing.update({"phone": "", "phone_code": ""})
     billing["tax_id"] = intended["fields.tax_id"] or ""
     return {
         "type": intended["fields.contact_type"] or "customer",

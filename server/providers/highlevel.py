@@ -552,7 +552,9 @@ class HighLevel(Provider):
         payload = _create_body(contact, location)
         if resolved:
             payload["customFields"] = [
-                {"id": field_id, "field_value": value} for field_id, (_, value) in resolved.items()
+                {"id": field_id, "field_value": _sent_value(value)}
+                for field_id, (_, value) in resolved.items()
+                if value is not None
             ]
         unsure = f"look it up with find_contact(email={contact.emails[0]!r}) before calling create_contact again"
         body = await self._upstream.request(BUDGET, "POST", path("contacts") + "/", json=payload, unsure=unsure)
@@ -650,7 +652,7 @@ class HighLevel(Provider):
             intended[key] = value
             named.append((key, label))
             if not same_value(before.get(key), value):
-                custom.append({"id": field_id, "field_value": "" if value is None else value})
+                custom.append({"id": field_id, "field_value": _sent_value(value)})
         if custom:
             body["customFields"] = custom
         held = cast(list[str], before["tags"])
@@ -740,6 +742,16 @@ _UNCOMPARED = frozenset(
 
 def _same(left: str, right: str) -> bool:
     return left.strip() == right.strip()
+
+
+def _sent_value(value: Any) -> Any:
+    """A custom field's value as sent: a clear as "", a number as its text (the spec types a numeric field's
+    `field_value` as an object; text is what every field type's schema takes)."""
+    if value is None:
+        return ""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
 
 
 def _same_tag(left: str, right: str) -> bool:

@@ -105,6 +105,7 @@ SEARCH_MAX_PAGE = 500
 SEARCH_MAX_QUERY = 75
 SEARCH_MAX_RECORDS = 10_000
 """How far `page` paging reaches; beyond it HighLevel wants `searchAfter`."""
+_NUMBER_TEXT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 _UPDATE_STRINGS = tuple(key for key in _STRING_FIELDS if key not in ("gender", "companyName"))
 """The update DTO's string fields: the create's without `gender` and `companyName` (nor `locationId`)."""
 _UPDATE_KEYS = frozenset({*_UPDATE_STRINGS, "dnd", "dndSettings", "inboundDndSettings", "tags", "customFields"})
@@ -511,6 +512,8 @@ def _custom_fields(raw: object, messages: list[str], *, clearing: bool = False) 
             values[slot] = value
         elif kind is SlotType.NUMBER and isinstance(value, int | float) and not isinstance(value, bool):
             values[slot] = float(value)
+        elif kind is SlotType.NUMBER and isinstance(value, str) and _NUMBER_TEXT.fullmatch(value.strip()):
+            values[slot] = float(value)  # the spec types a number's field_value as an object; text is read too
         elif kind is SlotType.DATE and isinstance(value, str) and parse_date_value(value) is not None:
             values[slot] = parse_date_value(value)
         else:
