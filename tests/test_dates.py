@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
+import httpx
 import pytest
-from hypothesis import given
+import respx
+from hypothesis import given, settings
 from hypothesis import strategies as st
+from mcp import Client
+from pydantic import ValidationError
 
+from contacts_mcp.server.app import build_server
 from contacts_mcp.server.errors import ValidationFailed
-from contacts_mcp.tools.dates import DATE_FORMATS_HELP, DateRange, period, resolve_range
+from contacts_mcp.tools.dates import DATE_FORMATS_HELP, LAST_DAYS_MAX, DateRange, names_period, period, resolve_range
+from contacts_mcp.tools.models import FilterCondition
+from tests.conftest import make_settings, text_of
 
 UTC_ZONE = ZoneInfo("UTC")
 NEW_YORK = ZoneInfo("America/New_York")
@@ -25,6 +35,19 @@ WEDNESDAY = datetime(2026, 5, 13, 12, 0, tzinfo=UTC)
 """An ordinary day: mid-week, mid-month, far from any DST change in UTC."""
 
 PHRASES = ["today", "yesterday", "last 7 days", "last 30 days", "this week", "last week", "this month", "last month"]
+FUTURE_PHRASES = [
+    "tomorrow",
+    "next 7 days",
+    "next 14 days",
+    "next week",
+    "next month",
+    "this quarter",
+    "last quarter",
+    "next quarter",
+    "this year",
+    "last year",
+    "next year",
+]
 
 
 def utc(text: str) -> datetime:
@@ -105,16 +128,32 @@ def test_periods_ignore_case_blanks_underscores_and_hyphens(written: str, meant:
     assert bounds(written) == bounds(meant)
 
 
-@pytest.mark.parametrize("text", ["2026-05-13", "2026-05-13T10:00:00", "next week", "last tuesday", "", "week"])
+@pytest.mark.parametrize(
+    "text", ["2026-05-13", "2026-05-13T10:00:00", "next tuesday", "last tuesday", "", "week", "this decade", "12026"]
+)
 def test_period_is_none_for_text_that_names_no_period(text: str) -> None:
     assert period(text, today=date(2026, 5, 13)) is None
 
 
-@pytest.mark.parametrize("phrase", ["today", "yesterday", "last N days", "this week", "last week", "this month"])
+@pytest.mark.parametrize(
+    "phrase",
+    [
+        "today",
+        "yesterday",
+        "tomorrow",
+        "last N days",
+        "next N days",
+        "this/last/next week",
+        "month, quarter or year",
+        "YYYY-MM,",
+        "YYYY-Qn,",
+        "YYYY,",
+        "'from X to Y'",
+        "'X..Y'",
+    ],
+)
 def test_the_help_lists_every_phrase(phrase: str) -> None:
     assert phrase in DATE_FORMATS_HELP
-    assert "last month" in DATE_FORMATS_HELP
-    assert "YYYY-MM," in DATE_FORMATS_HELP
 
 
 # --- Month ends ----------------------------------------------------------------------------------------------------
@@ -435,6 +474,7 @@ def test_echo_prints_utc_as_plus_zero() -> None:
         "start": "2026-05-13T00:00:00+00:00",
         "end": "2026-05-13T23:59:59+00:00",
         "timezone": "UTC",
+        "today": "2026-05-13",
     }
 
 
@@ -515,11 +555,30 @@ HOSTILE = [
     "2026/01/01",
     "01/02/2026",
     "1767225600",
-    "next week",
+    "next tuesday",
     "last tuesday",
-    "tomorrow",
-    "this year",
+    "this decade",
+    "next weeks",
     "last 7 days ago",
+    "next 0 days",
+    "next 3661 days",
+    "next seven days",
+    "2026-Q5",
+    "2026-Q0",
+    "2026-Q",
+    "2026-Q10",
+    "0000-Q1",
+    "0000",
+    "20260",
+    fullwidth("2026"),
+    "today..",
+    "..today",
+    "..",
+    "today...",
+    "from today",
+    "from today to",
+    "from",
+    "from  to today",
     "now",
     "None",
     "🙂",
@@ -636,3 +695,606 @@ def test_every_phrase_resolves_to_whole_local_days_around_the_local_date_of_now(
     resolved.echo()  # never raises
     if phrase in CONTAINING_TODAY or (phrase.startswith("last") and phrase.endswith("days")):
         assert resolved.start.date() <= now.astimezone(zone).date() <= resolved.end.date()
+
+
+# --- The future, quarters, years and ranges ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("phrase", "first", "last"),
+    [
+        ("tomorrow", "2026-05-14", "2026-05-14"),
+        ("next week", "2026-05-18", "2026-05-24"),
+        ("next month", "2026-06-01", "2026-06-30"),
+        ("next 1 days", "2026-05-13", "2026-05-13"),
+        ("next 1 day", "2026-05-13", "2026-05-13"),
+        ("next 2 days", "2026-05-13", "2026-05-14"),
+        ("next 14 days", "2026-05-13", "2026-05-26"),
+        ("next 3660 days", "2026-05-13", "2036-05-19"),
+        ("this quarter", "2026-04-01", "2026-06-30"),
+        ("last quarter", "2026-01-01", "2026-03-31"),
+        ("next quarter", "2026-07-01", "2026-09-30"),
+        ("this year", "2026-01-01", "2026-12-31"),
+        ("last year", "2025-01-01", "2025-12-31"),
+        ("next year", "2027-01-01", "2027-12-31"),
+        ("2026-Q1", "2026-01-01", "2026-03-31"),
+        ("2026-Q2", "2026-04-01", "2026-06-30"),
+        ("2026-q3", "2026-07-01", "2026-09-30"),
+        ("2026-Q4", "2026-10-01", "2026-12-31"),
+        ("2024-Q1", "2024-01-01", "2024-03-31"),
+        ("0001-Q1", "0001-01-01", "0001-03-31"),
+        ("9999-Q4", "9999-10-01", "9999-12-31"),
+        ("2026", "2026-01-01", "2026-12-31"),
+        ("0001", "0001-01-01", "0001-12-31"),
+        ("9999", "9999-01-01", "9999-12-31"),
+        ("from today to next week", "2026-05-13", "2026-05-24"),
+        ("from last month to next month", "2026-04-01", "2026-06-30"),
+        ("from 2026-01-01 to 2026-Q1", "2026-01-01", "2026-03-31"),
+        ("2026-01..2026-03", "2026-01-01", "2026-03-31"),
+        ("2026-Q1..2026-Q2", "2026-01-01", "2026-06-30"),
+        ("2026-05-01..2026-05-31", "2026-05-01", "2026-05-31"),
+        ("today..today", "2026-05-13", "2026-05-13"),
+        ("yesterday..tomorrow", "2026-05-12", "2026-05-14"),
+        ("last year..this year", "2025-01-01", "2026-12-31"),
+        ("2025..next 14 days", "2025-01-01", "2026-05-26"),
+    ],
+)
+def test_each_new_period_covers_whole_days_from_its_first_to_its_last(phrase: str, first: str, last: str) -> None:
+    assert period(phrase, today=date(2026, 5, 13)) == (date.fromisoformat(first), date.fromisoformat(last))
+    assert bounds(phrase) == whole_days(first, last)
+
+
+@pytest.mark.parametrize(
+    ("written", "meant"),
+    [
+        ("TOMORROW", "tomorrow"),
+        ("Next_Week", "next week"),
+        ("next-14-days", "next 14 days"),
+        ("  NEXT   QUARTER ", "next quarter"),
+        ("Last_Year", "last year"),
+        ("next 014 days", "next 14 days"),
+        ("2026-q2", "2026-Q2"),
+        (" 2026-Q2\t", "2026-Q2"),
+        ("FROM today TO Next Week", "from today to next week"),
+        ("from\ttoday\nto  next_week", "from today to next week"),
+        (" today .. next_week ", "from today to next week"),
+    ],
+)
+def test_new_periods_ignore_case_blanks_underscores_and_hyphens(written: str, meant: str) -> None:
+    today = date(2026, 5, 13)
+    assert period(written, today=today) == period(meant, today=today)
+    assert bounds(written) == bounds(meant)
+
+
+@pytest.mark.parametrize(
+    ("today", "phrase", "first", "last"),
+    [
+        # December 31 (a Thursday): everything "next" is in the new year.
+        ("2026-12-31", "tomorrow", "2027-01-01", "2027-01-01"),
+        ("2026-12-31", "next week", "2027-01-04", "2027-01-10"),
+        ("2026-12-31", "next month", "2027-01-01", "2027-01-31"),
+        ("2026-12-31", "next 1 days", "2026-12-31", "2026-12-31"),
+        ("2026-12-31", "next 7 days", "2026-12-31", "2027-01-06"),
+        ("2026-12-31", "this quarter", "2026-10-01", "2026-12-31"),
+        ("2026-12-31", "last quarter", "2026-07-01", "2026-09-30"),
+        ("2026-12-31", "next quarter", "2027-01-01", "2027-03-31"),
+        ("2026-12-31", "next year", "2027-01-01", "2027-12-31"),
+        # January 1 (a Friday): everything "last" is in the old year.
+        ("2027-01-01", "last quarter", "2026-10-01", "2026-12-31"),
+        ("2027-01-01", "this quarter", "2027-01-01", "2027-03-31"),
+        ("2027-01-01", "last year", "2026-01-01", "2026-12-31"),
+        ("2027-01-01", "this week", "2026-12-28", "2027-01-03"),
+        ("2027-01-01", "next week", "2027-01-04", "2027-01-10"),
+        ("2027-01-01", "tomorrow", "2027-01-02", "2027-01-02"),
+        # Quarter ends.
+        ("2026-03-31", "tomorrow", "2026-04-01", "2026-04-01"),
+        ("2026-03-31", "this quarter", "2026-01-01", "2026-03-31"),
+        ("2026-03-31", "next quarter", "2026-04-01", "2026-06-30"),
+        ("2026-03-31", "next month", "2026-04-01", "2026-04-30"),
+        ("2026-03-31", "next 2 days", "2026-03-31", "2026-04-01"),
+        ("2026-04-01", "last quarter", "2026-01-01", "2026-03-31"),
+        ("2026-06-30", "next quarter", "2026-07-01", "2026-09-30"),
+        ("2026-09-30", "tomorrow", "2026-10-01", "2026-10-01"),
+        ("2026-09-30", "this quarter", "2026-07-01", "2026-09-30"),
+        ("2026-09-30", "last quarter", "2026-04-01", "2026-06-30"),
+        ("2026-09-30", "next quarter", "2026-10-01", "2026-12-31"),
+        ("2026-10-01", "last quarter", "2026-07-01", "2026-09-30"),
+        # Month ends and leap days.
+        ("2026-11-30", "next month", "2026-12-01", "2026-12-31"),
+        ("2026-01-31", "next month", "2026-02-01", "2026-02-28"),
+        ("2024-01-31", "next month", "2024-02-01", "2024-02-29"),
+        ("2100-01-31", "next month", "2100-02-01", "2100-02-28"),
+        ("2000-01-31", "next month", "2000-02-01", "2000-02-29"),
+        ("2024-02-28", "tomorrow", "2024-02-29", "2024-02-29"),
+        ("2024-02-29", "tomorrow", "2024-03-01", "2024-03-01"),
+        ("2025-02-28", "tomorrow", "2025-03-01", "2025-03-01"),
+        ("2024-02-29", "next 2 days", "2024-02-29", "2024-03-01"),
+        ("2024-02-29", "next year", "2025-01-01", "2025-12-31"),
+        ("2024-02-29", "last year", "2023-01-01", "2023-12-31"),
+        ("2024-02-29", "this quarter", "2024-01-01", "2024-03-31"),
+        ("2024-02-26", "next week", "2024-03-04", "2024-03-10"),
+        ("2024-02-20", "next week", "2024-02-26", "2024-03-03"),  # a week holding the leap day
+        ("2023-12-31", "next quarter", "2024-01-01", "2024-03-31"),
+        ("2024-02-29", "from today to next month", "2024-02-29", "2024-03-31"),
+    ],
+)
+def test_new_periods_around_month_quarter_and_year_ends_and_leap_days(
+    today: str, phrase: str, first: str, last: str
+) -> None:
+    assert bounds(phrase, now=utc(f"{today}T12:00")) == whole_days(first, last)
+
+
+@pytest.mark.parametrize(
+    ("zone", "now", "local_today", "tomorrow", "this_quarter", "next_month"),
+    [
+        # 03:00 UTC on March 1 is still February 28 in New York.
+        (NEW_YORK, "2026-03-01T03:00", "2026-02-28", "2026-03-01", ("2026-01-01", "2026-03-31"), "2026-03"),
+        (NEW_YORK, "2026-04-01T03:59", "2026-03-31", "2026-04-01", ("2026-01-01", "2026-03-31"), "2026-04"),
+        (NEW_YORK, "2027-01-01T04:59", "2026-12-31", "2027-01-01", ("2026-10-01", "2026-12-31"), "2027-01"),
+        # Auckland is already in the new year while UTC is not.
+        (AUCKLAND, "2026-12-31T12:00", "2027-01-01", "2027-01-02", ("2027-01-01", "2027-03-31"), "2027-02"),
+        (KOLKATA, "2026-09-30T18:30", "2026-10-01", "2026-10-02", ("2026-10-01", "2026-12-31"), "2026-11"),
+        (UTC_ZONE, "2026-12-31T23:59", "2026-12-31", "2027-01-01", ("2026-10-01", "2026-12-31"), "2027-01"),
+    ],
+)
+def test_new_words_are_relative_to_the_local_date_and_the_echo_says_which(
+    zone: ZoneInfo,
+    now: str,
+    local_today: str,
+    tomorrow: str,
+    this_quarter: tuple[str, str],
+    next_month: str,
+) -> None:
+    assert bounds("tomorrow", zone=zone, now=utc(now)) == whole_days(tomorrow, tomorrow)
+    assert bounds("next 1 days", zone=zone, now=utc(now)) == whole_days(local_today, local_today)
+    assert bounds("this quarter", zone=zone, now=utc(now)) == whole_days(*this_quarter)
+    assert bounds("next month", zone=zone, now=utc(now)) == bounds(next_month, zone=zone, now=utc(now))
+    assert resolve_range("tomorrow", None, zone=zone, now=utc(now)).echo()["today"] == local_today
+
+
+@pytest.mark.parametrize(
+    ("now", "phrase", "naive", "shown"),
+    [
+        # America/New_York springs forward on Sunday 2026-03-08 and falls back on Sunday 2026-11-01.
+        (
+            "2026-02-25T17:00",
+            "next week",
+            ("2026-03-02", "2026-03-08"),
+            ("2026-03-02T00:00:00-05:00", "2026-03-08T23:59:59-04:00"),
+        ),
+        (
+            "2026-03-07T17:00",
+            "tomorrow",
+            ("2026-03-08", "2026-03-08"),
+            ("2026-03-08T00:00:00-05:00", "2026-03-08T23:59:59-04:00"),
+        ),
+        (
+            "2026-03-05T17:00",
+            "next 7 days",
+            ("2026-03-05", "2026-03-11"),
+            ("2026-03-05T00:00:00-05:00", "2026-03-11T23:59:59-04:00"),
+        ),
+        (
+            "2026-02-15T17:00",
+            "next month",
+            ("2026-03-01", "2026-03-31"),
+            ("2026-03-01T00:00:00-05:00", "2026-03-31T23:59:59-04:00"),
+        ),
+        (
+            "2026-02-15T17:00",
+            "this quarter",
+            ("2026-01-01", "2026-03-31"),
+            ("2026-01-01T00:00:00-05:00", "2026-03-31T23:59:59-04:00"),
+        ),
+        (
+            "2026-10-21T17:00",
+            "next week",
+            ("2026-10-26", "2026-11-01"),
+            ("2026-10-26T00:00:00-04:00", "2026-11-01T23:59:59-05:00"),
+        ),
+        (
+            "2026-10-31T17:00",
+            "tomorrow",
+            ("2026-11-01", "2026-11-01"),
+            ("2026-11-01T00:00:00-04:00", "2026-11-01T23:59:59-05:00"),
+        ),
+        (
+            "2026-09-15T17:00",
+            "next quarter",
+            ("2026-10-01", "2026-12-31"),
+            ("2026-10-01T00:00:00-04:00", "2026-12-31T23:59:59-05:00"),
+        ),
+        (
+            "2026-03-07T17:00",
+            "2026-03-08T01:30..2026-03-08T03:30",
+            ("2026-03-08 01:30:00", "2026-03-08 03:30:00"),
+            ("2026-03-08T01:30:00-05:00", "2026-03-08T03:30:00-04:00"),
+        ),
+    ],
+)
+def test_new_periods_across_new_york_dst_changes_stay_whole_local_days_and_echo_their_offsets(
+    now: str, phrase: str, naive: tuple[str, str], shown: tuple[str, str]
+) -> None:
+    expected = naive if " " in naive[0] else whole_days(*naive)
+    assert bounds(phrase, zone=NEW_YORK, now=utc(now)) == expected
+    assert echo(phrase, zone=NEW_YORK, now=utc(now)) == shown
+
+
+def test_next_week_across_spring_forward_is_an_hour_short_of_seven_days() -> None:
+    start, end = resolve_range("next week", None, zone=NEW_YORK, now=utc("2026-02-25T17:00")).aware()
+    assert end.astimezone(UTC) - start.astimezone(UTC) == timedelta(days=7, hours=-1, seconds=-1)
+
+
+@pytest.mark.parametrize(
+    ("start_date", "zone", "expected"),
+    [
+        ("from 2026-01-15 09:30 to 2026-02-01", UTC_ZONE, ("2026-01-15 09:30:00", "2026-02-01 23:59:59")),
+        ("2026-01-15T09:30:00Z..2026-01-15T17:00:00Z", NEW_YORK, ("2026-01-15 04:30:00", "2026-01-15 12:00:00")),
+        (
+            "from 2026-01-15T09:30:00+01:00 to 2026-02-15T09:30:00+01:00",
+            UTC_ZONE,
+            ("2026-01-15 08:30:00", "2026-02-15 08:30:00"),
+        ),
+        ("from yesterday to tomorrow", UTC_ZONE, whole_days("2026-05-12", "2026-05-14")),
+        ("2026-05-13 08:00..today", UTC_ZONE, ("2026-05-13 08:00:00", "2026-05-13 23:59:59")),
+        ("next week..2026-06-02T10:00", UTC_ZONE, ("2026-05-18 00:00:00", "2026-06-02 10:00:00")),
+        ("2026-Q1..2026-05", UTC_ZONE, whole_days("2026-01-01", "2026-05-31")),
+    ],
+)
+def test_a_range_in_start_date_alone_gives_both_bounds(
+    start_date: str, zone: ZoneInfo, expected: tuple[str, str]
+) -> None:
+    assert bounds(start_date, None, zone=zone) == expected
+
+
+@pytest.mark.parametrize(
+    ("end_date", "end"),
+    [
+        ("next week..next month", "2026-06-30 23:59:59"),
+        ("from tomorrow to 2026-06-02T10:00", "2026-06-02 10:00:00"),
+        ("2026-Q2..2026-Q3", "2026-09-30 23:59:59"),
+    ],
+)
+def test_a_range_in_end_date_means_its_end(end_date: str, end: str) -> None:
+    assert bounds("2026-01-01", end_date) == ("2026-01-01 00:00:00", end)
+
+
+def test_a_range_in_start_date_with_an_end_date_too_is_refused_naming_what_to_drop() -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        resolve_range("next week..next month", "2026-12-31", zone=UTC_ZONE, now=WEDNESDAY)
+    assert caught.value.message.startswith("start_date")
+    assert "drop end_date" in caught.value.message
+
+
+RANGE_MISTAKES = [
+    "from tomorrow to yesterday",
+    "tomorrow..yesterday",
+    "next month..last month",
+    "2026-03..2026-01",
+    "2026-05-13T12:00..2026-05-13T11:00",
+    "from 2026-06-02 to last week",
+    "today..2026-13",
+    "2026-Q5..2026-Q6",
+    "next 0 days..today",
+    "today..tomorrow..next week",
+    "from today..tomorrow to next week",
+    "from today to tomorrow..next week",
+    "from now to tomorrow",
+    "from to today",
+    "today..x",
+]
+
+
+@pytest.mark.parametrize("text", RANGE_MISTAKES)
+@pytest.mark.parametrize("argument", ["start_date", "end_date"])
+def test_a_range_that_runs_backwards_or_is_malformed_is_refused_naming_the_argument_and_the_forms(
+    argument: str, text: str
+) -> None:
+    start_date, end_date = (text, None) if argument == "start_date" else ("2020-01-01", text)
+    with pytest.raises(ValidationFailed) as caught:
+        resolve_range(start_date, end_date, zone=NEW_YORK, now=WEDNESDAY)
+    assert caught.value.message.startswith(argument)
+    assert DATE_FORMATS_HELP in caught.value.message
+    assert len(caught.value.message) < len(DATE_FORMATS_HELP) + 250
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("next 0 days", "3660"),
+        ("next 3661 days", "3660"),
+        ("2026-Q5", "Q1 to Q4"),
+        ("2026-Q0", "Q1 to Q4"),
+        ("0000-Q2", "year"),
+        ("0000", "year"),
+        ("from tomorrow to yesterday", "backwards"),
+        ("today..", "each side"),
+        ("from today", "from X to Y"),
+        ("from 2026-01-01 10:00 to 2026-02-01", "time"),
+    ],
+)
+def test_period_refuses_a_new_shape_that_names_no_period(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        period(text, today=date(2026, 5, 13))
+
+
+@pytest.mark.parametrize(
+    ("now", "phrase"),
+    [
+        ("9999-12-31T12:00", "tomorrow"),
+        ("9999-12-31T12:00", "next week"),
+        ("9999-12-15T12:00", "next month"),
+        ("9999-11-15T12:00", "next quarter"),
+        ("9999-06-15T12:00", "next year"),
+        ("9999-12-30T12:00", "next 3 days"),
+        ("0001-02-15T12:00", "last quarter"),
+        ("0001-06-15T12:00", "last year"),
+    ],
+)
+def test_new_periods_past_the_calendars_ends_are_a_validation_error(now: str, phrase: str) -> None:
+    with pytest.raises(ValidationFailed, match="0001 to 9999"):
+        resolve_range(phrase, None, zone=UTC_ZONE, now=utc(now))
+
+
+def test_echo_says_the_local_today_and_leaves_it_out_when_the_clock_is_broken() -> None:
+    shown = resolve_range("next week", None, zone=NEW_YORK, now=utc("2026-12-02T03:00")).echo()
+    assert shown == {
+        "start": "2026-12-07T00:00:00-05:00",
+        "end": "2026-12-13T23:59:59-05:00",
+        "timezone": "America/New_York",
+        "today": "2026-12-01",
+    }
+    broken = resolve_range(
+        "2026-01-01", "2026-01-02", zone=ZoneInfo("Pacific/Kiritimati"), now=datetime.max.replace(tzinfo=UTC)
+    )
+    assert "today" not in broken.echo()
+
+
+# --- Properties of the new words -----------------------------------------------------------------------------------
+
+NOWS = st.datetimes(
+    min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.sampled_from(PROPERTY_ZONES)
+)
+SINGLE_FORMS = st.sampled_from(
+    [
+        *PHRASES,
+        *FUTURE_PHRASES,
+        "2026-05",
+        "2026-Q2",
+        "2026",
+        "2026-05-13",
+        "2026-05-13 08:30",
+        "2026-05-13T08:30:00Z",
+        "2025-12-31T23:00:00+05:30",
+    ]
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(PROPERTY_ZONES), now=NOWS, days=st.integers(1, LAST_DAYS_MAX))
+def test_next_n_days_is_n_whole_days_starting_today(zone: ZoneInfo, now: datetime, days: int) -> None:
+    resolved = resolve_range(f"next {days} days", None, zone=zone, now=now)
+    today = now.astimezone(zone).date()
+    assert resolved.start == datetime.combine(today, datetime.min.time())
+    assert (resolved.end.date() - resolved.start.date()).days + 1 == days
+    assert resolved.end.time().isoformat() == "23:59:59"
+    assert resolved.today == today
+
+
+@settings(max_examples=60, deadline=None)
+@given(zone=st.sampled_from(PROPERTY_ZONES), now=NOWS, first=SINGLE_FORMS, last=SINGLE_FORMS)
+def test_x_to_y_runs_from_the_start_of_x_to_the_end_of_y(zone: ZoneInfo, now: datetime, first: str, last: str) -> None:
+    def outcome(start_date: str, end_date: str | None) -> tuple[datetime, datetime] | None:
+        try:
+            resolved = resolve_range(start_date, end_date, zone=zone, now=now)
+        except ValidationFailed:
+            return None
+        return resolved.start, resolved.end
+
+    expected = outcome(first, last)
+    assert outcome(f"{first}..{last}", None) == expected
+    assert outcome(f"from {first} to {last}", None) == expected
+    if expected is not None:  # a range that holds means its end in end_date
+        assert outcome("0001-01-01", f"{first}..{last}") == outcome("0001-01-01", last)
+
+
+@settings(max_examples=60, deadline=None)
+@given(day=st.dates(min_value=date(2, 1, 1), max_value=date(9998, 12, 31)))
+def test_quarters_tile_the_year_and_next_and_last_border_this(day: date) -> None:
+    quarters = [period(f"{day.year:04d}-Q{number}", today=day) for number in (1, 2, 3, 4)]
+    spans = [span for span in quarters if span is not None]
+    assert spans[0][0] == date(day.year, 1, 1)
+    assert spans[-1][1] == date(day.year, 12, 31)
+    assert all(later[0] - earlier[1] == timedelta(days=1) for earlier, later in pairwise(spans))
+    assert period(f"{day.year:04d}", today=day) == (spans[0][0], spans[-1][1])
+    for unit in ("week", "month", "quarter", "year"):
+        this, last, following = (period(f"{shift} {unit}", today=day) for shift in ("this", "last", "next"))
+        assert this is not None
+        assert last is not None
+        assert following is not None
+        assert this[0] <= day <= this[1]
+        assert last[1] + timedelta(days=1) == this[0]
+        assert this[1] + timedelta(days=1) == following[0]
+    assert period("this quarter", today=day) in spans
+
+
+# --- Date words in filter conditions -------------------------------------------------------------------------------
+
+DATE_SLOT = "profile_field_26"
+
+
+def on_day(today: str, **condition: Any) -> dict[str, Any]:
+    """The condition on the date slot as sent, date words resolved on `today`."""
+    resolved = FilterCondition(field=DATE_SLOT, **condition).on_day(date.fromisoformat(today))
+    return resolved.model_dump(exclude_none=True, exclude={"field"})
+
+
+@pytest.mark.parametrize(
+    ("today", "condition", "sent"),
+    [
+        ("2026-12-31", {"operator": "equal_to", "value": "tomorrow"}, {"value": "2027-01-01"}),
+        ("2026-12-31", {"operator": "equal_to", "value": "today..today"}, {"value": "2026-12-31"}),
+        ("2026-12-31", {"operator": "greater_than", "value": "next week"}, {"value": "2027-01-10"}),
+        ("2026-12-31", {"operator": "less_than", "value": "next quarter"}, {"value": "2027-01-01"}),
+        ("2026-05-13", {"operator": "greater_than", "value": "2026-Q2"}, {"value": "2026-06-30"}),
+        ("2026-05-13", {"operator": "less_than", "value": 2027}, {"value": "2027-01-01"}),
+        (
+            "2026-12-31",
+            {"operator": "between", "start": "next week", "end": "next month"},
+            {"start": "2027-01-04", "end": "2027-01-31"},
+        ),
+        (
+            "2026-12-31",
+            {"operator": "between", "start": "tomorrow", "end": "next 14 days"},
+            {"start": "2027-01-01", "end": "2027-01-13"},
+        ),
+        (
+            "2026-12-31",
+            {"operator": "between", "start": "2027-01..2027-02", "end": "2027-Q1..2027-Q2"},
+            {"start": "2027-01-01", "end": "2027-06-30"},
+        ),
+        # between with a period or range alone in value: its first and last day, sent as start and end.
+        ("2026-12-25", {"operator": "between", "value": "next 14 days"}, {"start": "2026-12-25", "end": "2027-01-07"}),
+        ("2026-03-31", {"operator": "between", "value": "next quarter"}, {"start": "2026-04-01", "end": "2026-06-30"}),
+        ("2026-05-13", {"operator": "between", "value": "2026-q3"}, {"start": "2026-07-01", "end": "2026-09-30"}),
+        (
+            "2024-02-28",
+            {"operator": "between", "value": "from today to next month"},
+            {"start": "2024-02-28", "end": "2024-03-31"},
+        ),
+        (
+            "2026-05-13",
+            {"operator": "between", "value": "2026-01-01..2026-01-31"},
+            {"start": "2026-01-01", "end": "2026-01-31"},
+        ),
+        ("2026-05-13", {"operator": "between", "value": "2026-05-01"}, {"start": "2026-05-01", "end": "2026-05-01"}),
+    ],
+)
+def test_filter_conditions_take_the_new_words_and_send_dates(
+    today: str, condition: dict[str, Any], sent: dict[str, Any]
+) -> None:
+    assert on_day(today, **condition) == {"operator": condition["operator"], **sent}
+
+
+def test_a_label_condition_with_a_period_in_value_is_resolved_once_its_slot_is_known() -> None:
+    labelled = FilterCondition(field="Trial Ends", operator="between", value="Next_14_Days")
+    resolved = labelled.for_slot(DATE_SLOT).on_day(date(2026, 12, 25))
+    assert (resolved.value, resolved.start, resolved.end) == (None, "2026-12-25", "2027-01-07")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"operator": "between", "value": "next 0 days"},
+        {"operator": "between", "value": "2026-Q5"},
+        {"operator": "between", "value": "today.."},
+        {"operator": "between", "value": "whenever"},
+        {"operator": "between", "value": "2026-03..2026-01"},  # backwards on every day
+        {"operator": "between", "value": "2026-05-01 10:00:00"},  # one moment, not a period
+        {"operator": "between", "value": "from 2026-01-01 10:00 to 2026-02-01"},  # days only
+        {"operator": "between", "value": "next week", "start": "today"},
+        {"operator": "between", "start": "next 3661 days", "end": "today"},
+        {"operator": "greater_than", "value": "2026-Q0"},
+        {"operator": "less_than", "value": "next weeks"},
+        {"operator": "equal_to", "value": "0000"},
+    ],
+)
+def test_a_bad_date_word_in_a_condition_is_refused_before_anything_is_sent(condition: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        FilterCondition(field=DATE_SLOT, **condition)
+
+
+def test_a_bad_date_word_in_a_condition_lists_the_accepted_forms() -> None:
+    with pytest.raises(ValidationError) as caught:
+        FilterCondition(field=DATE_SLOT, operator="greater_than", value="whenever")
+    message = str(caught.value)
+    assert all(form in message for form in ("YYYY-MM-DD", "YYYY-Qn", "tomorrow", "next N days", "X..Y"))
+    assert names_period("next 14 days")
+    assert names_period("from tomorrow to yesterday")  # backwards, but only period() knows the day to say so
+
+
+@pytest.mark.parametrize(
+    ("today", "condition", "problem"),
+    [
+        ("2026-05-13", {"operator": "equal_to", "value": "next week"}, "between"),
+        ("2026-05-13", {"operator": "equal_to", "value": "2026-Q3"}, "between"),
+        ("2026-05-13", {"operator": "equal_to", "value": "today..tomorrow"}, "between"),
+        ("2026-05-13", {"operator": "between", "value": "from tomorrow to yesterday"}, "backwards"),
+        ("2026-05-13", {"operator": "between", "start": "next month", "end": "last month"}, "after"),
+        ("9999-12-31", {"operator": "greater_than", "value": "tomorrow"}, "9999"),
+    ],
+)
+def test_a_condition_impossible_on_the_accounts_day_is_a_validation_error(
+    today: str, condition: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ValidationFailed, match=problem):
+        on_day(today, **condition)
+
+
+# --- Through the tools ---------------------------------------------------------------------------------------------
+
+LATE_TUESDAY = datetime(2026, 12, 2, 3, 0, tzinfo=UTC)
+"""Wednesday December 2 in UTC, still Tuesday December 1 (22:00) in New York."""
+
+
+def new_york_server() -> Any:
+    settings = make_settings()
+    settings.cometly.timezone = "America/New_York"
+    return build_server(settings, clock=lambda: LATE_TUESDAY)
+
+
+@pytest.mark.anyio
+async def test_filter_by_custom_field_sends_future_date_words_as_the_accounts_dates(cometly: respx.MockRouter) -> None:
+    route = cometly.get("/contacts").respond(200, json={"data": [], "next_cursor": None})
+    conditions = [
+        {"field": DATE_SLOT, "operator": "between", "value": "next 14 days"},
+        {"field": "profile_field_27", "operator": "greater_than", "value": "tomorrow"},
+        {"field": "profile_field_28", "operator": "between", "start": "next week", "end": "next quarter"},
+    ]
+
+    async with Client(new_york_server()) as client:
+        result = await client.call_tool("filter_by_custom_field", {"start_date": "2026", "conditions": conditions})
+
+    assert not result.is_error, text_of(result)
+    raw = unquote(route.calls.last.request.url.query.decode())
+    assert raw.startswith("start_date=2026-01-01+00:00:00&end_date=2026-12-31+23:59:59&")
+    assert raw.endswith(
+        "&custom_field_filters[0][field]=profile_field_26&custom_field_filters[0][operator]=between"
+        "&custom_field_filters[0][start]=2026-12-01&custom_field_filters[0][end]=2026-12-14"
+        "&custom_field_filters[1][field]=profile_field_27&custom_field_filters[1][operator]=greater_than"
+        "&custom_field_filters[1][value]=2026-12-02"
+        "&custom_field_filters[2][field]=profile_field_28&custom_field_filters[2][operator]=between"
+        "&custom_field_filters[2][start]=2026-12-07&custom_field_filters[2][end]=2027-03-31"
+    )
+    page = result.structured_content
+    assert page is not None
+    assert page["filters"][0] == {"field": DATE_SLOT, "operator": "between", "start": "2026-12-01", "end": "2026-12-14"}
+    assert page["range"]["today"] == "2026-12-01"
+
+
+@pytest.mark.anyio
+async def test_list_contacts_echoes_the_accounts_today_beside_the_resolved_range(cometly: respx.MockRouter) -> None:
+    route = cometly.get("/contacts").respond(200, json={"data": [], "next_cursor": None})
+
+    async with Client(new_york_server()) as client:
+        result = await client.call_tool("list_contacts", {"start_date": "next week"})
+        refused = await client.call_tool("list_contacts", {"start_date": "next 0 days"})
+
+    assert not result.is_error, text_of(result)
+    assert result.structured_content is not None
+    assert result.structured_content["range"] == {
+        "start": "2026-12-07T00:00:00-05:00",
+        "end": "2026-12-13T23:59:59-05:00",
+        "timezone": "America/New_York",
+        "today": "2026-12-01",
+    }
+    query = dict(httpx_query(route))
+    assert (query["start_date"], query["end_date"]) == ("2026-12-07 00:00:00", "2026-12-13 23:59:59")
+    assert refused.is_error
+    assert text_of(refused).startswith("[validation_error]")
+    assert route.call_count == 1
+
+
+def httpx_query(route: respx.Route) -> list[tuple[str, str]]:
+    """The query pairs of the route's last request."""
+    return list(httpx.QueryParams(route.calls.last.request.url.query).multi_items())
