@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import Any, cast
+from unittest.mock import ANY
 
 import anyio
 import pytest
@@ -659,6 +660,33 @@ SERVER_INFO: SearchStrategy[Any] = st.one_of(
 )
 """server_info takes no arguments: none, or only arguments it does not declare."""
 
+
+@st.composite
+def valid_update_contact(draw: st.DrawFn) -> dict[str, Any]:
+    provider = draw(st.sampled_from(serving("update_contact")))
+    arguments: dict[str, Any] = {"contact_id": draw(st.sampled_from(CONTACT_IDS[provider])), "provider": provider}
+    names = st.sampled_from(["Customer Plan", "seats", "profile_field_20", "profile_field_27", "Nope"])
+    values = st.one_of(st.none(), st.text(max_size=6), st.integers(-5, 5), st.just("2026-01-02"))
+    optional = {
+        "custom_fields": st.dictionaries(names, values, max_size=2),
+        "add_tags": st.lists(st.text(min_size=1, max_size=6), max_size=2),
+        "remove_emails": st.lists(st.sampled_from(EMAILS[:3]), max_size=1),
+        "fields": st.fixed_dictionaries({}, optional={"status": st.sampled_from(["active", None])}),
+    }
+    return arguments | draw(st.fixed_dictionaries({}, optional=optional))
+
+
+UPDATE_CONTACT = tool_arguments(
+    valid_update_contact(),
+    {
+        "contact_id": BAD_IDS,
+        "custom_fields": JSON,
+        "add_emails": JSON,
+        "fields": JSON,
+        "provider": providers("update_contact"),
+    },
+)
+
 # --- The property --------------------------------------------------------------------------------------------------
 
 STRATEGIES: dict[str, SearchStrategy[Any]] = {
@@ -667,6 +695,7 @@ STRATEGIES: dict[str, SearchStrategy[Any]] = {
     "filter_by_custom_field": FILTER_BY_CUSTOM_FIELD,
     "find_contact": FIND_CONTACT,
     "create_contact": CREATE_CONTACT,
+    "update_contact": UPDATE_CONTACT,
     "describe_custom_fields": DESCRIBE_CUSTOM_FIELDS,
     "server_info": SERVER_INFO,
 }
@@ -680,6 +709,7 @@ KNOWN_GOOD: dict[str, dict[str, Any]] = {
     },
     "find_contact": {"email": EMAILS[0], "provider": "highlevel"},  # Cometly's, with the index off, scans 30 days
     "create_contact": {"emails": ["fuzz.known.good@example.test"], "provider": "cometly"},
+    "update_contact": {"contact_id": str(DATASET[0].id), "custom_fields": {"profile_field_5": "Premium"}},
     "describe_custom_fields": {"provider": "cometly", "refresh": True},
     "server_info": {},
 }
@@ -844,5 +874,10 @@ def test_a_range_in_the_first_years_reaches_cometly_as_dates_it_accepts(session:
         "contacts": [],
         "count": 0,
         "has_more": False,
-        "range": {"start": "0001-01-01T00:00:00+00:00", "end": "0999-12-31T23:59:59+00:00", "timezone": "UTC"},
+        "range": {
+            "start": "0001-01-01T00:00:00+00:00",
+            "end": "0999-12-31T23:59:59+00:00",
+            "timezone": "UTC",
+            "today": ANY,  # the system clock's date
+        },
     }

@@ -127,7 +127,12 @@ BAD_CALLS: list[tuple[str, str, dict[str, Any], str]] = [
     ),
     ("no email", "create_contact", {"emails": []}, "emails"),
     ("invalid email", "create_contact", {"emails": ["not-an-email"]}, "not valid email"),
-    ("custom field key", "create_contact", {"emails": ["a@b.co"], "custom_fields": {"plan": "x"}}, "custom_fields"),
+    (
+        "custom field slot",
+        "create_contact",
+        {"emails": ["a@b.co"], "custom_fields": {"profile_field_31": "x"}},
+        "custom_fields",
+    ),
     (
         "number slot with text",
         "create_contact",
