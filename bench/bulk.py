@@ -76,7 +76,7 @@ class Run:
     arguments: dict[str, Any]
     calls: int = 0
     contacts: int = 0
-    """Contacts the results held (the count, for count_only)."""
+    """Contacts the results held (the total, for count_only)."""
     distinct: int = 0
     """Distinct contact ids among them (count_only: not checked, equal to `contacts`)."""
     repeated: int = 0
@@ -210,7 +210,7 @@ async def walk(client: Client, run: Run, *, limit_calls: int) -> None:
             run.error = text[:500]
             break
         if run.arguments.get("count_only"):
-            run.contacts += int(content.get("count", 0))
+            run.contacts += int(content.get("total", content.get("total_at_least", 0)))
         else:
             seen.update(contact_ids(result))
         cursor = content.get("next_cursor")

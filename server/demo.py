@@ -109,7 +109,7 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     counted = await tour.call(
         "How many signed up this month?", "list_contacts", {"start_date": "this month", "count_only": True}
     )
-    if not isinstance(counted.get("count"), int):
+    if not isinstance(counted.get("total"), int):
         raise DemoFailed(f"count_only answered {counted}")
 
     someone = page["contacts"][0]
@@ -155,6 +155,18 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     plans = {str(c.get("custom_fields", {}).get("Customer Plan")) for c in premium.get("contacts", [])}
     if not premium.get("contacts") or plans != {"Premium"}:
         raise DemoFailed(f"the Premium filter returned plans {sorted(plans)}")
+
+    plan = str(signed_up.get("custom_fields", {}).get("Customer Plan") or "")
+    target = "Basic" if plan == "Premium" else "Premium"
+    moved = await tour.call(
+        f"Move {email} to the {target} plan (the field named by its label; nothing else changes)",
+        "update_contact",
+        {"contact_id": someone["id"], "custom_fields": {"Customer Plan": target}},
+    )
+    change = next((c for c in moved.get("changes", []) if c.get("field") == "Customer Plan"), None)
+    if change is None or change.get("after") != target:
+        raise DemoFailed(f"update_contact did not move the lead to {target}: {moved}")
+    tour.say(f"   (Customer Plan: {change.get('before') or 'unset'} -> {change.get('after')})")
 
     created = await tour.call(
         "Create a lead",

@@ -90,7 +90,9 @@ async def test_max_results_walks_the_cursor_5000_at_a_time_and_reports_progress_
     page = page_of(result)
     assert [request["per_page"] for request in upstream.requests] == ["5000", "5000", "1000"]
     assert [request.get("cursor") for request in upstream.requests] == [None, "after-95001", "after-90001"]
-    assert page["count"] == 11_000
+    assert page["count"] == 0  # rows returned: none with count_only
+    assert "total" not in page  # counting stopped at max_results, before the end
+    assert page["total_at_least"] == 11_000
     assert page["has_more"] is True
     assert [(done, total) for done, total, _ in reports] == [(5_000, 11_000), (10_000, 11_000), (11_000, 11_000)]
     assert all(message and "page" in message for _, _, message in reports)
@@ -103,12 +105,13 @@ async def test_count_only_counts_every_match_and_returns_no_contacts(cometly: re
     async with Client(server()) as client:
         page = page_of(await client.call_tool("list_contacts", {**RANGE, "count_only": True}))
 
-    assert page == {
-        "contacts": [],
-        "count": 7_321,
-        "has_more": False,
-        "range": {"start": "2026-01-01T00:00:00+00:00", "end": "2026-11-23T23:59:59+00:00", "timezone": "UTC"},
-    }
+    assert page["contacts"] == []
+    assert page["count"] == 0
+    assert page["total"] == 7_321
+    assert page["has_more"] is False
+    assert "total_at_least" not in page
+    assert page["range"]["start"] == "2026-01-01T00:00:00+00:00"
+    assert page["range"]["end"] == "2026-11-23T23:59:59+00:00"
     assert len(upstream.requests) == 2
 
 
@@ -119,6 +122,7 @@ async def test_count_only_of_an_empty_range_is_zero(cometly: respx.MockRouter) -
         page = page_of(await client.call_tool("list_contacts", {"start_date": "yesterday", "count_only": True}))
 
     assert page["count"] == 0
+    assert page["total"] == 0
     assert page["range"]["start"] == "2026-11-22T00:00:00+00:00"
 
 
@@ -132,7 +136,8 @@ async def test_count_only_works_on_filters_too_and_echoes_them(cometly: respx.Mo
             await client.call_tool("filter_by_custom_field", {**RANGE, "conditions": [condition], "count_only": True})
         )
 
-    assert page["count"] == 40
+    assert page["count"] == 0
+    assert page["total"] == 40
     assert page["filters"] == [condition]
     assert upstream.requests[0]["custom_field_filters[0][field]"] == "profile_field_5"
 
@@ -154,11 +159,13 @@ async def test_max_results_asks_for_what_is_left_and_resumes_with_the_upstream_c
     assert [request["per_page"] for request in upstream.requests] == ["15", "15"]  # one request each, not two
     assert ids_of(first) == upstream.ids[:15]
     assert first["count"] == 15
+    assert "total" not in first  # Cometly counts nothing, and the walk stopped before the end
     assert first["has_more"] is True
     assert first["next_cursor"] == "after-99986"
     assert ids_of(second) == upstream.ids[15:30]
     assert second["has_more"] is False
     assert "next_cursor" not in second
+    assert "total" not in second  # the end, but read from a cursor: the contacts before it were not counted
 
 
 async def test_a_page_past_the_ceiling_is_cut_with_a_cursor_and_reading_on_misses_and_repeats_nothing(
@@ -202,9 +209,9 @@ async def test_reading_on_after_the_ceiling_misses_and_repeats_nothing_even_when
     given_back: list[int] = []
     finish = paging._Walk.finish  # pyright: ignore[reportPrivateUsage]
 
-    def counting_finish(walk: Any, result: Any) -> Any:
+    def counting_finish(walk: Any, result: Any, sort: Any = None) -> Any:
         taken = len(walk.contacts)
-        finished = finish(walk, result)
+        finished = finish(walk, result, sort)
         given_back.append(taken - len(walk.contacts))
         return finished
 
@@ -293,6 +300,7 @@ async def test_max_results_ends_early_at_the_end_of_the_range(cometly: respx.Moc
 
     assert ids_of(page) == upstream.ids
     assert page["count"] == 7
+    assert page["total"] == 7  # walked to the end from the start: exact
     assert page["has_more"] is False
     assert [request["per_page"] for request in upstream.requests] == ["100"]
 
