@@ -156,7 +156,7 @@ async def test_the_demo_runs_the_tour_over_stdio_and_exits_0() -> None:
     status = await run_demo([sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"], out=out)
 
     assert status == 0, out.getvalue()
-    assert "All 9 steps worked" in out.getvalue()
+    assert "All 10 steps worked" in out.getvalue()
 
 
 async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
