@@ -25,8 +25,9 @@ import httpx
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
-from pydantic import AnyUrl, ValidationError
+from pydantic import AnyUrl, BaseModel, ValidationError
 
 from ..tools.contacts import register_contact_tools
 from ..tools.server import About, register_server_tools
@@ -84,6 +85,12 @@ def _validation_message(exc: ValidationError) -> str:
         problems.append(_short(f"{where}: {message}" if where else message))
     more = f" (and {exc.error_count() - 6} more)" if exc.error_count() > 6 else ""
     return f"Invalid arguments: {'; '.join(problems)}{more}. Fix them and call again; nothing was sent."
+
+
+def _output_model(tool: Tool | None) -> type[BaseModel] | None:
+    """The model a tool's result is, which its text is written by (`as_text`); None when it has none."""
+    model: Any = tool.fn_metadata.output_model if tool is not None else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 def _holding_secrets(redactor: Redactor, arguments: dict[str, Any]) -> ValidationFailed:
@@ -160,14 +167,15 @@ class ContactsServer(MCPServer[AppState]):
         if result.is_error or result.structured_content is None:
             return self._redacted(result)
         note_chars = len(SANDBOX_NOTE) + 1 if self.sandbox else 0
+        model = _output_model(self._tool_manager.get_tool(name))
         structured = shape(result.structured_content)
-        text = as_text(structured)
+        text = as_text(structured, model)
         if len(text) + note_chars > self.max_result_chars:
-            structured = fit(structured, self.max_result_chars, extra_chars=note_chars)
-            text = as_text(structured)
+            structured = fit(structured, self.max_result_chars, extra_chars=note_chars, model=model)
+            text = as_text(structured, model)
         if self.redactor.found_in(text):  # the last line, for what came in through neither door
             structured = self.redactor.value(structured)
-            text = self.redactor.text(as_text(structured))
+            text = self.redactor.text(as_text(structured, model))
         if self.sandbox:
             text = f"{SANDBOX_NOTE}\n{text}"
         return CallToolResult(content=[TextContent(type="text", text=text)], structured_content=structured)

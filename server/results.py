@@ -3,7 +3,7 @@
 Contact fields come from the public (web forms, ad clicks), so a field can hold text written to be
 read as an instruction. Every result is therefore data only:
 
-- the text content is the structured content as compact JSON (lists of objects as tables, see
+- the text content is the structured content as compact JSON (lists of records as tables, see
   `as_text`), so every value is a quoted string and never free prose; invisible characters (bidi
   overrides, zero-width and Unicode tag characters, which can hide text from the person reading
   along) are written as `\\uXXXX` escapes;
@@ -20,10 +20,14 @@ import json
 import logging
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any, cast
+from dataclasses import dataclass, field
+from types import UnionType
+from typing import Annotated, Any, Literal, Union, cast, get_args, get_origin
 from urllib.parse import unquote, urlsplit
 
+from pydantic import BaseModel, JsonValue
+
+from ..tools.models import Contact
 from .settings import Settings
 
 REDACTED = "[redacted]"
@@ -157,7 +161,9 @@ def _cut(value: Any, caps: Caps, path: str, cuts: Cuts) -> Any:
     return value
 
 
-def fit(structured: dict[str, Any], max_chars: int, *, extra_chars: int = 0) -> dict[str, Any]:
+def fit(
+    structured: dict[str, Any], max_chars: int, *, extra_chars: int = 0, model: type[BaseModel] | None = None
+) -> dict[str, Any]:
     """`structured` (already shaped) made to render within `max_chars`, shortening its longest lists.
 
     The page walker already fits pages item by item with a cursor to resume; this is the ceiling for
@@ -168,8 +174,9 @@ def fit(structured: dict[str, Any], max_chars: int, *, extra_chars: int = 0) -> 
         structured: The shaped result.
         max_chars: The ceiling for its text.
         extra_chars: Text the caller adds to the rendering (the sandbox's note).
+        model: The result's model, which `as_text` writes it by.
     """
-    if len(as_text(structured)) + extra_chars <= max_chars:
+    if len(as_text(structured, model)) + extra_chars <= max_chars:
         return structured
     result = cast(dict[str, Any], json.loads(json.dumps(structured)))  # a private copy to cut in place
     note = CEILING_NOTE.format(tokens=max_chars // CHARS_PER_TOKEN)
@@ -185,7 +192,7 @@ def fit(structured: dict[str, Any], max_chars: int, *, extra_chars: int = 0) -> 
         return {**result, "truncated": _merge(result.get("truncated"), said, listed[:MAX_CUTS_LISTED])}
 
     for _ in range(500):  # each round halves one list or string; a few hundred rounds end any realistic result
-        if len(as_text(fitted())) + extra_chars <= max_chars:
+        if len(as_text(fitted(), model)) + extra_chars <= max_chars:
             break
         longest = _longest(result)
         if longest is None:
@@ -239,20 +246,97 @@ def _longest(value: Any, path: str = "") -> tuple[Any, Any, str] | None:
 
 # --- Text ----------------------------------------------------------------------------------------------------------
 
-TABLE_MIN_ROWS = 2
-"""Lists of objects this long or longer are written as a table: column names once, then one row per item."""
+Kind = Literal["record", "mapping", "list", "scalar", "open"]
 
 
-def as_text(structured: dict[str, Any]) -> str:
-    """The text a model reads: compact JSON, lists of objects as tables, characters that hide text escaped.
+@dataclass(frozen=True, eq=False)
+class Layout:
+    """How the text writes one place of a result, as the result's model types it.
 
-    A table is `{"columns": [...], "same_in_every_row": {...}, "rows": [[...], ...]}`: names are
-    written once instead of once per item, a nested object's keys become `object.key` columns, a
-    column with one value on every row is written once, a one-item list in a cell is its item, and
-    a row shorter than the columns ends in nulls (the fullest columns come first, so it often does).
+    `record`: a model, its known keys in the model's order; `mapping`: `dict[str, T]`, keys unknown;
+    `list`: `list[T]`; `scalar`: text, numbers, booleans; `open`: `JsonValue` or anything untyped,
+    written as plain JSON whatever it holds (a table there could not be told from data shaped like one).
+    """
+
+    kind: Kind
+    fields: dict[str, Layout] = field(default_factory=dict[str, "Layout"])
+    """A record's known keys, in its model's order."""
+    item: Layout | None = None
+    """A list's items, a mapping's values."""
+    tables: bool = False
+    """Whether a table is written here or anywhere under here (else the whole value is one `json.dumps`)."""
+
+    def child(self, key: str) -> Layout:
+        """The layout of `key`'s value: a known field's, a mapping's values', else open."""
+        if self.kind == "mapping" and self.item is not None:
+            return self.item
+        return self.fields.get(key, OPEN)
+
+    @property
+    def is_row(self) -> bool:
+        """Whether a list of these is a list of records, so a table."""
+        return self.kind in ("record", "mapping")
+
+    @property
+    def of_scalars(self) -> bool:
+        """A list of plain values (`list[str]`): a one-item one is written as its item in a table's cell."""
+        return self.kind == "list" and self.item is not None and self.item.kind == "scalar"
+
+
+OPEN = Layout("open")
+SCALAR = Layout("scalar")
+_SCALARS = (str, int, float, bool)
+_RECORDS: dict[type[BaseModel], Layout] = {}
+
+
+def layout_of(annotation: Any) -> Layout:
+    """The layout of a value typed `annotation` (a model class, or a field's annotation)."""
+    origin = get_origin(annotation)
+    args = get_args(annotation)
+    if annotation is JsonValue or annotation is Any:
+        return OPEN
+    if origin is Annotated:
+        return layout_of(args[0])
+    if origin is Literal or annotation in _SCALARS:
+        return SCALAR
+    if origin is Union or origin is UnionType:
+        members = [layout_of(member) for member in args if member is not type(None)]
+        if len(members) == 1:
+            return members[0]
+        return SCALAR if all(member is SCALAR for member in members) else OPEN
+    if origin is list and args:
+        item = layout_of(args[0])
+        return Layout("list", item=item, tables=item.is_row or item.tables)
+    if origin is dict and len(args) == 2:
+        value = layout_of(args[1])
+        return Layout("mapping", item=value, tables=value.tables)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return _record(annotation)
+    return OPEN
+
+
+def _record(model: type[BaseModel]) -> Layout:
+    if model not in _RECORDS:
+        _RECORDS[model] = OPEN  # a model that holds itself is written as plain JSON below its first level
+        fields = {name: layout_of(info.annotation) for name, info in model.model_fields.items()}
+        _RECORDS[model] = Layout("record", fields=fields, tables=any(child.tables for child in fields.values()))
+    return _RECORDS[model]
+
+
+def as_text(structured: dict[str, Any], model: type[BaseModel] | None = None) -> str:
+    """The text a model reads: compact JSON, lists of records as tables, characters that hide text escaped.
+
+    Where `model` (the tool's result model) types a value as a list of records (`list[SomeModel]`,
+    `list[dict[str, ...]]`), a non-empty list is a table, whatever its length:
+    `{"columns": [...], "same_in_every_row": {...}, "rows": [[...], ...]}` (see `_table`); an empty
+    one is `[]`. Without a model, or where it types a value as `JsonValue`, the value is plain JSON.
     Every string stays a JSON string, so nothing a contact's field holds can read as an instruction.
     """
-    text = _encode({key: value for key, value in structured.items() if value != []})  # count_only's contacts
+    return _escaped(_encode(structured, OPEN if model is None else layout_of(model)))
+
+
+def _escaped(text: str) -> str:
+    """`text` with every character that can hide text written as its JSON escape."""
     return _INVISIBLE.sub(lambda found: f"\\u{ord(found[0]):04x}" if ord(found[0]) < 0x10000 else _pair(found[0]), text)
 
 
@@ -260,103 +344,157 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _tabular(value: Any) -> bool:
-    """Whether `value` holds a list that `_encode` writes as a table."""
-    if isinstance(value, dict):
-        return any(_tabular(item) for item in cast(dict[str, Any], value).values())
-    if isinstance(value, list):
-        items = cast(list[Any], value)
-        if len(items) >= TABLE_MIN_ROWS and all(isinstance(item, dict) for item in items):
-            return True
-        return any(_tabular(item) for item in items)
-    return False
-
-
-def _encode(value: Any) -> str:
-    if not _tabular(value):  # one json.dumps for all of it: most results, and every cell
+def _encode(value: Any, layout: Layout) -> str:
+    if not layout.tables:  # one json.dumps for all of it: most results, and most cells
         return _json(value)
-    if isinstance(value, dict):
-        items = cast(dict[str, Any], value).items()
-        return "{" + ",".join(f"{_json(key)}:{_encode(item)}" for key, item in items) + "}"
-    if isinstance(value, list):
+    if layout.kind == "list" and layout.item is not None and isinstance(value, list):
         items = cast(list[Any], value)
-        if len(items) >= TABLE_MIN_ROWS and all(isinstance(item, dict) for item in items):
-            return _table(cast(list[dict[str, Any]], items))
-        return "[" + ",".join(_encode(item) for item in items) + "]"
+        if layout.item.is_row and items and all(isinstance(item, dict) for item in items):
+            return _table(cast(list[dict[str, Any]], items), layout.item)
+        return "[" + ",".join(_encode(item, layout.item) for item in items) + "]"
+    if layout.is_row and isinstance(value, dict):
+        pairs = cast(dict[str, Any], value).items()
+        return "{" + ",".join(f"{_json(key)}:{_encode(item, layout.child(key))}" for key, item in pairs) + "}"
     return _json(value)
 
 
-def _flat(item: dict[str, Any]) -> dict[str, Any]:
-    """A row's cells: nested objects' keys become `object.key`; a one-item list becomes its item."""
-    cells: dict[str, Any] = {}
-    for key, value in item.items():
-        inner = cast(dict[str, Any], value) if isinstance(value, dict) else {}
-        dotted = {f"{key}.{name}": _cell(cell) for name, cell in inner.items()}
-        if dotted and not set(dotted) & set(item):  # an upstream key with a dot must not be overwritten
-            cells.update(dotted)
-        else:
-            cells[key] = _cell(value)
-    return cells
+@dataclass(frozen=True)
+class _Column:
+    name: str
+    key: str
+    inner: str | None
+    """The key inside `key`'s object, for an `object.key` column."""
+    layout: Layout
+
+    def cell(self, item: dict[str, Any]) -> Any:
+        """The cell of `item` in this column: None when it has none."""
+        value = item.get(self.key)
+        if self.inner is not None:
+            value = cast(dict[str, Any], value).get(self.inner) if isinstance(value, dict) else None
+        if self.layout.of_scalars and isinstance(value, list):
+            items = cast(list[Any], value)
+            return items[0] if len(items) == 1 else items
+        return value
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, list):
-        items = cast(list[Any], value)
-        return items[0] if len(items) == 1 else items
-    return value
+def _natural(key: str) -> tuple[list[tuple[int, str]], str]:
+    """A sort key that puts profile_field_2 before profile_field_10 and ignores case, then the key itself."""
+    return [(int(part), "") if part.isdigit() else (-1, part) for part in re.split(r"(\d+)", key.casefold())], key
 
 
-def _table(items: list[dict[str, Any]]) -> str:
-    rows = [_flat(item) for item in items]
-    columns = _columns(rows)
-    missing = object()
-    same = {
-        column: rows[0][column]
-        for column in columns
-        if all(row.get(column, missing) == rows[0].get(column, missing) for row in rows) and column not in KEPT_WHOLE
-    }
-    shown = [column for column in columns if column not in same]
-    if not shown:  # identical rows: hoisting every column would leave rows of nothing
-        same, shown = {}, columns
-    # The fullest columns first (ids always first), so a row's empty cells gather at its end and are left out.
-    filled = {column: sum(row.get(column) is not None for row in rows) for column in shown}
-    shown.sort(key=lambda column: (column not in KEPT_WHOLE, -filled[column]))
-    parts = ['{"columns":', _json(shown)]
+def _columns(items: list[dict[str, Any]], row: Layout) -> list[_Column]:
+    """Every column a table of `items` may have, in a fixed order for records of `row`'s layout.
+
+    The model's keys first, in its order; an object among them (a model or `dict[str, ...]`) as
+    `object.key` columns, its model's keys in order and then any other keys sorted; then keys the
+    model does not name, sorted. Sorted is by `_natural`, so the order never depends on which
+    record came first or had what. An object is kept as one column when some record holds it as
+    something else, or when a flattened name would clash with a key of that name.
+    """
+    present: dict[str, None] = {}
+    for item in items:
+        present.update(dict.fromkeys(item))
+    unknown = sorted((key for key in present if key not in row.fields), key=_natural)
+    clashing = set(unknown)
+    columns: list[_Column] = []
+    for key, layout in row.fields.items():
+        if key not in present:
+            continue
+        values = [item.get(key) for item in items]
+        if layout.is_row and all(value is None or isinstance(value, dict) for value in values):
+            inner: dict[str, None] = {}
+            for value in values:
+                inner.update(dict.fromkeys(cast(dict[str, Any], value or {})))
+            known = [name for name in layout.fields if name in inner]
+            names = known + sorted((name for name in inner if name not in layout.fields), key=_natural)
+            if not clashing & {f"{key}.{name}" for name in names}:
+                columns += [_Column(f"{key}.{name}", key, name, layout.child(name)) for name in names]
+                continue
+        columns.append(_Column(key, key, None, layout))
+    return columns + [_Column(key, key, None, row.child(key)) for key in unknown]
+
+
+def _cells(item: dict[str, Any], columns: list[_Column]) -> list[str | None]:
+    """`item`'s cells as JSON text, None where it has none."""
+    return [None if (cell := column.cell(item)) is None else _encode(cell, column.layout) for column in columns]
+
+
+def _table(items: list[dict[str, Any]], row: Layout) -> str:
+    """Records written once as column names, then one row per record, every row as long as the columns.
+
+    The columns come in `_columns`' fixed order; a column no record has a value for is left out,
+    an empty cell is `null`, a one-item list of plain values (an email, a tag) is written as its
+    item, and with two rows or more a column with the same value in every row (never `id`) is
+    written once in `same_in_every_row`, unless every column is (then the rows would be empty).
+    """
+    columns = _columns(items, row)
+    rows = [_cells(item, columns) for item in items]
+    kept = [index for index in range(len(columns)) if any(cells[index] is not None for cells in rows)]
+    same: list[int] = []
+    if len(rows) > 1:
+        same = [
+            index
+            for index in kept
+            if columns[index].name not in KEPT_WHOLE and all(cells[index] == rows[0][index] for cells in rows)
+        ]
+        if len(same) == len(kept):
+            same = []
+    shown = [index for index in kept if index not in same]
+    parts = ['{"columns":', _json([columns[index].name for index in shown])]
     if same:
-        parts += [',"same_in_every_row":', _encode(same)]
-    lines = ("[" + ",".join(_encode(cell) for cell in _trimmed([row.get(c) for c in shown])) + "]" for row in rows)
+        hoisted = ",".join(f"{_json(columns[index].name)}:{rows[0][index]}" for index in same)
+        parts += [',"same_in_every_row":{', hoisted, "}"]
+    lines = ("[" + ",".join(cells[index] or _NULL for index in shown) + "]" for cells in rows)
     parts += [',"rows":[\n', ",\n".join(lines), "]}"]
     return "".join(parts)
 
 
-def _trimmed(cells: list[Any]) -> list[Any]:
-    """A row without its trailing empty cells: a row shorter than the columns ends in nulls."""
-    end = len(cells)
-    while end and cells[end - 1] is None:
-        end -= 1
-    return cells[:end]
+_NULL = "null"
 
 
-def _columns(rows: list[dict[str, Any]]) -> list[str]:
-    """Every key of `rows`: a new key goes just before the next key of its row already placed, else last.
+def row_chars(item: dict[str, Any], columns: Iterable[str] = (), model: type[BaseModel] = Contact) -> int:
+    """How many characters `item` takes as a row of a table of `model` records, its line break included.
 
-    Rows leave out empty fields, so a plain union in order of appearance would put `phones` after
-    the custom fields when the first contact has no phone; this keeps the model's field order.
+    That is its row exactly as written when no column is in `same_in_every_row` (which only takes
+    characters out of rows), with a `null` for each of `columns` it has no cell in.
     """
-    columns: list[str] = []
-    for row in rows:
-        keys = list(row)
-        for index, key in enumerate(keys):
-            if key in columns:
-                continue
-            following = next((later for later in keys[index + 1 :] if later in columns), None)
-            columns.insert(columns.index(following) if following is not None else len(columns), key)
-    return columns
+    own = _own_columns(item, model)
+    cells = [cell for cell in _cells(item, own) if cell is not None]
+    nulls = len({*columns} - {column.name for column in own if column.cell(item) is not None})
+    return len(_escaped("[" + ",".join(cells) + "]")) + (len(_NULL) + 1) * nulls + 2
 
 
-def row_chars(item: dict[str, Any]) -> int:
-    """At most how many characters `item` adds as one row of a table (its columns are written once)."""
-    return len(_json(list(_flat(item).values()))) + 2
+def _own_columns(item: dict[str, Any], model: type[BaseModel]) -> list[_Column]:
+    row = layout_of(model)
+    return _columns([item], row)
+
+
+class TableGrowth:
+    """The columns and rows of a table being filled a record at a time, for what each next one adds.
+
+    The page walker adds `row_chars(item)` and `padding(item)` to stay under the result ceiling.
+    """
+
+    def __init__(self, model: type[BaseModel] = Contact) -> None:
+        self._model = model
+        self._columns: dict[str, None] = {}
+        self._rows = 0
+
+    def padding(self, item: dict[str, Any]) -> int:
+        """What `item` adds beyond `row_chars(item)`: its nulls, and for each column it is the first to fill, the
+        column's name and a null in every earlier row."""
+        names = self._names(item)
+        new = [name for name in names if name not in self._columns]
+        nulls = len(self._columns) - (len(names) - len(new))
+        return (len(_NULL) + 1) * (nulls + self._rows * len(new)) + sum(len(_escaped(_json(name))) + 1 for name in new)
+
+    def add(self, item: dict[str, Any]) -> None:
+        """Count `item` as the table's next row."""
+        self._columns.update(dict.fromkeys(self._names(item)))
+        self._rows += 1
+
+    def _names(self, item: dict[str, Any]) -> list[str]:
+        return [column.name for column in _own_columns(item, self._model) if column.cell(item) is not None]
 
 
 def _pair(character: str) -> str:
