@@ -40,11 +40,24 @@ Cometly
   (`"500"`): the contract accepts a number or a numeric string, the product sends numbers.
 - The update endpoint's statuses and limit are not established, nor whether its answer's
   `custom_fields` holds all 30 slots.
+  The product budgets the PUT at the create's 60 a minute (`cometly.update_contact`) and follows
+  `X-RateLimit-Limit`; the sandbox allows 60 a minute, answers an unknown id 404 `{"message"}`,
+  a bad body 422 with Laravel's `errors`, and echoes `custom_fields` with all 30 slots.
+- The update's input types no slot as taking null, so the product clears a slot by leaving it out of
+  the `custom_fields` it sends (a slot not sent becomes null) and sends every other slot that has a
+  value. Elements beyond the 25 a get shows cannot be read, so an update that must send back a
+  collection showing 25 is refused rather than cutting the rest.
+- Whether labels work as `custom_fields` keys on create or update: undocumented. The product
+  resolves labels to slots itself (`describe_custom_fields`' labels) and sends slots only.
 - The format of an event's `event_time_utc`, the type of a conversion's `amount`, and its currency:
   undocumented. The sandbox sends `YYYY-MM-DD HH:MM:SS` and a number or null. The journey summary
   (`tools/journey.py`) reads ISO 8601 (UTC without an offset) or Unix seconds/milliseconds, and
   leaves an event whose time it cannot read unranked (said in its `note`); it sums amounts that are
   numbers or numeric text, counts any other as `amount_missing`, and names no currency.
+- Sorting the list tools by a custom field (`sort_by`) is the server's, since the list takes no sort:
+  a date slot's value is read as ISO 8601 (`YYYY-MM-DD`, `YYYY-MM-DD HH:MM:SS`, or with an offset,
+  compared in the Space's timezone) and a number slot's as a number or numeric text; a value that
+  is neither sorts after those that are (compared as text), before contacts with no value.
 
 HighLevel
 - `GET /contacts/{contactId}` documents no 404: the sandbox answers an unknown id with 404
@@ -77,6 +90,17 @@ HighLevel
 - A token used on another sub-account's `locationId`: undocumented status; the sandbox answers 403.
 - `customFields[].value` is typed string; other field types' values are undocumented. The sandbox
   sends strings; the product passes any JSON value through.
+- `PUT /contacts/{contactId}` and the tag endpoints document no 404: the sandbox answers an unknown id
+  with 404 `{"statusCode", "message"}`; the product reads it, and a 400/422 saying not found, as
+  `[not_found]` (it reads the contact before any write). Whether PUT is a partial update is not said
+  in words, but no key is required: the product sends only the keys whose value changes; the sandbox
+  changes only the keys sent. Whether the tag endpoints answer the full tag set: the sandbox does;
+  the product reads the contact back instead.
+- A numeric custom field's `field_value` is typed `object` in the spec (example 100): the product
+  sends numbers as their text (every field type's schema takes a string), the sandbox reads a
+  number or a numeric string. A clear is sent as `""`.
+- Tag case: the sandbox keeps tags lower-cased, as HighLevel is seen to; the product compares tags
+  and emails ignoring case, and phones as E.164, when it checks what an update left.
 
 Clemta
 - 429 and 403 are not listed on the contact paths: the sandbox answers them with the
@@ -97,6 +121,15 @@ Clemta
   endpoints count per key and which per resource: the product keeps one 100/min budget per key,
   follows `X-RateLimit-Limit`, and lets a `X-RateLimit-Type: resource` header only lower it.
 - `status` values are undocumented ("may vary"): the sandbox uses `active`; the product passes any.
+- Whether PATCH clears the optional keys it is not sent, or keeps them: undocumented. The product
+  sends the whole contact it read with the change applied (a cleared text as "", a cleared list as
+  []), so either reading keeps every value not named; the sandbox keeps what is left out, and
+  clears what is sent empty.
+- How the list's `sort` compares `full_name` and `email` (case, accents) and where it puts a missing
+  value: undocumented. The product asks Clemta to sort only by `created_at` (whole seconds); a
+  sort by name or email is the server's, over the contacts read newest first. With `end_date`
+  alone (no `start_date`) it sends `created_at=lt` with the end's second plus one, whose meaning
+  the docs give, rather than `end_date` on its own; with neither, no creation filter at all.
 """
 
 from __future__ import annotations
@@ -156,6 +189,10 @@ SILENCES: tuple[Silence, ...] = (
         extra_keys=("meta",),
     ),
     Silence("highlevel", "*", "*", 429, "no 429 documented"),
+    Silence("cometly", "PUT", "/contacts/{id}", 404, "the update's statuses are not established", schema="error"),
+    Silence("highlevel", "PUT", "/contacts/{contactId}", 404, "no 404 documented for an unknown contact"),
+    Silence("highlevel", "POST", "/contacts/{contactId}/tags", 404, "no 404 documented for an unknown contact"),
+    Silence("highlevel", "DELETE", "/contacts/{contactId}/tags", 404, "no 404 documented for an unknown contact"),
     Silence("clemta", "*", "*", 429, "429 not listed on the contact paths", schema="RateLimitError"),
     Silence("clemta", "*", "*", 403, "403 not listed on the contact paths", schema="ForbiddenError"),
 )
