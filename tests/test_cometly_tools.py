@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from unittest.mock import ANY
 from urllib.parse import unquote
 
 import httpx
@@ -239,7 +240,12 @@ async def test_list_contacts_sends_bare_dates_as_full_day_bounds_and_returns_the
         "count": 2,
         "next_cursor": "eyJpZCI6MTF9",
         "has_more": True,
-        "range": {"start": "2024-01-15T00:00:00+00:00", "end": "2024-01-21T23:59:59+00:00", "timezone": "UTC"},
+        "range": {
+            "start": "2024-01-15T00:00:00+00:00",
+            "end": "2024-01-21T23:59:59+00:00",
+            "timezone": "UTC",
+            "today": ANY,  # the system clock's date
+        },
     }
 
 
@@ -309,6 +315,7 @@ async def test_list_contacts_converts_times_with_an_offset_into_the_space_timezo
         "start": "2024-07-01T08:00:00-04:00",
         "end": "2024-07-02T23:59:59-04:00",
         "timezone": "America/New_York",
+        "today": ANY,
     }
 
 
@@ -335,8 +342,14 @@ async def test_filter_by_custom_field_encodes_conditions_exactly_as_cometly_docu
     assert structured(result) == {
         "contacts": [],
         "count": 0,
+        "total": 0,  # one page, has_more false: every match was read
         "has_more": False,
-        "range": {"start": "2024-01-15T00:00:00+00:00", "end": "2024-01-15T23:59:59+00:00", "timezone": "UTC"},
+        "range": {
+            "start": "2024-01-15T00:00:00+00:00",
+            "end": "2024-01-15T23:59:59+00:00",
+            "timezone": "UTC",
+            "today": ANY,
+        },
         "filters": [
             {"field": "profile_field_5", "operator": "equal_to", "value": "Premium"},
             {"field": "profile_field_16", "operator": "greater_than", "value": 10},

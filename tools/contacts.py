@@ -65,19 +65,20 @@ StartDate = Annotated[
     str | None,
     Field(
         min_length=1,
-        max_length=40,
+        max_length=80,
         description=f"Start of the creation-date range, in the account's timezone: {DATE_FORMATS_HELP}. "
-        "A date starts at 00:00:00; a word or month starts on its first day. Leave it out for all history "
+        "A date starts at 00:00:00; a word or month starts on its first day; a range ('2026-01..2026-03') gives "
+        "both ends, with no end_date. Leave it out for all history "
         "(from 2000-01-01 to end_date, or to now): for questions about a custom field rather than sign-up.",
     ),
 ]
 EndDate = Annotated[
     str | None,
     Field(
-        max_length=40,
+        max_length=80,
         description="End of the range, in the same forms; a date ends at 23:59:59, a word or month on its last "
-        "day. Leave it out for the end of what start_date names ('last week' alone is last week; a date alone "
-        "is that day; a date and time alone runs until now), or, without start_date, for now.",
+        "day, a range where it ends. Leave it out for the end of what start_date names ('last week' alone is "
+        "last week; a date alone is that day; a date and time alone runs until now), or, without start_date, for now.",
     ),
 ]
 SortBy = Annotated[
@@ -597,11 +598,11 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "result's `range` shows the exact range used. Each contact carries its primary email, name, phone and "
         "location; call get_contact for one contact's full record or journey, and filter_by_custom_field to "
         "narrow by custom fields. Leave start_date out for all history (from 2000-01-01 to end_date or now). "
-        "sort_by sorts by a custom field's label, name, email or created_at ('whose trial ends next?': "
-        "sort_by='Trial Ends' with max_results), over what was read; `sorted.covers` says whether that is "
-        "every match. One page by default; max_results reads several. Returns `contacts` (a table in the "
-        "text), `count` (how many this result holds), `total` (how many match, when known exactly), "
-        "`has_more` and `next_cursor`: to read on, call again with the same arguments and cursor=next_cursor.",
+        "sort_by sorts by a custom field's label, name, email or created_at, over what was read; "
+        "`sorted.covers` says whether that is every match (max_results reads them all). One page by default; "
+        "max_results reads several. Returns `contacts` (a table in the text), `count` (how many this result "
+        "holds), `total` (how many match, when known exactly), `has_more` and `next_cursor`: to read on, call "
+        "again with the same arguments and cursor=next_cursor.",
     ),
     "filter_by_custom_field": (
         "Filter contacts by custom field",
@@ -609,14 +610,16 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         'leads whose Customer Plan is Premium: {"field": "Customer Plan", "operator": "equal_to", "value": '
         '"Premium"}. A field is named by its label (any case) or its slot profile_field_N; '
         "describe_custom_fields lists both, with each field's type and operators. Text, number and date "
-        "fields each have their own operators (see `operator`); `between` takes `start` and `end`, "
-        "`any`/`unknown` take no value; date values may be words ('last month'). Mind Cometly's semantics when "
+        "fields each have their own operators (see `operator`); `between` takes `start` and `end` "
+        "(or a period alone in `value`: 'next 14 days'), `any`/`unknown` take no value; date values may be words "
+        "('next quarter', 'last month'). Mind Cometly's semantics when "
         "counting: on a number field `any` means greater than 0 and `unknown` includes 0; not_equal_to and "
         "not_contains leave out contacts where the field is unset (add a second call with `unknown` to count "
         "those); a date equal_to matches the whole calendar day. Only labelled fields can be filtered (Cometly "
         "only). start_date is optional: left out, the conditions apply to all history. sort_by and order "
-        "sort as in list_contacts. Returns what list_contacts returns, custom fields included, plus "
-        "`filters`: the conditions as sent, labels resolved to slots.",
+        "sort as in list_contacts: 'whose trial ends in the next two weeks?' is Trial Ends between 'next 14 "
+        "days' with sort_by='Trial Ends' and max_results. Returns what list_contacts returns, custom fields "
+        "included, plus `filters`: the conditions as sent, labels resolved to slots.",
     ),
     "find_contact": (
         "Find contact",
