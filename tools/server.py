@@ -178,7 +178,7 @@ def _custom_fields_resource(state: SharedState, names: Sequence[str], redact: Ca
         uri=CUSTOM_FIELDS_URI,
         name="custom_fields",
         title="Custom fields",
-        description="Each configured provider's filterable custom fields: slot, label, type and operators "
+        description="Each configured provider's custom fields: label, slot, type, values to match and operators "
         "(what describe_custom_fields returns), as a JSON array.",
         mime_type="application/json",
     )
