@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -317,6 +318,47 @@ def test_created_at_orders_by_the_window_end_then_its_start_and_never_invents_a_
     assert [contacts[index].id for index in order] == ["d", "b", "a", "c", "e"]
     assert [contacts[index].id for index in descending] == ["c", "a", "b", "d", "e"]
     assert missing == 1
+
+
+def fielded(contact_id: str, value: Any) -> Contact:
+    return Contact(id=contact_id, provider="cometly", custom_fields={} if value is None else {"Seats": value})
+
+
+def test_values_not_of_the_fields_type_sort_after_those_that_are_and_before_none() -> None:
+    contacts = [fielded(name, value) for name, value in [("a", 10), ("b", "9"), ("c", "n/a"), ("d", None), ("e", 2.5)]]
+    numbers = Sort(by="Seats", order="asc", own=None, keys=("Seats", "profile_field_16"), kind="number")
+
+    order, missing = sorted_order(contacts, numbers)
+
+    assert [contacts[index].id for index in order] == ["e", "b", "a", "c", "d"]
+    assert missing == 1
+
+
+def test_dates_with_an_offset_compare_as_the_same_instant_in_the_accounts_timezone() -> None:
+    values = ["2026-03-01", "2026-02-28 23:00:00", "2026-03-01T00:30:00+01:00", "soon"]
+    contacts = [fielded(str(index), value) for index, value in enumerate(values)]
+    dates = Sort(by="Seats", order="asc", own=None, keys=("Seats",), kind="date", zone=ZoneInfo("UTC"))
+
+    order, _ = sorted_order(contacts, dates)
+
+    assert [values[index] for index in order] == [
+        "2026-02-28 23:00:00",
+        "2026-03-01T00:30:00+01:00",  # 23:30 UTC
+        "2026-03-01",
+        "soon",
+    ]
+
+
+async def test_a_label_sorts_the_slot_when_custom_fields_are_keyed_by_slot(
+    server: ContactsServer, upstream: Recording
+) -> None:
+    arguments = {"sort_by": "Seats", "use_custom_field_labels": False, "max_results": 500}
+    page = await call(server, "list_contacts", arguments)
+
+    seats = [contact.get("custom_fields", {}).get("profile_field_16") for contact in page["contacts"]]
+    missing = page["sorted"]["missing"]
+    assert seats[: len(seats) - missing] == sorted(seat for seat in seats if seat is not None)
+    assert page["sorted"]["by"] == "Seats"
 
 
 async def test_cut_values_keep_pointing_at_their_contact_after_the_sort(

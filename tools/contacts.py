@@ -87,8 +87,9 @@ SortBy = Annotated[
         min_length=1,
         max_length=200,
         description="Sort the contacts by a custom field, named by its label (any case) or slot profile_field_N "
-        "(numbers as numbers, dates as dates, text ignoring case and accents), or by name, email or created_at "
-        "(Cometly: by the created_between window's end, then its start; an exact created_at is both). "
+        "(numbers as numbers, dates as dates, text ignoring case and accents), or by the contact's own name, "
+        "email or created_at (a custom field with one of those labels goes by its slot; Cometly's created_at "
+        "sorts by the created_between window's end, then its start; an exact created_at is both). "
         "Contacts without a value come last. The server sorts what it read: one page, or every contact "
         "max_results read; `sorted.covers` says which. Leave it out for newest first.",
     ),
