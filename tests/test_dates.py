@@ -1278,7 +1278,11 @@ async def test_list_contacts_echoes_the_accounts_today_beside_the_resolved_range
 
     async with Client(new_york_server()) as client:
         result = await client.call_tool("list_contacts", {"start_date": "next week"})
+        sent = dict(httpx.QueryParams(route.calls.last.request.url.query).multi_items())
         refused = await client.call_tool("list_contacts", {"start_date": "next 0 days"})
+        long_range = await client.call_tool(
+            "list_contacts", {"start_date": "from 2026-01-15T09:30:00+01:00 to 2026-02-15T09:30:00+01:00"}
+        )
 
     assert not result.is_error, text_of(result)
     assert result.structured_content is not None
@@ -1288,13 +1292,9 @@ async def test_list_contacts_echoes_the_accounts_today_beside_the_resolved_range
         "timezone": "America/New_York",
         "today": "2026-12-01",
     }
-    query = dict(httpx_query(route))
-    assert (query["start_date"], query["end_date"]) == ("2026-12-07 00:00:00", "2026-12-13 23:59:59")
+    assert (sent["start_date"], sent["end_date"]) == ("2026-12-07 00:00:00", "2026-12-13 23:59:59")
     assert refused.is_error
     assert text_of(refused).startswith("[validation_error]")
-    assert route.call_count == 1
-
-
-def httpx_query(route: respx.Route) -> list[tuple[str, str]]:
-    """The query pairs of the route's last request."""
-    return list(httpx.QueryParams(route.calls.last.request.url.query).multi_items())
+    assert long_range.structured_content is not None, text_of(long_range)
+    assert long_range.structured_content["range"]["start"] == "2026-01-15T03:30:00-05:00"
+    assert route.call_count == 2
