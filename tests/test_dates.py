@@ -674,7 +674,7 @@ PROPERTY_ZONES = [
     KOLKATA,
     ZoneInfo("Pacific/Kiritimati"),
 ]
-CONTAINING_TODAY = ["today", "last 7 days", "this week", "this month"]
+CONTAINING_TODAY = ["today", "last 7 days", "this week", "this month", "this quarter", "this year", "next 7 days"]
 
 
 @given(
@@ -682,8 +682,9 @@ CONTAINING_TODAY = ["today", "last 7 days", "this week", "this month"]
     now=st.datetimes(
         min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 31), timezones=st.sampled_from(PROPERTY_ZONES)
     ),
-    phrase=st.sampled_from([*PHRASES, "last 1 days", "last 3660 days"])
-    | st.integers(1, 3660).map("last {} days".format),
+    phrase=st.sampled_from([*PHRASES, *FUTURE_PHRASES, "last 1 days", "last 3660 days"])
+    | st.integers(1, 3660).map("last {} days".format)
+    | st.integers(1, 3660).map("next {} days".format),
 )
 def test_every_phrase_resolves_to_whole_local_days_around_the_local_date_of_now(
     zone: ZoneInfo, now: datetime, phrase: str
@@ -693,7 +694,7 @@ def test_every_phrase_resolves_to_whole_local_days_around_the_local_date_of_now(
     assert resolved.start.time().isoformat() == "00:00:00"
     assert resolved.end.time().isoformat() == "23:59:59"
     resolved.echo()  # never raises
-    if phrase in CONTAINING_TODAY or (phrase.startswith("last") and phrase.endswith("days")):
+    if phrase in CONTAINING_TODAY or phrase.endswith("days"):
         assert resolved.start.date() <= now.astimezone(zone).date() <= resolved.end.date()
 
 
