@@ -250,7 +250,9 @@ def test_the_sandbox_path_ignores_provider_settings_and_redis_in_the_environment
     info = json.loads(result.stdout.split("\n", 1)[1])
     assert info["shared_budgets"] == "memory"
     assert info["sandbox"] is True
-    timezones = {row[0]: row[2] for row in info["providers"]["rows"] if len(row) > 2}
+    providers = info["providers"]
+    zone = providers["columns"].index("timezone")
+    timezones = {row[0]: row[zone] for row in providers["rows"] if row[zone] is not None}
     assert timezones == {"cometly": "UTC", "clemta": "UTC"}
 
 
