@@ -47,7 +47,7 @@ async def test_the_allow_list_serves_update_contact_only_when_named() -> None:
 
 
 def test_an_allow_list_naming_update_contact_in_read_only_mode_stops_the_server() -> None:
-    with pytest.raises(ConfigurationError, match="update_contact.*CONTACTS_MCP_READ_ONLY"):
+    with pytest.raises(ConfigurationError, match=r"update_contact.*CONTACTS_MCP_READ_ONLY"):
         build_server(make_settings(tools=["update_contact"], read_only=True))
 
 

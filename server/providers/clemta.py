@@ -479,6 +479,12 @@ class Clemta(Provider):
                 changed=False,
                 note=nothing_to_change(self.label),
             )
+        for key, theirs in (("names", "full_name"), ("emails", "email")):
+            if not intended[key]:  # PATCH requires both every time; a contact read without one cannot be sent back
+                raise ValidationFailed(
+                    f"Clemta's update requires the contact's {theirs} every time, and contact {contact_id} has none; "
+                    f"give one with add_{key} in the same call. Nothing was sent."
+                )
         payload = _patch_body(raw, intended, company)
         again = "read it with get_contact to see whether it took effect (calling update_contact again is safe)"
         await self._upstream.request(BUDGET, "PATCH", path("contacts", contact_id), json=payload, unsure=again)
@@ -587,13 +593,13 @@ _SAMENESS: Mapping[str, Same] = {"emails": same_email, "phones": same_phone}
 
 
 def _same_state(left: Any, right: Any, key: str) -> bool:
-    if isinstance(left, list) and isinstance(right, list):  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(left, list) and isinstance(right, list):
         items_left, items_right = cast(list[Any], left), cast(list[Any], right)
         same = _SAMENESS.get(key, _same)
         return len(items_left) == len(items_right) and all(
             same(str(a), str(b)) for a, b in zip(items_left, items_right, strict=True)
         )
-    return same_value(left, right)
+    return same_value(cast(JsonValue, left), cast(JsonValue, right))
 
 
 def _update_state(raw: Mapping[str, Any]) -> dict[str, Any]:
