@@ -339,7 +339,9 @@ async def read_contacts(
     """
     bulk = max_results is not None or count_only
     wanted = max_results or (MAX_RESULTS if count_only else query.per_page)
-    walk = _Walk(max_chars=max_chars, count_only=count_only)
+    # Sorting what max_results reads: read it all (the ceiling applies to what is shown), then sort.
+    every = sort is not None and max_results is not None and not count_only
+    walk = _Walk(max_chars=max_chars, count_only=count_only, keep=every)
     cursor, resume = Resume.decode(query.cursor)
     from_start = cursor is None and resume is None
     filters: list[AppliedFilter] | None = None
@@ -376,6 +378,11 @@ async def read_contacts(
         range=Range(**query.range.echo()),
         filters=filters,
     )
+    if every and sort is not None:
+        walked = from_start and not has_more
+        return _sorted_walk(
+            walk, sort, result, walked=walked, counted=counted, upstream=sorted_upstream, max_chars=max_chars
+        )
     result = walk.finish(result, None if count_only else sort)
     walked = from_start and not result.has_more
     total = walk.count if walked else counted
@@ -385,6 +392,46 @@ async def read_contacts(
     if sort is not None and not count_only:
         update["sorted"] = _sorted(sort, walk.missing, len(result.contacts), everything=walked or sorted_upstream)
     return result.model_copy(update=update)
+
+
+def _sorted_walk(
+    walk: _Walk, sort: Sort, result: ContactPage, *, walked: bool, counted: int | None, upstream: bool, max_chars: int
+) -> ContactPage:
+    """The result of a max_results read sorted: every contact read, in order, as many as fit the ceiling.
+
+    `result` carries where the read stopped (next_cursor reads on after the contacts read, in the
+    provider's order); a contact the ceiling leaves out is not reachable by the cursor, and the note says so.
+    """
+    order, missing = sorted_order(walk.read, sort)
+    shown = _Walk(max_chars=max_chars, count_only=False)
+    shown.sorted_all = True
+    shown.take([walk.read[index] for index in order], None, 0, len(order))
+    page = shown.finish(result)
+    left_out = walk.count - len(page.contacts)
+    covers = SORT_COVERS_ALL if walked or upstream else f"the {walk.count:,} contacts read"
+    notes: list[str] = []
+    if left_out:
+        other = "desc" if sort.order == "asc" else "asc"
+        notes.append(
+            f"Sorted all {walk.count:,} contacts read; shown are the first {len(page.contacts):,}, as many as fit the "
+            f"result ceiling. For the rest, narrow the range or the conditions, or call with order={other} for the "
+            "other end."
+        )
+    if result.has_more and covers != SORT_COVERS_ALL:
+        notes.append(
+            "More contacts match than were read: next_cursor reads on after them in the provider's order. To sort "
+            "every match, raise max_results (up to 100,000) or narrow the range or the conditions."
+        )
+    return page.model_copy(
+        update={
+            "has_more": result.has_more or left_out > 0,
+            "next_cursor": result.next_cursor,
+            "total": walk.count if walked else counted,
+            "sorted": Sorted(
+                by=sort.by, order=sort.order, covers=covers, missing=missing, note=" ".join(notes) or None
+            ),
+        }
+    )
 
 
 def _sorted(sort: Sort, missing: int, shown: int, *, everything: bool) -> Sorted:
@@ -440,9 +487,13 @@ class _Origin:
 class _Walk:
     """The contacts taken so far, what they cost in characters, and where each came from."""
 
-    def __init__(self, *, max_chars: int, count_only: bool) -> None:
+    def __init__(self, *, max_chars: int, count_only: bool, keep: bool = False) -> None:
         self.max_chars = max_chars - SLACK_CHARS
         self.count_only = count_only
+        self.keep = keep
+        """Only keep the contacts as read, with no ceiling (a read to sort): another walk shows them."""
+        self.sorted_all = False
+        """Showing sorted contacts: the ceiling's note is the sort's own, since no cursor reaches those left out."""
         self.count = 0
         self.contacts: list[dict[str, Any]] = []
         self.origins: list[_Origin] = []
@@ -461,7 +512,9 @@ class _Walk:
             contact = page[position]
             if self.count >= wanted:
                 break
-            if not self.count_only:
+            if self.keep:
+                self.read.append(contact)
+            elif not self.count_only:
                 shaped, cuts = shape_contact(contact.model_dump(mode="json"), PAGE_CAPS, f"contacts[{self.count}]")
                 cost = row_chars(shaped) + self.table.padding(shaped) + sum(len(json.dumps(cut)) + 1 for cut in cuts)
                 if self.contacts and self.used + cost > self.max_chars:  # the first contact always shows
@@ -538,7 +591,7 @@ class _Walk:
             notes.append(
                 "Long values of this page were cut (strings end in '…'); get_contact returns one contact in full."
             )
-        if self.full:
+        if self.full and not self.sorted_all:
             notes.append(
                 f"Stopped after {len(self.contacts):,} contacts to stay within the result ceiling of about "
                 f"{(self.max_chars + SLACK_CHARS) // CHARS_PER_TOKEN:,} tokens; call again with cursor=next_cursor "

@@ -195,6 +195,30 @@ async def test_sorting_by_a_label_across_pages_sorts_every_match_and_says_so(
     assert page["has_more"] is False
 
 
+async def test_a_sorted_read_past_the_ceiling_shows_the_first_of_every_contact_read(
+    server: ContactsServer, recording: Recording, upstream: Recording
+) -> None:
+    settings = {**sandbox_settings("http://sandbox"), "rate_limits": GENEROUS, "index": "off"}
+    tight = build_server(
+        make_settings(**settings, max_result_tokens=1_000), transport=lambda: recording, clock=lambda: NOW
+    )
+    arguments = {"sort_by": "Trial Ends", "order": "desc", "max_results": 1_000, "include_custom_fields": True}
+
+    page = await call(tight, "list_contacts", arguments)
+
+    everything = [c.get("custom_fields", {}).get("Trial Ends") for c in await everyone(server)]
+    dated = sorted((value for value in everything if value), reverse=True)
+    shown = values(page, "Trial Ends")
+    assert 0 < len(shown) < CONTACTS
+    assert shown == dated[: len(shown)]  # the latest of all 40, not of those that fit
+    assert page["sorted"]["covers"] == "all matches"
+    assert f"Sorted all {CONTACTS} contacts read" in page["sorted"]["note"]
+    assert page["total"] == CONTACTS
+    assert page["has_more"] is True
+    assert "next_cursor" not in page  # every contact was read: none is left for a cursor
+    assert "cursor=next_cursor" not in page.get("truncated", {}).get("note", "")
+
+
 async def test_sorting_one_page_with_more_to_read_says_it_covers_only_what_was_read(
     server: ContactsServer, upstream: Recording
 ) -> None:

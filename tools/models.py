@@ -244,7 +244,9 @@ class Sorted(BaseModel):
         "provider sorted them, so next_cursor goes on in order); else 'the N contacts read': only these were "
         "sorted, and a next page is sorted on its own."
     )
-    missing: int = Field(default=0, description="How many of them have no value to sort by; they come last.")
+    missing: int = Field(
+        default=0, description="How many of the contacts sorted have no value to sort by; they come last."
+    )
     note: str | None = Field(default=None, description="What the order leaves out, and how to cover it.")
 
 
