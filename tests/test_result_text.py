@@ -20,8 +20,9 @@ from starlette.applications import Starlette
 from contacts_mcp.server.app import SANDBOX_NOTE, build_server
 from contacts_mcp.server.results import PAGE_CAPS, TableGrowth, as_text, fit, row_chars, shape, shape_contact
 from contacts_mcp.server.sandbox import DEFAULT_RATE_LIMITS, create_app, sandbox_of
-from contacts_mcp.tools.models import Contact, ContactPage, CustomFields
+from contacts_mcp.tools.models import Contact, ContactMatches, ContactPage, CustomFields
 from contacts_mcp.tools.server import ServerInfo
+from contacts_mcp.tools.updates import ContactUpdate
 from tests.conftest import make_settings, sandboxed_server, text_of
 
 pytestmark = pytest.mark.anyio
@@ -484,29 +485,37 @@ def sandbox_app() -> Iterator[Starlette]:
 
 
 async def test_every_tools_text_reads_back_as_its_structured_content(sandbox_app: Starlette) -> None:
+    last_year = {"start_date": "last 365 days", "per_page": 30}
     calls: list[tuple[str, dict[str, Any], type[BaseModel]]] = [
         ("server_info", {}, ServerInfo),
-        ("describe_custom_fields", {}, CustomFields),
-        ("describe_custom_fields", {"provider": "highlevel"}, CustomFields),
-        ("list_contacts", {"start_date": "last 365 days", "per_page": 30, "include_custom_fields": True}, ContactPage),
+        *[("describe_custom_fields", {"provider": name}, CustomFields) for name in ("cometly", "highlevel", "clemta")],
+        ("list_contacts", {**last_year, "provider": "clemta"}, ContactPage),
         (
             "filter_by_custom_field",
-            {
-                "start_date": "last 365 days",
-                "conditions": [{"field": "Customer Plan", "operator": "any"}],
-                "per_page": 30,
-            },
+            {**last_year, "conditions": [{"field": "Customer Plan", "operator": "any"}]},
             ContactPage,
         ),
     ]
 
     async with Client(sandboxed_server(sandbox_app)) as client:
-        listed = await client.call_tool(*calls[3][:2])
+        listed = await client.call_tool("list_contacts", {**last_year, "include_custom_fields": True})
         assert listed.structured_content is not None
-        for item in listed.structured_content["contacts"][:8]:
-            journey = {"include_events": True, "include_browsing_hits": True, "include_comet_tokens": True}
-            calls.append(("get_contact", {"contact_id": item["id"], **journey}, Contact))
-        results = [(await client.call_tool(tool, arguments), model) for tool, arguments, model in calls]
+        contacts = listed.structured_content["contacts"]
+        journey = {"include_events": True, "include_browsing_hits": True, "include_comet_tokens": True}
+        calls += [("get_contact", {"contact_id": item["id"], **journey}, Contact) for item in contacts[:8]]
+        name = contacts[0]["names"][0]
+        calls += [
+            ("find_contact", {"provider": "highlevel", "name": name}, ContactMatches),
+            ("find_contact", {"provider": "clemta", "name": name.split()[0]}, ContactMatches),
+            (
+                "update_contact",
+                {"contact_id": contacts[1]["id"], "custom_fields": {"Customer Plan": "Premium", "Seats": 7}},
+                ContactUpdate,
+            ),
+        ]
+        results = [(listed, ContactPage)] + [
+            (await client.call_tool(tool, arguments), model) for tool, arguments, model in calls
+        ]
 
     tables = 0
     for result, model in results:
@@ -514,7 +523,7 @@ async def test_every_tools_text_reads_back_as_its_structured_content(sandbox_app
         text = text_of(result).removeprefix(SANDBOX_NOTE + "\n")
         tables += text.count('{"columns":')
         assert same_json(decoded(json.loads(text), model), result.structured_content)
-    assert tables >= len(results)  # budgets, fields, contacts, events, page views: all tables
+    assert tables >= len(results)  # budgets, fields, contacts, events, page views, changes: all tables
 
 
 # --- Limits and the ceiling ---------------------------------------------------------------------------------------
