@@ -22,7 +22,7 @@ from mcp import Client
 from starlette.applications import Starlette
 
 from contacts_mcp.server.budgets import BudgetSpec, fingerprint, open_budgets
-from contacts_mcp.server.errors import Conflict, NotFound, ValidationFailed
+from contacts_mcp.server.errors import Conflict, NotFound, UpstreamUnavailable, ValidationFailed
 from contacts_mcp.server.providers.base import Provider
 from contacts_mcp.server.providers.clemta import Clemta
 from contacts_mcp.server.providers.cometly import Cometly
@@ -35,6 +35,8 @@ from tests.conftest import sandboxed_server, text_of
 from tests.sandbox.support import NOW, UNLIMITED
 
 CONTACTS = 30
+DRAWN_FROM = 15
+"""The property test changes contacts from this index on; the tests that look at one contact take one before it."""
 EXAMPLES = 20
 Sent = list[tuple[str, str, Any]]
 Draw = Callable[[SearchStrategy[Any]], Any]
@@ -65,7 +67,11 @@ class Recording(httpx.AsyncBaseTransport):
 
 @asynccontextmanager
 async def provider(
-    cls: type[Provider], app: Starlette, sent: Sent | None = None, before_write: Any = None
+    cls: type[Provider],
+    app: Starlette,
+    sent: Sent | None = None,
+    before_write: Any = None,
+    transport: type[Recording] = Recording,
 ) -> AsyncGenerator[Any]:
     """The provider against the sandbox, with budgets no test reaches."""
     settings = Settings(**sandbox_settings("http://sandbox"))
@@ -75,7 +81,7 @@ async def provider(
         made = cls.from_settings(
             settings,
             budgets=budgets,
-            transport=Recording(app, [] if sent is None else sent, before_write),
+            transport=transport(app, [] if sent is None else sent, before_write),
             clock=lambda: NOW,
         )
         try:
@@ -194,7 +200,7 @@ CHANGES: dict[type[Provider], Change] = {Cometly: cometly_change, HighLevel: hig
 
 @pytest.mark.parametrize("cls", [Cometly, HighLevel, Clemta], ids=lambda cls: cls.name)
 def test_an_update_changes_exactly_what_it_names(app: Starlette, cls: type[Provider]) -> None:
-    ids = ids_of(app, cls)
+    ids = ids_of(app, cls)[DRAWN_FROM:]  # the other tests change the first contacts, each its own
 
     @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
     @given(data=st.data())
@@ -423,6 +429,52 @@ async def test_an_unknown_contact_is_not_found_and_nothing_is_written(
             await made.update(ContactChanges(contact_id=contact_id, **field))
 
     assert [method for method, _, _ in sent if method != "GET"] == []
+
+
+@pytest.mark.anyio
+async def test_a_clear_the_vendor_answers_with_its_default_is_shown_as_read_not_a_conflict(app: Starlette) -> None:
+    contact_id = ids_of(app, Clemta)[10]
+    async with provider(Clemta, app) as made:
+        await made.update(ContactChanges(contact_id=contact_id, fields=UpdateFields(status="inactive")))
+        cleared = await made.update(ContactChanges(contact_id=contact_id, fields=UpdateFields(status=None)))
+
+    [change] = cleared.changes
+    assert (change.field, change.before, change.after, change.changed) == ("status", "inactive", "active", True)
+    assert cleared.note == "status was cleared and Clemta set it to 'active'."
+
+
+class FailingWrites(Recording):
+    """The sandbox, but every write is answered 502 after it was recorded (it may have landed: unknown)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.method == "GET":
+            return await super().handle_async_request(request)
+        body = json.loads(request.content) if request.content else None
+        self._sent.append((request.method, request.url.path, body))
+        return httpx.Response(502, text="<html>Bad Gateway</html>")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("cls", [Cometly, HighLevel, Clemta], ids=lambda cls: cls.name)
+async def test_a_write_that_fails_is_sent_once_and_the_error_says_how_to_check_it(
+    app: Starlette, cls: type[Provider]
+) -> None:
+    contact_id = ids_of(app, cls)[9]
+    change = (
+        ContactChanges(contact_id=contact_id, custom_fields={"Customer Plan": "Plan from a failed write"})
+        if cls is Cometly
+        else ContactChanges(contact_id=contact_id, fields=UpdateFields(source="a failed write"))
+        if cls is HighLevel
+        else ContactChanges(contact_id=contact_id, fields=UpdateFields(description="A failed write"))
+    )
+    sent: Sent = []
+    async with provider(cls, app, sent, transport=FailingWrites) as made:
+        with pytest.raises(UpstreamUnavailable) as caught:
+            await made.update(change)
+
+    writes = [(method, path) for method, path, _ in sent if method != "GET"]
+    assert len(writes) == 1, writes
+    assert "get_contact" in caught.value.message
 
 
 # --- Through the tool --------------------------------------------------------------------------------------------

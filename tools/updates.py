@@ -185,7 +185,7 @@ def compared(
     named: Sequence[str],
     sameness: Mapping[str, Same] | None = None,
     exempt: Sequence[str] = (),
-) -> None:
+) -> str | None:
     """Check a read-back against the read before and what was sent.
 
     Args:
@@ -198,18 +198,35 @@ def compared(
         sameness: How to compare the items of a list field (emails by case, ...).
         exempt: Fields the vendor may change along with a named one (a lower-cased copy, a derived name).
 
+    Returns:
+        A note for the result when a named field was cleared and the vendor kept or filled in a value of its
+        own (a default); the result's `after` shows it as read.
+
     Raises:
         Conflict: A field the call did not name changed, or one it named is not as sent; the message
             names each with its values.
     """
     sameness = sameness or {}
     moved: list[str] = []
+    filled: list[str] = []
     for key in dict.fromkeys([*before, *after]):
         same = sameness.get(key.partition(".")[0], same_text)
         if key in exempt:
             continue
         if key in named:
-            if not same_state(intended.get(key), after.get(key), same):
+            if same_state(intended.get(key), after.get(key), same):
+                continue
+            if intended.get(key) in (None, "", []) and not same_state(before.get(key), after.get(key), same):
+                # A clear answered with a value the contact did not have: the vendor's own default (Clemta's
+                # docs do not say whether a status may be empty). Shown as read, not a conflict.
+                filled.append(
+                    f"{key.removeprefix('fields.')} was cleared and {label} set it to {_shown(after.get(key))}"
+                )
+            elif intended.get(key) in (None, "", []):
+                filled.append(
+                    f"{key.removeprefix('fields.')} cannot be cleared in {label}: it kept {_shown(after.get(key))}"
+                )
+            else:
                 moved.append(f"{key} was sent as {_shown(intended.get(key))} but reads {_shown(after.get(key))}")
         elif not same_state(before.get(key), after.get(key), same):
             moved.append(f"{key} was {_shown(before.get(key))} and is now {_shown(after.get(key))}")
@@ -219,6 +236,7 @@ def compared(
             f"{'; '.join(moved)}. The update was sent; read the contact with get_contact, check these fields, and "
             "call update_contact again for any that should differ."
         )
+    return "; ".join(filled) + "." if filled else None
 
 
 def _shown(value: JsonValue) -> str:

@@ -492,11 +492,12 @@ class Clemta(Provider):
         after = _update_state(raw_after)
         # Clemta's billing email may follow the contact's email; its phone parts are compared as the phone.
         exempt = ["billing.email"] if "emails" in keys else []
-        compared(self.label, contact_id, before, intended, after, named=keys, sameness=_SAMENESS, exempt=exempt)
+        note = compared(self.label, contact_id, before, intended, after, named=keys, sameness=_SAMENESS, exempt=exempt)
         return ContactUpdate(
             contact=self._contact(raw_after),
             changes=changes_of(named, before, after, sameness=_SAMENESS),
             changed=True,
+            note=note,
         )
 
     def _data(self, body: Any, what: str) -> dict[str, Any]:

@@ -718,12 +718,14 @@ class Cometly(Provider):
         )
         raw_after = await self._read_slots(canonical)
         after = _update_state(raw_after)
-        compared(self.label, canonical, before, intended, after, named=[key for key, _ in named], sameness=_SAMENESS)
+        filled = compared(
+            self.label, canonical, before, intended, after, named=[key for key, _ in named], sameness=_SAMENESS
+        )
         return ContactUpdate(
             contact=await self._labelled(self._detail(raw_after)),
             changes=changes_of(named, before, after, sameness=_SAMENESS),
             changed=True,
-            note=note,
+            note=" ".join(part for part in (note, filled) if part) or None,
         )
 
     def _detail(self, body: Any) -> Contact:

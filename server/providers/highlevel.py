@@ -684,11 +684,12 @@ class HighLevel(Provider):
         keys = [key for key, _ in named]
         # HighLevel may derive the name from the first and last name, and keeps lower-cased copies of them.
         exempt = [*(("names", "fields.first_name", "fields.last_name") if set(keys) & _NAME_KEYS else ())]
-        compared(self.label, contact_id, before, intended, after, named=keys, sameness=_SAMENESS, exempt=exempt)
+        note = compared(self.label, contact_id, before, intended, after, named=keys, sameness=_SAMENESS, exempt=exempt)
         return ContactUpdate(
             contact=await self._contact_of_raw(raw_after),
             changes=changes_of(named, before, after, sameness=_SAMENESS),
             changed=True,
+            note=note,
         )
 
     async def _contact_of_raw(self, raw: dict[str, Any]) -> Contact:
