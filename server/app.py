@@ -15,7 +15,7 @@ errors and resource text (`Redactor`: no 8-character piece of a secret survives)
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncGenerator, Callable, Iterable, Sequence
+from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from datetime import datetime
@@ -29,7 +29,7 @@ from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from pydantic import AnyUrl, BaseModel, ValidationError
 
-from ..tools.contacts import register_contact_tools
+from ..tools.contacts import WRITE_TOOLS, register_contact_tools
 from ..tools.server import About, register_server_tools
 from .budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from .errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
@@ -134,10 +134,13 @@ class ContactsServer(MCPServer[AppState]):
         redactor: Redactor,
         sandbox: bool = False,
         max_result_chars: int = 80_000,
+        hidden: Mapping[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(lifespan=state, **kwargs)
         self.state = state
+        self.hidden = dict(hidden or {})
+        """Tools this server has but does not serve, each with why (read-only mode, the allow-list)."""
         self.redactor = redactor
         self.sandbox = sandbox
         self.max_result_chars = max_result_chars
@@ -148,7 +151,12 @@ class ContactsServer(MCPServer[AppState]):
         if self._tool_manager.get_tool(name) is None:
             shown = self.redactor.text(name)  # whole, before it is cut for the message
             listed = ", ".join(tool.name for tool in self._tool_manager.list_tools())
-            unknown = NotSupported(f"There is no tool {_short(shown, 80)!r} on this server; it offers: {listed}.")
+            why = self.hidden.get(name)
+            unknown = NotSupported(
+                f"{name} is not served here: {why}; it offers: {listed}."
+                if why
+                else f"There is no tool {_short(shown, 80)!r} on this server; it offers: {listed}."
+            )
             return self._failure(shown[:80], unknown)
         if self.redactor.found_in(arguments):
             return self._failure(name, _holding_secrets(self.redactor, arguments))
@@ -268,6 +276,20 @@ def _lifespan(
     return SharedState(open_state)
 
 
+def _hidden_tools(settings: Settings) -> dict[str, str]:
+    """Why each write tool is left out, said when it is called anyway."""
+    hidden: dict[str, str] = {}
+    for tool in WRITE_TOOLS:
+        if settings.read_only:
+            hidden[tool] = (
+                "this server runs read-only (CONTACTS_MCP_READ_ONLY), so it changes no contact; tell the user the "
+                "change must be made in the provider itself or by an operator who turns read-only off"
+            )
+        elif settings.tools is not None and tool not in settings.tools:
+            hidden[tool] = "the operator's allow-list (CONTACTS_MCP_TOOLS) leaves it out; tell the user"
+    return hidden
+
+
 def build_server(
     settings: Settings,
     *,
@@ -307,6 +329,7 @@ def build_server(
         redactor=Redactor(secrets_of(settings)),
         sandbox=sandbox,
         max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
+        hidden=_hidden_tools(settings),
     )
     register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)
     register_server_tools(

@@ -31,7 +31,8 @@ async def test_read_only_mode_leaves_update_contact_out_and_refuses_a_call() -> 
 
     assert "update_contact" not in names
     assert "create_contact" not in names
-    assert text_of(result).startswith("[not_supported]")
+    assert text_of(result).startswith("[not_supported] update_contact is not served here: this server runs read-only")
+    assert "CONTACTS_MCP_READ_ONLY" in text_of(result)
 
 
 async def test_the_allow_list_serves_update_contact_only_when_named() -> None:
@@ -42,7 +43,7 @@ async def test_the_allow_list_serves_update_contact_only_when_named() -> None:
         named = [tool.name for tool in (await client.list_tools()).tools]
 
     assert left_out == ["get_contact"]
-    assert text_of(refused).startswith("[not_supported]")
+    assert text_of(refused).startswith("[not_supported] update_contact is not served here: the operator's allow-list")
     assert named == ["get_contact", "update_contact"]
 
 

@@ -588,8 +588,8 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "(amounts summed as Cometly reports them, in the account's currency, which it does not name; "
         "amount_missing counts those without one), so 'which campaign brought them in and how much have they "
         "spent' needs no adding up. HighLevel contacts carry its first/last-touch attribution as `journey` too. "
-        "Ids come from list_contacts, filter_by_custom_field or find_contact, or from the user. Returns one "
-        "Contact.",
+        "Ids come from find_contact, list_contacts, filter_by_custom_field, create_contact or update_contact, or "
+        "from the user. Returns one Contact.",
     ),
     "list_contacts": (
         "List contacts",
@@ -661,8 +661,8 @@ _DESCRIPTIONS: dict[Capability, tuple[str, str]] = {
         "(Cometly) or name, id or key (HighLevel), null to clear; fields for a provider's own fields. Safe to "
         "repeat: a value already as asked is listed unchanged and nothing is sent. An argument the provider "
         "has no place for is refused before anything is sent, naming who takes it. If someone else changed the "
-        "contact meanwhile, it fails with [conflict] naming the fields. Ids come from find_contact, list_contacts "
-        "or filter_by_custom_field. Returns the contact after the update and `changes`: each named field's "
-        "before and after.",
+        "contact meanwhile, it fails with [conflict] naming the fields. Ids come from find_contact, list_contacts, "
+        "filter_by_custom_field or create_contact. Returns the contact after the update and `changes`: each named "
+        "field's before and after.",
     ),
 }
