@@ -359,7 +359,14 @@ async def test_server_info_reports_providers_timezone_and_what_each_budget_has_l
     assert info["providers"] == [
         {
             "name": "cometly",
-            "tools": ["create_contact", "filter_by_custom_field", "find_contact", "get_contact", "list_contacts"],
+            "tools": [
+                "create_contact",
+                "filter_by_custom_field",
+                "find_contact",
+                "get_contact",
+                "list_contacts",
+                "update_contact",
+            ],
             "timezone": "UTC",
         }
     ]

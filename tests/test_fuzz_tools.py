@@ -378,6 +378,17 @@ CURSORS: SearchStrategy[Any] = st.one_of(
 """Cursors: random text, base64-ish text, real Clemta cursors, and base64 of JSON with a wrong `skip`."""
 
 
+SORT_BY: SearchStrategy[Any] = st.sampled_from(
+    ["name", "email", "created_at", "Customer Plan", "trial ends", "Seats", "profile_field_26", "Lifetime Value"]
+)
+"""What a list is sorted by: its own fields, labels in any case, a slot."""
+ANY_SORT_BY: SearchStrategy[Any] = st.one_of(
+    SORT_BY, st.sampled_from(["", "No Such Field", "id", "profile_field_31", "x" * 300, "created_at desc"]), st.integers()
+)
+ORDERS: SearchStrategy[Any] = st.sampled_from(["asc", "desc"])
+ANY_ORDER: SearchStrategy[Any] = st.one_of(ORDERS, st.sampled_from(["ASC", "up", "", None]), st.integers())
+
+
 @st.composite
 def valid_list_contacts(draw: st.DrawFn) -> dict[str, Any]:
     arguments: dict[str, Any] = {**draw(date_ranges()), "provider": draw(st.sampled_from(serving("list_contacts")))}
@@ -390,6 +401,8 @@ def valid_list_contacts(draw: st.DrawFn) -> dict[str, Any]:
         "include_comet_tokens": st.booleans(),
         "include_custom_fields": st.booleans(),
         "use_custom_field_labels": st.booleans(),
+        "sort_by": SORT_BY,
+        "order": ORDERS,
     }
     return arguments | draw(st.fixed_dictionaries({}, optional=optional))
 
@@ -405,6 +418,8 @@ LIST_BAD: dict[str, SearchStrategy[Any]] = {
     "include_comet_tokens": BOOLS,
     "include_custom_fields": BOOLS,
     "use_custom_field_labels": BOOLS,
+    "sort_by": ANY_SORT_BY,
+    "order": ANY_ORDER,
     "provider": providers("list_contacts"),
 }
 LIST_CONTACTS = tool_arguments(valid_list_contacts(), LIST_BAD)
@@ -495,6 +510,8 @@ def valid_filter(draw: st.DrawFn) -> dict[str, Any]:
         "count_only": st.booleans(),
         "include_custom_fields": st.booleans(),
         "use_custom_field_labels": st.booleans(),
+        "sort_by": SORT_BY,
+        "order": ORDERS,
     }
     return arguments | draw(st.fixed_dictionaries({}, optional=optional))
 
@@ -511,6 +528,8 @@ FILTER_BY_CUSTOM_FIELD = tool_arguments(
         "count_only": BOOLS,
         "include_custom_fields": BOOLS,
         "use_custom_field_labels": BOOLS,
+        "sort_by": ANY_SORT_BY,
+        "order": ANY_ORDER,
         "provider": providers("filter_by_custom_field"),
     },
 )

@@ -110,6 +110,7 @@ async def test_every_key_of_a_cometly_contact_reaches_get_contact(cometly: respx
 async def test_every_key_of_a_created_cometly_contact_reaches_the_result(cometly: respx.MockRouter) -> None:
     answer = full_example("cometly", "POST", "/contacts", 201)
     cometly.post("/contacts").respond(201, json=answer)
+    cometly.get("/contacts").respond(200, json={"data": [], "next_cursor": None})  # no labels: slots stay
 
     async with Client(build_server(make_settings())) as client:
         result = await client.call_tool("create_contact", {"emails": ["new@example.com"]})

@@ -90,6 +90,7 @@ async def test_the_installed_entry_point_serves_tools_over_stdio(upstream: str, 
         "filter_by_custom_field",
         "find_contact",
         "create_contact",
+        "update_contact",
         "describe_custom_fields",
         "server_info",
     ]
