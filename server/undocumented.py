@@ -121,6 +121,9 @@ Clemta
   endpoints count per key and which per resource: the product keeps one 100/min budget per key,
   follows `X-RateLimit-Limit`, and lets a `X-RateLimit-Type: resource` header only lower it.
 - `status` values are undocumented ("may vary"): the sandbox uses `active`; the product passes any.
+- Whether `status` may be empty: undocumented. The sandbox puts `active` in place of an empty one;
+  the product sends a clear as "" and, whatever the read-back shows (empty, a default, the old
+  value), reports it as read with a note rather than as someone else's change (`compared`).
 - Whether PATCH clears the optional keys it is not sent, or keeps them: undocumented. The product
   sends the whole contact it read with the change applied (a cleared text as "", a cleared list as
   []), so either reading keeps every value not named; the sandbox keeps what is left out, and
