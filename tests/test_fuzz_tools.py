@@ -383,7 +383,9 @@ SORT_BY: SearchStrategy[Any] = st.sampled_from(
 )
 """What a list is sorted by: its own fields, labels in any case, a slot."""
 ANY_SORT_BY: SearchStrategy[Any] = st.one_of(
-    SORT_BY, st.sampled_from(["", "No Such Field", "id", "profile_field_31", "x" * 300, "created_at desc"]), st.integers()
+    SORT_BY,
+    st.sampled_from(["", "No Such Field", "id", "profile_field_31", "x" * 300, "created_at desc"]),
+    st.integers(),
 )
 ORDERS: SearchStrategy[Any] = st.sampled_from(["asc", "desc"])
 ANY_ORDER: SearchStrategy[Any] = st.one_of(ORDERS, st.sampled_from(["ASC", "up", "", None]), st.integers())
