@@ -113,6 +113,23 @@ def _redis_url_problem(value: str) -> str | None:
     return None
 
 
+_SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
+
+
+def _oauth_url_problem(value: str) -> str | None:
+    """What keeps `value` from being an issuer or resource URL, or None (`OAuthConfig` asks for https)."""
+    example = "https://contacts.example.com/mcp"
+    if not value.startswith(("http://", "https://")):
+        return f"must start with https:// (e.g. {example})"
+    if "?" in value or "#" in value:
+        # RFC 8414 §2: an issuer has no query or fragment; RFC 8707 §2: a resource has no fragment.
+        return f"must not have a query or fragment (e.g. {example})"
+    url = _split_url(value, example)
+    if "@" in url.netloc:
+        return f"must not have a user or password (e.g. {example})"
+    return _authority_problem(url, example)
+
+
 class ProviderSettings(BaseSettings):
     """What every provider's settings have: a secret key and an http(s) base URL."""
 
@@ -261,6 +278,20 @@ class Settings(BaseSettings):
     """Keep the contact index in this PostgreSQL database (`postgresql://user:pass@host/db`), shared by replicas."""
     index_share: float = Field(default=1 / 3, gt=0, le=1)
     """The largest share of each rate budget the index's background sync may use (0-1]; the rest stays for tools."""
+    oauth_issuer: str | None = None
+    """The OAuth authorization server whose access tokens HTTP clients may send, exactly as its metadata's `issuer`."""
+    public_url: str | None = None
+    """The server's public resource URL (e.g. `https://contacts.example.com/mcp`); required with an issuer."""
+    oauth_audience: str | None = None
+    """The `aud` the issuer puts in access tokens for this server; default: `public_url`."""
+    oauth_read_scope: str = "contacts:read"
+    """The scope a token needs for the read tools."""
+    oauth_write_scope: str = "contacts:write"
+    """The scope a token needs for create_contact and update_contact."""
+    oauth_client_id: str | None = None
+    """This server's client id at the issuer's introspection endpoint (RFC 7662), for opaque tokens."""
+    oauth_client_secret: SecretStr | None = None
+    """This server's client secret at the issuer's introspection endpoint."""
 
     @field_validator("redis_url")
     @classmethod
@@ -313,6 +344,47 @@ class Settings(BaseSettings):
                 "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
             )
         return SecretStr(token)
+
+    @field_validator("oauth_issuer", "public_url")
+    @classmethod
+    def _oauth_url(cls, value: str | None) -> str | None:
+        url = (value or "").strip()
+        if not url:
+            return None
+        problem = _oauth_url_problem(url)
+        if problem:
+            raise ValueError(problem)
+        return url  # kept exactly: the issuer is compared with the metadata's, the resource with `aud`
+
+    @field_validator("oauth_audience")
+    @classmethod
+    def _oauth_audience(cls, value: str | None) -> str | None:
+        # A blank audience stays "" (not None), so `OAuthConfig` refuses it instead of silently
+        # falling back to the public URL.
+        return value.strip() if value is not None else None
+
+    @field_validator("oauth_read_scope", "oauth_write_scope")
+    @classmethod
+    def _oauth_scope(cls, value: str) -> str:
+        scope = value.strip()
+        if not _SCOPE_TOKEN.fullmatch(scope):
+            # RFC 6749 §3.3's scope-token; it is also quoted in WWW-Authenticate, where '"' or '\\' would break out.
+            raise ValueError(
+                "must be one scope name: printable ASCII without spaces, '\"' or '\\' (e.g. contacts:read)"
+            )
+        return scope
+
+    @field_validator("oauth_client_id")
+    @classmethod
+    def _oauth_client_id(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("oauth_client_secret")
+    @classmethod
+    def _oauth_client_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return SecretStr(value.get_secret_value().strip())
 
     @field_validator("tools", mode="before")
     @classmethod
