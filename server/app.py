@@ -10,29 +10,46 @@ the upstream's answers (`server.http.Upstream` redacts them as it reads them) an
 arguments (a call whose arguments hold a piece of a secret is refused unsent, so no message can
 echo one cut short). What the server sends is scanned once more on the way out: tool results,
 errors and resource text (`Redactor`: no 8-character piece of a secret survives).
+
+Over HTTP the caller is known (`server.web`'s gate puts its access token in the SDK's auth context):
+tools/list shows only the tools its scopes reach (`ToolScopes`), a call past them is refused before
+any tool runs, and every call logs one audit line (`contacts_mcp.audit`): who, which tool and
+provider, the outcome, and for a write the contact's id. Never the token.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import httpx
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
 from mcp.server.lowlevel.helper_types import ReadResourceContents
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp_types import CallToolResult, InputRequiredResult, TextContent
+from mcp_types import Tool as MCPTool
 from pydantic import AnyUrl, BaseModel, ValidationError
 
 from ..tools.contacts import WRITE_TOOLS, register_contact_tools
 from ..tools.server import About, register_server_tools
 from .budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
-from .errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from .errors import (
+    ConfigurationError,
+    ContactsError,
+    InternalError,
+    NotSupported,
+    PermissionDenied,
+    ValidationFailed,
+)
 from .index.running import open_index
 from .providers import PROVIDERS, Provider
 from .providers.cometly import Cometly
@@ -41,6 +58,7 @@ from .settings import Settings
 from .state import AppState, SharedState
 
 logger = logging.getLogger(__name__)
+audit_logger = logging.getLogger("contacts_mcp.audit")
 
 VERSION = "0.1.0"
 INSTRUCTIONS = (
@@ -55,6 +73,24 @@ INSTRUCTIONS = (
 SANDBOX_NOTE = "SANDBOX DATA: generated contacts from the built-in sandbox, not real customers."
 
 TransportFactory = Callable[[], httpx.AsyncBaseTransport]
+_ERROR_CLASS = re.compile(r"\[([a-z_]+)\]")
+
+
+@dataclass(frozen=True)
+class ToolScopes:
+    """The OAuth scope each tool needs: `write` for the tools that change contacts, `read` for every other."""
+
+    read: str = "contacts:read"
+    write: str = "contacts:write"
+
+    def needed(self, tool: str) -> str:
+        """The scope a token must hold to list or call `tool`."""
+        return self.write if tool in WRITE_TOOLS else self.read
+
+    @property
+    def all(self) -> list[str]:
+        """Every scope, read first: what the static token holds and what the server's metadata advertises."""
+        return [self.read, self.write]
 
 
 def configured_providers(settings: Settings) -> list[type[Provider]]:
@@ -135,18 +171,85 @@ class ContactsServer(MCPServer[AppState]):
         sandbox: bool = False,
         max_result_chars: int = 80_000,
         hidden: Mapping[str, str] | None = None,
+        scopes: ToolScopes | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(lifespan=state, **kwargs)
         self.state = state
+        self.scopes = scopes or ToolScopes()
+        """The scope each tool needs from a caller whose token is known (HTTP); stdio and in-memory have none."""
         self.hidden = dict(hidden or {})
         """Tools this server has but does not serve, each with why (read-only mode, the allow-list)."""
         self.redactor = redactor
         self.sandbox = sandbox
         self.max_result_chars = max_result_chars
 
+    async def list_tools(self) -> list[MCPTool]:
+        """Every tool, or over HTTP only those the caller's token has the scope for."""
+        tools = await super().list_tools()
+        token = get_access_token()
+        if token is None:
+            return tools
+        return [tool for tool in tools if self.scopes.needed(tool.name) in token.scopes]
+
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        token = get_access_token()
+        over_http = context is not None and context.request_context.request is not None
+        if token is not None and self.scopes.needed(name) not in token.scopes:
+            # The HTTP gate answers 403 before this; kept so no path around it reaches a tool.
+            result: CallToolResult | InputRequiredResult = self._failure(
+                name[:80],
+                PermissionDenied(
+                    f"This sign-in was not granted {self.scopes.needed(name)}, which {_short(name, 80)} needs; "
+                    "ask the user to sign in again granting it. Nothing was sent."
+                ),
+            )
+        else:
+            result = await self._call_tool(name, arguments, context)
+        if over_http or token is not None:
+            self._audit(token, name, arguments, result)
+        return result
+
+    def _audit(self, token: AccessToken | None, name: str, arguments: Mapping[str, Any], result: object) -> None:
+        """One line per tool call over HTTP: who, what, where, how it ended; never a token or an argument's value."""
+        outcome = "ok"
+        contact_id: Any = None
+        if isinstance(result, CallToolResult) and result.is_error:
+            text = next((block.text for block in result.content if isinstance(block, TextContent)), "")
+            found = _ERROR_CLASS.match(text)
+            outcome = found.group(1) if found else "error"
+        elif isinstance(result, CallToolResult) and name in WRITE_TOOLS:
+            structured: dict[str, Any] = result.structured_content or {}
+            contact: Any = structured.get("contact", structured)  # update_contact's answer nests it
+            contact_id = cast(dict[str, Any], contact).get("id") if isinstance(contact, dict) else None
+        if name in WRITE_TOOLS and contact_id is None:
+            contact_id = arguments.get("contact_id")
+        line = {
+            "event": "tool_call",
+            "subject": token.subject if token is not None else None,
+            "client_id": token.client_id if token is not None else None,
+            "tool": _short(name, 80),
+            "provider": self._provider_of(name, arguments),
+            "outcome": outcome,
+        }
+        if name in WRITE_TOOLS:
+            line["contact_id"] = None if contact_id is None else _short(str(contact_id), 200)
+        audit_logger.info("%s", self.redactor.text(json.dumps(line, ensure_ascii=False)))
+
+    def _provider_of(self, name: str, arguments: Mapping[str, Any]) -> str | None:
+        """The provider a call went to: the one it named, else the tool's default; None for a tool without one."""
+        given = arguments.get("provider")
+        if isinstance(given, str):
+            return _short(given, 40)
+        tool = self._tool_manager.get_tool(name)
+        schema: Any = tool.parameters.get("properties", {}).get("provider", {}) if tool is not None else {}
+        default: Any = cast(dict[str, Any], schema).get("default") if isinstance(schema, dict) else None
+        return default if isinstance(default, str) else None
+
+    async def _call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
     ) -> CallToolResult | InputRequiredResult:
         if self._tool_manager.get_tool(name) is None:
             shown = self.redactor.text(name)  # whole, before it is cut for the message
@@ -330,6 +433,7 @@ def build_server(
         sandbox=sandbox,
         max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
         hidden=_hidden_tools(settings),
+        scopes=ToolScopes(read=settings.oauth_read_scope, write=settings.oauth_write_scope),
     )
     register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)
     register_server_tools(

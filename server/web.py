@@ -2,16 +2,22 @@
 
 ```
 connection ─> server.connections: a cap sized from the descriptor limit, deadlines for a request's head and body
-request ─> BearerGate ──/healthz──> "ok" (no token, nothing revealed)
-              │ Authorization: Bearer <CONTACTS_MCP_HTTP_TOKEN>, compared in constant time; else 401
-              └─> HostOriginGate: Host and Origin parsed and compared exactly with loopback, the bound
-                    │ address and CONTACTS_MCP_ALLOWED_*; else 421 / 403
-                    └─> SessionCap (SSE): MAX_SESSIONS open streams at most; else 503
-                          └─> the SDK's transport: its own Host/Origin check, a second line
+request ─> AuthGate ──/healthz──> "ok" (no token, nothing revealed)
+              ├──/.well-known/oauth-protected-resource[/mcp]──> RFC 9728 metadata (with OAuth; no token)
+              │ Authorization: Bearer <CONTACTS_MCP_HTTP_TOKEN>, compared in constant time: every scope;
+              │   or (OAuth) an access token the verifier accepts: its scopes; else 401 with the challenge,
+              │   or 503 when the issuer cannot be reached for the key it needs
+              │ short of a scope: the POST body is read; a tools/call past the caller's scopes is 403
+              └─> AuthContextMiddleware: the caller where the SDK's get_access_token() finds it
+                    └─> HostOriginGate: Host and Origin parsed and compared exactly with loopback, the bound
+                          │ address, the public URL's host and CONTACTS_MCP_ALLOWED_*; else 421 / 403
+                          └─> SessionCap (SSE): MAX_SESSIONS open streams at most; else 503
+                                └─> the SDK's transport: its own Host/Origin check, a second line;
+                                    sessions belong to the caller that opened them
 ```
 
 An HTTP server holding a CRM key is a target, so the rules are checked before anything binds:
-off loopback a token is required, and on every address (0.0.0.0, ::, 0, ...) so is the list of Host
+off loopback a token or OAuth is required, and on every address (0.0.0.0, ::, 0, ...) so is the list of Host
 names clients use, which DNS rebinding protection cannot guess. The SDK's Host/Origin check matches
 `host:*` patterns by prefix (it lets `Host: 127.0.0.1:8000@evil.com` through), so the exact check
 here comes first and the SDK's stays behind it. This module is imported only by
@@ -23,24 +29,36 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
+import json
 import logging
 import re
 from collections.abc import AsyncGenerator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
+from urllib.parse import urlsplit
 
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware, create_protected_resource_routes
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
+from mcp.shared.auth import ProtectedResourceMetadata
+from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
+from starlette.authentication import AuthCredentials
 from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .app import ContactsServer
+from .app import ContactsServer, ToolScopes, audit_logger
 from .binds import bind_host, binds_every_address, is_loopback
 from .connections import Limits, collapse_repeated_logs, raise_descriptor_limit, uvicorn_options
 from .errors import ConfigurationError
+from .oauth import IssuerUnavailable, OAuthConfig, OAuthVerifier
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -209,11 +227,11 @@ def allowed_authorities(settings: Settings, options: HttpOptions) -> Allowed:
             without `CONTACTS_MCP_ALLOWED_HOSTS`, or a configured host or origin cannot be parsed.
     """
     host = options.host
-    if not is_loopback(host) and settings.http_token is None:
+    if not is_loopback(host) and settings.http_token is None and settings.oauth_issuer is None:
         raise ConfigurationError(
-            f"contacts-mcp: refusing to serve on {host} without CONTACTS_MCP_HTTP_TOKEN: anyone who can reach "
-            "the port could read and create contacts with your API keys. Set a token (e.g. "
-            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`) or bind to 127.0.0.1."
+            f"contacts-mcp: refusing to serve on {host} without CONTACTS_MCP_HTTP_TOKEN or CONTACTS_MCP_OAUTH_ISSUER: "
+            "anyone who can reach the port could read and create contacts with your API keys. Set a token (e.g. "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`), configure OAuth, or bind to 127.0.0.1."
         )
     if binds_every_address(host) and not settings.allowed_hosts:
         raise ConfigurationError(
@@ -226,6 +244,10 @@ def allowed_authorities(settings: Settings, options: HttpOptions) -> Allowed:
         if bound is not None:
             hosts.add(bound)
     hosts |= _configured_hosts(settings.allowed_hosts)
+    if settings.oauth_issuer is not None and settings.public_url:
+        public = parse_authority(urlsplit(settings.public_url).netloc)
+        if public is not None:  # the name clients reach the resource by, as its metadata says
+            hosts.add(public)
     origins = {("http", Authority(name, None)) for name in LOOPBACK_NAMES}
     origins |= _configured_origins(settings.allowed_origins)
     return Allowed(hosts=frozenset(hosts), origins=frozenset(origins))
@@ -295,16 +317,78 @@ class SessionCap:
             self.open -= 1
 
 
-class BearerGate:
-    """ASGI middleware: every path but `/healthz` needs `Authorization: Bearer <token>`.
+STATIC_SUBJECT = "static-token"
+"""The subject and client id of a caller holding CONTACTS_MCP_HTTP_TOKEN, as the audit line names it."""
+PRM_PATH = "/.well-known/oauth-protected-resource"
+RETRY_AFTER_SECONDS = 30
+"""What a 503 tells a client to wait when the issuer cannot be reached for a key the token needs."""
 
-    The token is compared as a SHA-256 digest with `hmac.compare_digest`, so neither its content nor
-    its length shows in the response time. Without a token configured (loopback only) all pass.
+
+@dataclass(frozen=True)
+class OAuthGuard:
+    """What the gate needs to serve OAuth: the verified configuration and a started verifier."""
+
+    config: OAuthConfig
+    verifier: OAuthVerifier
+
+    @property
+    def metadata_url(self) -> str:
+        """Where this resource's Protected Resource Metadata is (RFC 9728 §3.1), as clients reach it."""
+        return str(build_resource_metadata_url(AnyHttpUrl(self.config.resource)))
+
+    def metadata_routes(self, scopes: ToolScopes) -> Router:
+        """The metadata at the path-suffixed and at the root well-known URL: clients differ on which they ask."""
+        routes = create_protected_resource_routes(
+            resource_url=AnyHttpUrl(self.config.resource),
+            authorization_servers=[AnyHttpUrl(self.config.issuer)],
+            scopes_supported=scopes.all,
+            resource_name="contacts-mcp",
+        )
+        metadata = ProtectedResourceMetadata.model_validate(
+            {
+                "resource": self.config.resource,
+                "authorization_servers": [self.config.issuer],  # as given: RFC 8414 compares issuers exactly
+                "scopes_supported": scopes.all,
+                "resource_name": "contacts-mcp",
+            }
+        )
+        handler = ProtectedResourceMetadataHandler(metadata)
+        paths = {route.path for route in routes} | {PRM_PATH}
+        return Router(
+            routes=[
+                Route(path, endpoint=cors_middleware(handler.handle, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
+                for path in sorted(paths)
+            ]
+        )
+
+
+class AuthGate:
+    """ASGI middleware: every path but `/healthz` (and, with OAuth, the resource metadata) needs a bearer token.
+
+    The static token (CONTACTS_MCP_HTTP_TOKEN) is compared as a SHA-256 digest with
+    `hmac.compare_digest`, so neither its content nor its length shows in the response time; its
+    holder has every scope. With OAuth, any other token goes to the verifier. The caller is put
+    where the SDK's `AuthenticationMiddleware` puts it (`scope["user"]`, `scope["auth"]`), so its
+    session-ownership check and `get_access_token()` see it. A caller short of a scope has its POST
+    body read here: a tools/call of a tool it may not use is 403 `insufficient_scope`, never passed on.
+    Without any token configured (loopback only) all pass, as nobody.
     """
 
-    def __init__(self, app: ASGIApp, *, token: str | None) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        token: str | None,
+        scopes: ToolScopes,
+        oauth: OAuthGuard | None = None,
+        max_body_bytes: int = DEFAULT_MAX_REQUEST_BODY_SIZE,
+    ) -> None:
+        self.app = AuthContextMiddleware(app)
         self._digest = None if token is None else hashlib.sha256(token.encode()).digest()
+        self._scopes = scopes
+        self._oauth = oauth
+        self._metadata = oauth.metadata_routes(scopes) if oauth is not None else None
+        self._max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -313,14 +397,161 @@ class BearerGate:
         if scope["path"] == HEALTH_PATH:
             await _health(scope, receive, send)
             return
-        if self._digest is not None:
-            header = Headers(scope=scope).get("authorization", "")
-            scheme, _, given = header.partition(" ")
-            digest = hashlib.sha256(given.strip().encode()).digest()
-            if scheme.lower() != "bearer" or not hmac.compare_digest(digest, self._digest):
-                await _unauthorized(given.strip() != "")(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if self._metadata is not None and scope["path"].startswith(PRM_PATH):
+            await self._metadata(scope, receive, send)
+            return
+        if self._digest is None and self._oauth is None:
+            await self.app(scope, receive, send)
+            return
+        header = Headers(scope=scope).get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        given = given.strip() if scheme.lower() == "bearer" else ""
+        caller = await self._caller(given)
+        if isinstance(caller, Response):
+            await caller(scope, receive, send)
+            return
+        scope["user"] = AuthenticatedUser(caller)
+        scope["auth"] = AuthCredentials(caller.scopes)
+        if all(scope_name in caller.scopes for scope_name in self._scopes.all) or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body = await _read_body(receive, self._max_body_bytes)
+        if body is None:
+            await PlainTextResponse("Request body too large", status_code=413)(scope, receive, send)
+            return
+        refused = self._refusal(caller, body)
+        if refused is not None:
+            await refused(scope, receive, send)
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    async def _caller(self, given: str) -> AccessToken | Response:
+        """Who holds `given`, or the 401/503 to answer."""
+        if self._digest is not None and hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest):
+            return AccessToken(
+                token="static", client_id=STATIC_SUBJECT, subject=STATIC_SUBJECT, scopes=self._scopes.all
+            )
+        if self._oauth is None:
+            return _unauthorized(given != "")
+        if not given:
+            return self._challenge(401, None)
+        try:
+            verified = await self._oauth.verifier.verify_token(given)
+        except IssuerUnavailable as exc:
+            logger.warning("could not verify a bearer token: %s", exc)
+            return JSONResponse(
+                {
+                    "error": "temporarily_unavailable",
+                    "error_description": "The authorization server cannot be reached to check this token; retry.",
+                },
+                status_code=503,
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            )
+        if verified is None:
+            return self._challenge(401, ("invalid_token", "The access token is not valid for this server"))
+        return verified
+
+    def _refusal(self, caller: AccessToken, body: bytes) -> Response | None:
+        """The 403 for a caller who has not every scope, when its request needs one it lacks; else None."""
+        if not any(scope_name in caller.scopes for scope_name in self._scopes.all):
+            logger.info("refused client %r: its token holds none of this server's scopes", caller.client_id)
+            return self._challenge(
+                403,
+                ("insufficient_scope", "The token grants none of this server's scopes"),
+                scope=" ".join(self._scopes.all),
+            )
+        for name in _called_tools(body):
+            needed = self._scopes.needed(name)
+            if needed not in caller.scopes:
+                audit_logger.info(
+                    "%s",
+                    json.dumps(
+                        {
+                            "event": "tool_call",
+                            "subject": caller.subject,
+                            "client_id": caller.client_id,
+                            "tool": name[:80],
+                            "provider": None,
+                            "outcome": "insufficient_scope",
+                        },
+                        ensure_ascii=False,
+                    ),
+                )
+                return self._challenge(
+                    403, ("insufficient_scope", f"{name[:80]} needs the scope {needed}"), scope=needed
+                )
+        return None
+
+    def _challenge(self, status: int, error: tuple[str, str] | None, *, scope: str | None = None) -> Response:
+        """A 401 or 403 with the RFC 6750 challenge, always pointing at the resource metadata (RFC 9728 §5.1)."""
+        assert self._oauth is not None
+        parts: list[str] = []
+        if error is not None:
+            parts += [f'error="{error[0]}"', f'error_description="{error[1]}"']
+        if scope is not None:
+            parts.append(f'scope="{scope}"')
+        parts.append(f'resource_metadata="{self._oauth.metadata_url}"')
+        body = (
+            {"error": error[0], "error_description": error[1]}
+            if error
+            else {
+                "error": "unauthorized",
+                "error_description": "This server needs Authorization: Bearer <access token>; sign in as the resource "
+                "metadata says.",
+            }
+        )
+        return JSONResponse(body, status_code=status, headers={"WWW-Authenticate": "Bearer " + ", ".join(parts)})
+
+
+def _called_tools(body: bytes) -> list[str]:
+    """The tool names a JSON-RPC body calls (one message or a batch); what is not JSON-RPC names none."""
+    try:
+        parsed: Any = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return []
+    messages = cast(list[Any], parsed) if isinstance(parsed, list) else [parsed]
+    names: list[str] = []
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        fields = cast(dict[str, Any], message)
+        params: Any = fields.get("params")
+        if fields.get("method") == "tools/call":
+            name: Any = cast(dict[str, Any], params).get("name") if isinstance(params, dict) else None
+            names.append(name if isinstance(name, str) else "")
+    return names
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes | None:
+    """The whole request body, or None past `limit` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that gives `body` once, then whatever the connection sends next (a disconnect)."""
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
 
 
 def _unauthorized(token_given: bool) -> Response:
@@ -343,13 +574,18 @@ async def _health(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -> ASGIApp:
-    """The ASGI app serving `server` over HTTP as `options` say.
+def http_app(
+    server: ContactsServer, settings: Settings, options: HttpOptions, *, verifier: OAuthVerifier | None = None
+) -> ASGIApp:
+    """The ASGI app serving `server` over HTTP as `options` say; with `verifier` (started), as an OAuth resource.
 
     Raises:
-        ConfigurationError: If the options and settings would expose the server unsafely.
+        ConfigurationError: If the options and settings would expose the server unsafely, or the
+            settings configure OAuth and no verifier is given.
     """
     allowed = allowed_authorities(settings, options)
+    if settings.oauth_issuer is not None and verifier is None:
+        raise ConfigurationError("contacts-mcp: CONTACTS_MCP_OAUTH_ISSUER is set but no verifier was started")
     security = allowed.sdk_settings()
     app: ASGIApp
     if options.transport == "sse":
@@ -374,7 +610,8 @@ def http_app(server: ContactsServer, settings: Settings, options: HttpOptions) -
             max_sessions=MAX_SESSIONS,
         )
     token = settings.http_token.get_secret_value() if settings.http_token else None
-    return BearerGate(HostOriginGate(app, allowed=allowed), token=token)
+    oauth = OAuthGuard(config=verifier.config, verifier=verifier) if verifier is not None else None
+    return AuthGate(HostOriginGate(app, allowed=allowed), token=token, scopes=server.scopes, oauth=oauth)
 
 
 def warn_if_open(settings: Settings) -> None:
@@ -382,7 +619,7 @@ def warn_if_open(settings: Settings) -> None:
 
     Called once the server has its socket, so a server that cannot start says only why.
     """
-    if settings.http_token is None:
+    if settings.http_token is None and settings.oauth_issuer is None:
         logger.warning("no CONTACTS_MCP_HTTP_TOKEN: any program on this machine can call the tools")
 
 
