@@ -412,8 +412,8 @@ class OAuthVerifier:
         if not self._keys:
             logger.warning("the issuer's JWKS at %s holds no signing key", _shown(self.jwks_uri))
 
-    def _find(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
-        """The held key the token names by `kid` (without one: the only key that fits `alg`), or None."""
+    def _find(self, kid: str | None, alg: str) -> list[jwt.PyJWK]:
+        """The held keys the token may be signed with: those named by its `kid`, else every one that fits `alg`."""
         found: list[jwt.PyJWK] = []
         for index, key in enumerate(self._keys):
             if kid is not None and key.get("kid") != kid:
@@ -428,10 +428,10 @@ class OAuthVerifier:
                     continue  # a key of another type than `alg` needs, or not a key at all
                 self._parsed[index, alg] = parsed
             found.append(parsed)
-        return found[0] if len(found) == 1 or (found and kid is not None) else None
+        return found
 
-    async def _key(self, kid: str | None, alg: str) -> jwt.PyJWK | None:
-        """The key to check a token with, refetching the JWKS when it is stale or lacks `kid`.
+    async def _keys_for(self, kid: str | None, alg: str) -> list[jwt.PyJWK]:
+        """The keys to check a token with (none: no such key), refetching the JWKS when it is stale or lacks `kid`.
 
         Raises:
             IssuerUnavailable: If the key is not held and the JWKS cannot be had now.
@@ -444,13 +444,13 @@ class OAuthVerifier:
                         await self._fetch_jwks()
                     except IssuerUnavailable as exc:
                         logger.warning("%s; verifying with the %d keys held", exc, len(self._keys))
-        key = self._find(kid, alg)
-        if key is not None:
-            return key
+        keys = self._find(kid, alg)
+        if keys:
+            return keys
         async with self._lock:
-            key = self._find(kid, alg)  # another request may have refetched while this one waited
-            if key is not None:
-                return key
+            keys = self._find(kid, alg)  # another request may have refetched while this one waited
+            if keys:
+                return keys
             now = self._clock()
             last = max(self._last_miss_fetch, self._last_failed_fetch)
             if now - last >= self._refetch_seconds:
@@ -459,7 +459,7 @@ class OAuthVerifier:
                 return self._find(kid, alg)
             if self._last_fetch_failed:
                 raise IssuerUnavailable("the issuer's JWKS could not be read, and no held key fits the token")
-            return None
+            return []
 
     # ---- tokens ------------------------------------------------------------------------------------
 
@@ -499,19 +499,11 @@ class OAuthVerifier:
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
             return self._refused("malformed (kid)")
-        key = await self._key(kid, alg)
-        if key is None:
+        keys = await self._keys_for(kid, alg)
+        if not keys:
             return self._refused("signed with a key the issuer does not publish")
         try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key=key,
-                algorithms=[alg],
-                audience=self.config.audience,
-                issuer=self.config.issuer,
-                leeway=CLOCK_SKEW_SECONDS,
-                options={"require": ["exp", "iss", "aud"]},
-            )
+            claims = self._decode(token, keys, alg)
         except jwt.ExpiredSignatureError:
             return self._refused("expired")
         except jwt.ImmatureSignatureError:
@@ -527,6 +519,31 @@ class OAuthVerifier:
         except jwt.PyJWTError:
             return self._refused("malformed")
         return self._access(token, claims)
+
+    def _decode(self, token: str, keys: list[jwt.PyJWK], alg: str) -> dict[str, Any]:
+        """The token's claims, checked by PyJWT with the first of `keys` whose signature holds.
+
+        Raises:
+            jwt.PyJWTError: The first reason the token is not valid (`InvalidSignatureError` if no key fits).
+        """
+        for key in keys[:-1]:
+            try:
+                return self._checked(token, key, alg)
+            except jwt.InvalidSignatureError:
+                continue  # a kid-less token while two keys are published: the next may be the one
+        # PyJWT checks the signature before any claim, so any other error is the token's own.
+        return self._checked(token, keys[-1], alg)
+
+    def _checked(self, token: str, key: jwt.PyJWK, alg: str) -> dict[str, Any]:
+        return jwt.decode(
+            token,
+            key=key,
+            algorithms=[alg],
+            audience=self.config.audience,
+            issuer=self.config.issuer,
+            leeway=CLOCK_SKEW_SECONDS,
+            options={"require": ["exp", "iss", "aud"]},
+        )
 
     def _access(self, token: str, claims: dict[str, Any]) -> AccessToken:
         scopes = list(dict.fromkeys(_strings(claims.get("scope")) + _strings(claims.get("scp"))))

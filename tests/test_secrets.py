@@ -173,9 +173,16 @@ def test_log_records_lose_every_secret_in_message_arguments_and_traceback() -> N
     assert "short" not in logged or "short" in "request to"  # too short to be a secret: left alone
 
 
-def test_the_secrets_are_every_key_the_token_and_the_redis_password() -> None:
+def test_the_secrets_are_every_key_the_tokens_and_the_redis_password() -> None:
     settings = make_settings(
-        http_token=SecretStr("http-token-0123456789"), redis_url=SecretStr("redis://:hunter2-password@127.0.0.1:6379/0")
+        http_token=SecretStr("http-token-0123456789"),
+        redis_url=SecretStr("redis://:hunter2-password@127.0.0.1:6379/0"),
+        oauth_client_secret=SecretStr("oauth-client-secret-0123"),
     )
 
-    assert set(secrets_of(settings)) >= {COMETLY_KEY, "http-token-0123456789", "hunter2-password"}
+    assert set(secrets_of(settings)) >= {
+        COMETLY_KEY,
+        "http-token-0123456789",
+        "hunter2-password",
+        "oauth-client-secret-0123",
+    }
