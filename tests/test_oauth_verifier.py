@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
 
+import anyio.to_thread
 import httpx
 import jwt
 import pytest
@@ -34,6 +35,7 @@ from pydantic import SecretStr
 from contacts_mcp.server.errors import ConfigurationError
 from contacts_mcp.server.oauth import IssuerUnavailable, OAuthConfig, OAuthVerifier, open_verifier
 from contacts_mcp.server.settings import Settings
+from tests.oauth_support import running_issuer
 
 pytestmark = pytest.mark.anyio
 
@@ -674,3 +676,58 @@ def test_the_client_secret_is_not_in_the_configs_repr() -> None:
 async def test_open_verifier_yields_none_without_an_issuer() -> None:
     async with open_verifier(Settings()) as verifier:
         assert verifier is None
+
+
+# ---- against a certified issuer ----------------------------------------------------------------------
+
+
+async def test_against_oidc_provider_jwts_opaque_tokens_rotation_and_an_outage_are_judged_as_above() -> None:
+    resource = "http://127.0.0.1:8765/mcp"
+    with running_issuer(resource=resource) as real:
+        client_id, secret = real.resource_server_credentials()
+        configured = settings(
+            oauth_issuer=real.url, public_url=resource, oauth_client_id=client_id, oauth_client_secret=SecretStr(secret)
+        )
+
+        def token(resource_asked: str | None = resource, scope: str = "contacts:read contacts:write") -> str:
+            return real.token(resource=resource_asked, scope=scope)
+
+        async with open_verifier(configured) as verifier:
+            assert verifier is not None
+            signed = await verifier.verify_token(await anyio.to_thread.run_sync(token))
+            read_only = await verifier.verify_token(
+                await anyio.to_thread.run_sync(lambda: token(scope="contacts:read"))
+            )
+            elsewhere = await verifier.verify_token(
+                await anyio.to_thread.run_sync(lambda: token("http://127.0.0.1:8766/other"))
+            )
+            opaque = await anyio.to_thread.run_sync(lambda: token(None))
+            introspected = await verifier.verify_token(opaque)
+            revoked = await anyio.to_thread.run_sync(lambda: token(None))
+            await anyio.to_thread.run_sync(real.revoke, revoked)
+            after_revocation = await verifier.verify_token(revoked)
+
+            await anyio.to_thread.run_sync(real.rotate_keys)
+            rotated = await anyio.to_thread.run_sync(token)
+            after_rotation = await verifier.verify_token(rotated)
+            never_seen = await anyio.to_thread.run_sync(lambda: token(None))
+            await anyio.to_thread.run_sync(real.stop)
+            while_down = await verifier.verify_token(rotated)
+            with pytest.raises(IssuerUnavailable):
+                await verifier.verify_token(never_seen)
+
+    assert signed is not None
+    assert (signed.subject, signed.resource, signed.scopes) == (
+        "test-user",
+        resource,
+        ["contacts:read", "contacts:write"],
+    )
+    assert signed.client_id
+    assert read_only is not None
+    assert read_only.scopes == ["contacts:read"]
+    assert elsewhere is None
+    assert introspected is not None
+    assert introspected.scopes == ["contacts:read", "contacts:write"]
+    assert after_revocation is None
+    assert after_rotation is not None
+    assert while_down is not None
