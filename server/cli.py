@@ -23,8 +23,8 @@ import secrets
 import socket
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, nullcontext
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -335,12 +335,15 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
 
         anyio.run(_opened, server.state.hold, stdio)
         return 0
+    from .oauth import OAuthConfig, OAuthVerifier  # deferred with the HTTP transports
     from .web import HttpOptions, http_app, listener_options, warn_if_open  # deferred: uvicorn, HTTP transports
 
     options = HttpOptions(
         transport="sse" if transport == "sse" else "http", host=args.host, port=args.port, stateless=args.stateless
     )
-    app = http_app(server, settings, options)
+    oauth = OAuthConfig.from_settings(settings)
+    verifier = OAuthVerifier(oauth) if oauth is not None else None
+    app = http_app(server, settings, options, verifier=verifier)
     kind = "SSE" if transport == "sse" else "streamable HTTP" + (" (stateless)" if args.stateless else "")
 
     def announce(root: str) -> None:
@@ -350,8 +353,26 @@ def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Nam
         warn_if_open(settings)
         return listener_options()
 
+    @asynccontextmanager
+    async def verifying() -> AsyncGenerator[None]:
+        """The issuer discovered and its keys read before the port is bound; a silent issuer stops the start."""
+        if verifier is None:
+            yield
+            return
+        try:
+            await verifier.start()
+            yield
+        finally:
+            await verifier.aclose()
+
     _run_uvicorn(
-        app, host=options.bind_host, port=args.port, announce=announce, hold=server.state.hold, listening=listening
+        app,
+        host=options.bind_host,
+        port=args.port,
+        announce=announce,
+        prepare=verifying,
+        hold=server.state.hold,
+        listening=listening,
     )
     return 0
 
@@ -441,53 +462,59 @@ def _run_uvicorn(
     port: int,
     announce: Callable[[str], None],
     command: str = "contacts-mcp",
+    prepare: Callable[[], AbstractAsyncContextManager[object]] = nullcontext,
     hold: Callable[[], AbstractAsyncContextManager[object]] = nullcontext,
     listening: Callable[[], dict[str, Any]] = dict,
 ) -> None:
-    """Listen on `host`:`port`, open `hold`, then serve `app` with uvicorn, logging through ours (stderr).
+    """Open `prepare`, listen on `host`:`port`, open `hold`, then serve `app` with uvicorn, logging through ours.
 
+    `prepare` is what must be ready before anything can connect (the OAuth verifier's discovery);
     `announce` gets the root URL once serving. `listening` runs once the socket and `hold` are
     open, and returns settings to add to uvicorn's (`serve` passes its connection guard and limits,
     and logs them then, so a refusal at start stays the only line).
 
     Raises:
-        ConfigurationError: If the address cannot be had (`_listen`), or `hold` cannot open.
+        ConfigurationError: If `prepare` cannot open, the address cannot be had (`_listen`), or `hold` cannot open.
     """
     import uvicorn
 
-    listeners = _listen(host, port, command)
-    try:
+    async def run() -> None:
+        async with prepare():
+            listeners = _listen(host, port, command)
+            try:
 
-        async def serve() -> None:
-            uvicorn_config = uvicorn.Config(
-                app,
-                host=host,
-                port=port,
-                log_config=None,
-                log_level="warning",
-                access_log=False,
-                lifespan="on",
-                **listening(),
-            )
-            server = uvicorn.Server(uvicorn_config)
+                async def serve() -> None:
+                    uvicorn_config = uvicorn.Config(
+                        app,
+                        host=host,
+                        port=port,
+                        log_config=None,
+                        log_level="warning",
+                        access_log=False,
+                        lifespan="on",
+                        **listening(),
+                    )
+                    server = uvicorn.Server(uvicorn_config)
 
-            async def announce_when_started() -> None:
-                while not server.started:  # uvicorn offers a flag, not an event
-                    if server.should_exit:
-                        return
-                    await anyio.sleep(0.05)
-                bound = server.servers[0].sockets[0].getsockname()[1]
-                announce(f"http://{f'[{host}]' if ':' in host else host}:{bound}")
+                    async def announce_when_started() -> None:
+                        while not server.started:  # uvicorn offers a flag, not an event
+                            if server.should_exit:
+                                return
+                            await anyio.sleep(0.05)
+                        bound = server.servers[0].sockets[0].getsockname()[1]
+                        announce(f"http://{f'[{host}]' if ':' in host else host}:{bound}")
 
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(announce_when_started)
-                await server.serve(sockets=listeners)
-                tg.cancel_scope.cancel()
+                    async with anyio.create_task_group() as tg:
+                        tg.start_soon(announce_when_started)
+                        await server.serve(sockets=listeners)
+                        tg.cancel_scope.cancel()
 
-        anyio.run(_opened, hold, serve)
-    finally:
-        for listener in listeners:
-            listener.close()
+                await _opened(hold, serve)
+            finally:
+                for listener in listeners:
+                    listener.close()
+
+    anyio.run(run)
 
 
 def _sandbox_app(args: argparse.Namespace, command: str, **options: Any) -> Starlette:
