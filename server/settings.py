@@ -21,7 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, field_validator
+from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -113,12 +113,12 @@ def _redis_url_problem(value: str) -> str | None:
     return None
 
 
+_PUBLIC_URL_EXAMPLE = "https://contacts.example.com/mcp"
 _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 
 
-def _oauth_url_problem(value: str) -> str | None:
+def _oauth_url_problem(value: str, example: str) -> str | None:
     """What keeps `value` from being an issuer or resource URL, or None (`OAuthConfig` asks for https)."""
-    example = "https://contacts.example.com/mcp"
     if not value.startswith(("http://", "https://")):
         return f"must start with https:// (e.g. {example})"
     if "?" in value or "#" in value:
@@ -347,11 +347,12 @@ class Settings(BaseSettings):
 
     @field_validator("oauth_issuer", "public_url")
     @classmethod
-    def _oauth_url(cls, value: str | None) -> str | None:
+    def _oauth_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         url = (value or "").strip()
         if not url:
             return None
-        problem = _oauth_url_problem(url)
+        example = "https://login.example.com/realms/team" if info.field_name == "oauth_issuer" else _PUBLIC_URL_EXAMPLE
+        problem = _oauth_url_problem(url, example)
         if problem:
             raise ValueError(problem)
         return url  # kept exactly: the issuer is compared with the metadata's, the resource with `aud`

@@ -99,3 +99,36 @@ def test_a_dotenv_file_that_is_not_utf8_is_one_line_naming_it(tmp_path: Path) ->
 
     line = assert_refused_in_one_line(result, ".env")
     assert COMETLY_KEY not in line
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("CONTACTS_MCP_OAUTH_ISSUER", "ftp://issuer.example.com"),
+        ("CONTACTS_MCP_OAUTH_ISSUER", "https://issuer.example.com/?tenant=1"),
+        ("CONTACTS_MCP_OAUTH_ISSUER", "https://issuer.example.com:99999"),
+        ("CONTACTS_MCP_PUBLIC_URL", "contacts.example.com/mcp"),
+        ("CONTACTS_MCP_PUBLIC_URL", "https://contacts.example.com/mcp#top"),
+        ("CONTACTS_MCP_PUBLIC_URL", f"https://user:{PASSWORD}@contacts.example.com/mcp"),
+        ("CONTACTS_MCP_OAUTH_READ_SCOPE", "contacts read"),
+        ("CONTACTS_MCP_OAUTH_WRITE_SCOPE", 'contacts:"write"'),
+    ],
+)
+def test_an_unusable_oauth_setting_is_one_line_naming_the_variable(tmp_path: Path, variable: str, value: str) -> None:
+    result = run_entry_point(tmp_path, "serve", COMETLY_API_KEY=COMETLY_KEY, **{variable: value})
+
+    assert_refused_in_one_line(result, variable)
+
+
+def test_usable_oauth_settings_are_kept_as_given() -> None:
+    settings = Settings.model_validate(
+        {
+            "oauth_issuer": "https://login.example.com/realms/team/",
+            "public_url": "https://contacts.example.com/mcp",
+            "oauth_read_scope": " api://contacts/read ",
+        }
+    )
+
+    assert settings.oauth_issuer == "https://login.example.com/realms/team/"  # the trailing slash is the issuer's
+    assert settings.public_url == "https://contacts.example.com/mcp"
+    assert settings.oauth_read_scope == "api://contacts/read"
