@@ -300,17 +300,44 @@ class OAuthVerifier:
                 "introspection could check tokens; set CONTACTS_MCP_OAUTH_CLIENT_ID and _SECRET (and the issuer "
                 "needs an introspection_endpoint)"
             )
-        if jwks_uri is not None:
-            try:
+        try:
+            if jwks_uri is not None:
                 await self._fetch_jwks()
-            except IssuerUnavailable as exc:
-                raise ConfigurationError(f"contacts-mcp: CONTACTS_MCP_OAUTH_ISSUER: {exc}") from None
+            if self.introspection_endpoint is not None:
+                await self._check_credentials(self.introspection_endpoint)
+        except IssuerUnavailable as exc:
+            raise ConfigurationError(f"contacts-mcp: CONTACTS_MCP_OAUTH_ISSUER: {exc}") from None
         logger.info(
             "OAuth: tokens of %s for audience %s (%d signing keys%s)",
             issuer,
             self.config.audience,
             len(self._keys),
             ", opaque tokens introspected" if self.introspection_endpoint else "",
+        )
+
+    async def _check_credentials(self, endpoint: str) -> None:
+        """Introspect a token that was never issued, so wrong credentials stop the start, not every request later.
+
+        Raises:
+            ConfigurationError: Naming CONTACTS_MCP_OAUTH_CLIENT_ID and _SECRET, if the issuer refuses them.
+            IssuerUnavailable: If the endpoint does not answer.
+        """
+        status, _, _ = await self._send(self._introspection_request("contacts-mcp-start-check"), what="introspection")
+        if status in (400, 401, 403):
+            raise ConfigurationError(
+                f"contacts-mcp: CONTACTS_MCP_OAUTH_CLIENT_ID / CONTACTS_MCP_OAUTH_CLIENT_SECRET: the issuer's "
+                f"introspection endpoint {_shown(endpoint)} refused them ({status}); check both"
+            )
+        if status != 200:
+            logger.warning("the issuer's introspection endpoint %s answered %d at start", _shown(endpoint), status)
+
+    def _introspection_request(self, token: str) -> httpx.Request:
+        assert self.introspection_endpoint is not None
+        return self._client.build_request(
+            "POST",
+            self.introspection_endpoint,
+            data={"token": token, "token_type_hint": "access_token"},
+            headers={"Authorization": self._basic()},
         )
 
     async def _discover(self) -> dict[str, Any]:
@@ -326,10 +353,9 @@ class OAuthVerifier:
                 tried.append(f"{_shown(url)} answered {status}")
                 continue
             document = self._json_object(body)
-            if document is None:
-                raise ConfigurationError(
-                    f"contacts-mcp: CONTACTS_MCP_OAUTH_ISSUER: the metadata at {_shown(url)} is not a JSON object"
-                )
+            if document is None:  # e.g. a login page served for any path: the next place may hold it
+                tried.append(f"{_shown(url)} answered something other than a JSON object")
+                continue
             named = document.get("issuer")
             if named != issuer:
                 shown = repr(named)[:200] if isinstance(named, str) else "no issuer"
@@ -583,13 +609,9 @@ class OAuthVerifier:
         kept = self._introspected.get(digest)
         if kept is not None and kept.until > now:
             return kept.token if kept.token is not None else self._refused("inactive (introspection)")
-        request = self._client.build_request(
-            "POST",
-            self.introspection_endpoint,
-            data={"token": token, "token_type_hint": "access_token"},
-            headers={"Authorization": self._basic()},
+        status, _, body = await self._send(
+            self._introspection_request(token), what="the issuer's introspection endpoint"
         )
-        status, _, body = await self._send(request, what="the issuer's introspection endpoint")
         where = _shown(self.introspection_endpoint)
         if status in (400, 401, 403):
             logger.error(

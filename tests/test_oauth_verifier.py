@@ -493,7 +493,7 @@ async def test_an_active_opaque_token_is_introspected_with_basic_credentials(iss
         ["contacts:read"],
         exp,
     )
-    [request] = [request for request in issuer.requests if request.url.path.endswith("/introspect")]
+    *_, request = [request for request in issuer.requests if request.url.path.endswith("/introspect")]
     assert parse_qs(request.content.decode()) == {"token": [OPAQUE], "token_type_hint": ["access_token"]}
 
 
@@ -522,9 +522,10 @@ async def test_introspection_answers_are_reused_briefly(issuer: Issuer) -> None:
     issuer.introspection[OPAQUE] = {"active": True, "aud": RESOURCE, "exp": int(time.time()) + 300}
     clock = Clock()
     async with introspecting(issuer, clock) as verifier:
+        start = issuer.fetches("/introspect")  # the start-up check of the credentials
         await verifier.verify_token(OPAQUE)
         await verifier.verify_token(OPAQUE)
-        reused = issuer.fetches("/introspect")
+        reused = issuer.fetches("/introspect") - start
         issuer.introspection[OPAQUE] = {"active": False}  # revoked
         clock.advance(31)
         revoked = await verifier.verify_token(OPAQUE)
@@ -538,6 +539,17 @@ async def test_introspection_with_the_issuer_down_is_issuer_unavailable(issuer: 
         issuer.down = True
         with pytest.raises(IssuerUnavailable):
             await verifier.verify_token(OPAQUE)
+
+
+async def test_introspection_credentials_the_issuer_refuses_stop_the_start(issuer: Issuer) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        async with verifying(
+            issuer, oauth_client_id=CLIENT_ID, oauth_client_secret=SecretStr("wrong-secret-0123456789")
+        ):
+            pass
+
+    assert_one_line_naming(caught.value, "CONTACTS_MCP_OAUTH_CLIENT_SECRET")
+    assert "wrong-secret" not in str(caught.value)
 
 
 async def test_an_opaque_token_without_introspection_configured_is_invalid(issuer: Issuer) -> None:
@@ -567,6 +579,19 @@ async def test_the_issuer_is_discovered_by_rfc_8414_or_openid_connect(discovery:
     assert verifier.jwks_uri == f"{ISSUER}/jwks"
     assert issuer.requests[0].url.path == "/.well-known/oauth-authorization-server/realms/team"
     assert asked in [request.url.path for request in issuer.requests]
+
+
+async def test_a_page_that_is_not_metadata_is_passed_over_for_the_next_place() -> None:
+    issuer = Issuer(discovery="oidc")
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.startswith("/.well-known/oauth-authorization-server"):
+            return httpx.Response(200, text="<html>sign in</html>", headers={"Content-Type": "text/html"})
+        return issuer.handle(request)
+
+    async with open_verifier(settings(), transport=httpx.MockTransport(handle)) as verifier:
+        assert verifier is not None
+        assert await verifier.verify_token(issuer.sign()) is not None
 
 
 async def test_metadata_naming_another_issuer_is_refused_at_start() -> None:
