@@ -412,8 +412,17 @@ class AuthGate:
             return
         scope["user"] = AuthenticatedUser(caller)
         scope["auth"] = AuthCredentials(caller.scopes)
+        if not any(scope_name in caller.scopes for scope_name in self._scopes.all):
+            logger.info("refused client %r: its token holds none of this server's scopes", caller.client_id)
+            refusal = self._challenge(
+                403,
+                ("insufficient_scope", "The token grants none of this server's scopes"),
+                scope=" ".join(self._scopes.all),
+            )
+            await refusal(scope, receive, send)
+            return
         if all(scope_name in caller.scopes for scope_name in self._scopes.all) or scope["method"] != "POST":
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, send)  # only a POST calls a tool
             return
         body = await _read_body(receive, self._max_body_bytes)
         if body is None:
@@ -452,14 +461,7 @@ class AuthGate:
         return verified
 
     def _refusal(self, caller: AccessToken, body: bytes) -> Response | None:
-        """The 403 for a caller who has not every scope, when its request needs one it lacks; else None."""
-        if not any(scope_name in caller.scopes for scope_name in self._scopes.all):
-            logger.info("refused client %r: its token holds none of this server's scopes", caller.client_id)
-            return self._challenge(
-                403,
-                ("insufficient_scope", "The token grants none of this server's scopes"),
-                scope=" ".join(self._scopes.all),
-            )
+        """The 403 for a caller short of a scope whose request calls a tool that needs it; else None."""
         for name in _called_tools(body):
             needed = self._scopes.needed(name)
             if needed not in caller.scopes:

@@ -334,9 +334,10 @@ async def test_a_read_call_without_the_read_scope_is_403_naming_the_read_scope()
     assert served.upstream.requests == 0
 
 
-async def test_a_token_with_neither_scope_is_403_on_every_request() -> None:
+@pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
+async def test_a_token_with_neither_scope_is_403_on_every_request(method: str) -> None:
     async with running() as served, httpx.AsyncClient(timeout=30) as http:
-        response = await http.post(served.url, json=INITIALIZE, headers=bearer(NO_SCOPE))
+        response = await http.request(method, served.url, json=INITIALIZE, headers=bearer(NO_SCOPE))
 
     assert response.status_code == 403
     params = challenge(response)
