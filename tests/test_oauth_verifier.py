@@ -301,6 +301,21 @@ async def test_hs256_keyed_with_the_issuers_public_key_is_invalid(issuer: Issuer
         assert await verifier.verify_token(f"{signing_input}.{_b64(signature)}") is None
 
 
+async def test_hs256_with_a_symmetric_key_the_jwks_carries_is_invalid(issuer: Issuer) -> None:
+    secret = b"a-shared-secret-a-misconfigured-issuer-publishes"
+    published = {"kty": "oct", "kid": "shared", "k": _b64(secret), "alg": "HS256", "use": "sig"}
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/jwks"):
+            return httpx.Response(200, json={"keys": [published, *(key.jwk() for key in issuer.keys)]})
+        return issuer.handle(request)
+
+    token = jwt.encode(issuer.claims(), secret, algorithm="HS256", headers={"kid": "shared"})
+    async with open_verifier(settings(), transport=httpx.MockTransport(handle), clock=Clock()) as verifier:
+        assert verifier is not None
+        assert await verifier.verify_token(token) is None
+
+
 async def test_a_kid_the_issuer_does_not_publish_is_invalid_after_one_refetch(issuer: Issuer) -> None:
     async with verifying(issuer) as verifier:
         before = issuer.fetches("/jwks")
