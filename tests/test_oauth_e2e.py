@@ -14,12 +14,14 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 import subprocess
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -42,12 +44,13 @@ from contacts_mcp.server.web import HttpOptions, http_app
 from tests.conftest import make_settings, text_of
 from tests.http_support import ENTRY_POINT, TOKEN, server_environment
 from tests.oauth_support import REDIRECT_URI, RunningIssuer, running_issuer
-from tests.test_oauth_http import INITIALIZE, MCP_HEADERS, NEW_CONTACT, Counted, bearer, call, challenge
+from tests.test_oauth_http import INITIALIZE, MCP_HEADERS, NEW_CONTACT, Counted, bearer, call, challenge, sse_result
 
 pytestmark = pytest.mark.anyio
 
 READ, WRITE = "contacts:read", "contacts:write"
 OTHER_RESOURCE = "http://127.0.0.1:9/other-mcp"
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "http.md"
 
 
 @dataclass
@@ -407,15 +410,29 @@ def test_start_up_refuses_an_inconsistent_oauth_configuration_in_one_line(env: d
     assert finished.stdout == ""
 
 
-def test_the_entry_point_serves_oauth_against_the_issuer_as_the_docs_configure_it(site: Site) -> None:
-    """`serve` itself: discovery at start, the metadata served, a token of the issuer accepted."""
-    client_id, client_secret = site.issuer.resource_server_credentials()
+def documented_oauth_settings() -> dict[str, str]:
+    """The `export NAME=value` lines of docs/http.md's worked example (step 2), by name."""
+    text = DOCS.read_text(encoding="utf-8")
+    block = next(block for block in text.split("```sh")[1:] if "CONTACTS_MCP_OAUTH_ISSUER=" in block)
+    exports = re.findall(r"^export (\w+)=(\S+)", block.split("```")[0], flags=re.MULTILINE)
+    return dict(exports)
+
+
+def test_the_entry_point_serves_oauth_with_the_documented_settings_pointed_at_the_issuer(site: Site) -> None:
+    """`serve` itself, configured as docs/http.md's example says: discovery at start, metadata, tokens accepted."""
+    documented = documented_oauth_settings()
+    assert set(documented) == {
+        "COMETLY_API_KEY",
+        "CONTACTS_MCP_OAUTH_ISSUER",
+        "CONTACTS_MCP_PUBLIC_URL",
+        "CONTACTS_MCP_ALLOWED_HOSTS",
+    }
+    ours = {"CONTACTS_MCP_OAUTH_ISSUER": site.issuer.url, "CONTACTS_MCP_PUBLIC_URL": site.url}
     env = server_environment(
         {
-            "CONTACTS_MCP_OAUTH_ISSUER": site.issuer.url,
-            "CONTACTS_MCP_PUBLIC_URL": site.url,
-            "CONTACTS_MCP_OAUTH_CLIENT_ID": client_id,
-            "CONTACTS_MCP_OAUTH_CLIENT_SECRET": client_secret,
+            **{name: ours.get(name, value) for name, value in documented.items() if name.startswith("CONTACTS_MCP_")},
+            "CONTACTS_MCP_HTTP_TOKEN": TOKEN,
+            "CONTACTS_MCP_LOG_LEVEL": "DEBUG",
         }
     )
     command = [str(ENTRY_POINT), "serve", "--sandbox", "--contacts", "5", "--transport", "http"]
@@ -424,21 +441,42 @@ def test_the_entry_point_serves_oauth_against_the_issuer_as_the_docs_configure_i
         stderr=subprocess.PIPE, text=True, encoding="utf-8",
     )  # fmt: skip
     token = site.issuer.token(resource=site.url)
+    reader = site.issuer.token(resource=site.url, scope=READ)
+    forged = bad_signature(site)
+    started: list[str] = []
     try:
         assert process.stderr is not None
         for line in process.stderr:  # bounded: the server exits (closing stderr) if it cannot start
+            started.append(line)
             if "serving MCP over" in line:
                 break
         with httpx.Client(timeout=30) as http:
             metadata = http.get(f"http://127.0.0.1:{site.port}/.well-known/oauth-protected-resource/mcp")
             refused = http.post(site.url, json=INITIALIZE, headers=MCP_HEADERS)
+            invalid = http.post(site.url, json=INITIALIZE, headers=bearer(forged))
             accepted = http.post(site.url, json=INITIALIZE, headers=bearer(token))
+            static = http.post(site.url, json=INITIALIZE, headers=bearer(TOKEN))
+            opened = http.post(site.url, json=INITIALIZE, headers=bearer(reader))
+            session = {"mcp-session-id": opened.headers["mcp-session-id"], "mcp-protocol-version": "2025-11-25"}
+            listed = http.post(
+                site.url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=bearer(reader) | session
+            )
+            write = http.post(site.url, json=call("create_contact", NEW_CONTACT), headers=bearer(reader) | session)
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=10)
+        _, rest = process.communicate(timeout=10)
+    stderr = "".join(started) + rest
 
     assert metadata.json()["authorization_servers"] == [site.issuer.url]
     assert refused.status_code == 401
+    assert invalid.status_code == 401
     assert accepted.status_code == 200, accepted.text
-    assert token not in stderr
-    assert client_secret not in stderr
+    assert static.status_code == 200, static.text
+    names = {tool["name"] for tool in sse_result(listed)["result"]["tools"]}
+    assert "list_contacts" in names
+    assert not {"create_contact", "update_contact"} & names
+    assert write.status_code == 403
+    assert "OAuth: tokens of" in stderr
+    assert '"outcome": "insufficient_scope"' in stderr
+    for secret in (token, reader, forged, TOKEN, *(part for part in forged.split(".") if len(part) > 40)):
+        assert secret not in stderr  # not even at DEBUG
