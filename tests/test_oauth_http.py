@@ -22,6 +22,7 @@ import httpx2
 import pytest
 import uvicorn
 from mcp import Client
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
@@ -104,7 +105,7 @@ class Running:
 
     @property
     def root(self) -> str:
-        return self.url.removesuffix("/mcp")
+        return self.url.rsplit("/", 1)[0]
 
 
 def free_socket() -> socket.socket:
@@ -128,17 +129,18 @@ def oauth_settings(public_url: str, **overrides: Any) -> Any:
 
 
 @asynccontextmanager
-async def running(**overrides: Any) -> AsyncGenerator[Running]:
+async def running(options: HttpOptions | None = None, **overrides: Any) -> AsyncGenerator[Running]:
     """The OAuth-served app on a free loopback port, its lifespan entered; stopped on exit."""
+    options = options or HttpOptions()
     listener = free_socket()
-    url = f"http://127.0.0.1:{listener.getsockname()[1]}/mcp"
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}{options.path}"
     settings = oauth_settings(url, **overrides)
     upstream = Counted(create_app(contacts=20))
     server = build_server(settings, transport=lambda: httpx.ASGITransport(app=upstream), sandbox=True)
     config = OAuthConfig.from_settings(settings)
     assert config is not None
     verifier = FakeVerifier(config)
-    app = http_app(server, settings, HttpOptions(), verifier=verifier)  # pyright: ignore[reportArgumentType]
+    app = http_app(server, settings, options, verifier=verifier)  # pyright: ignore[reportArgumentType]
     uvicorn_server = uvicorn.Server(
         uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
     )
@@ -443,3 +445,27 @@ async def test_a_write_call_that_got_past_the_gate_is_still_refused_before_the_t
     assert WRITE in text_of(refused)
     assert "create_contact" not in listed
     assert upstream.requests == 0
+
+
+async def test_sse_serves_the_same_gate_metadata_and_scopes() -> None:
+    async with running(HttpOptions(transport="sse")) as served:
+        async with httpx.AsyncClient(timeout=30) as http:
+            metadata = await http.get(served.root + "/.well-known/oauth-protected-resource/sse")
+            anonymous = await http.get(served.url)
+            write = await http.post(
+                served.root + "/messages/?session_id=0123456789abcdef0123456789abcdef",
+                json=call("create_contact", NEW_CONTACT),
+                headers=bearer(READER),
+            )
+        async with Client(sse_client(served.url, headers={"Authorization": f"Bearer {READER}"})) as client:
+            listed = {tool.name for tool in (await client.list_tools()).tools}
+            read = await client.call_tool("list_contacts", {"per_page": 1})
+
+    assert metadata.json()["resource"] == served.url
+    assert anonymous.status_code == 401
+    assert challenge(anonymous)["resource_metadata"].endswith("/.well-known/oauth-protected-resource/sse")
+    assert write.status_code == 403
+    assert challenge(write)["scope"] == WRITE
+    assert "list_contacts" in listed
+    assert not {"create_contact", "update_contact"} & listed
+    assert not read.is_error, text_of(read)
