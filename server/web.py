@@ -42,7 +42,7 @@ from mcp.server.auth.handlers.metadata import ProtectedResourceMetadataHandler
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware, create_protected_resource_routes
+from mcp.server.auth.routes import build_resource_metadata_url, cors_middleware
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, TransportSecuritySettings
 from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
@@ -338,12 +338,6 @@ class OAuthGuard:
 
     def metadata_routes(self, scopes: ToolScopes) -> Router:
         """The metadata at the path-suffixed and at the root well-known URL: clients differ on which they ask."""
-        routes = create_protected_resource_routes(
-            resource_url=AnyHttpUrl(self.config.resource),
-            authorization_servers=[AnyHttpUrl(self.config.issuer)],
-            scopes_supported=scopes.all,
-            resource_name="contacts-mcp",
-        )
         metadata = ProtectedResourceMetadata.model_validate(
             {
                 "resource": self.config.resource,
@@ -352,14 +346,9 @@ class OAuthGuard:
                 "resource_name": "contacts-mcp",
             }
         )
-        handler = ProtectedResourceMetadataHandler(metadata)
-        paths = {route.path for route in routes} | {PRM_PATH}
-        return Router(
-            routes=[
-                Route(path, endpoint=cors_middleware(handler.handle, ["GET", "OPTIONS"]), methods=["GET", "OPTIONS"])
-                for path in sorted(paths)
-            ]
-        )
+        endpoint = cors_middleware(ProtectedResourceMetadataHandler(metadata).handle, ["GET", "OPTIONS"])
+        paths = sorted({urlsplit(self.metadata_url).path, PRM_PATH})
+        return Router(routes=[Route(path, endpoint=endpoint, methods=["GET", "OPTIONS"]) for path in paths])
 
 
 class AuthGate:
