@@ -468,9 +468,8 @@ class AuthGate:
                         ensure_ascii=False,
                     ),
                 )
-                return self._challenge(
-                    403, ("insufficient_scope", f"{name[:80]} needs the scope {needed}"), scope=needed
-                )
+                # The tool's name is the caller's text: it stays out of the header.
+                return self._challenge(403, ("insufficient_scope", f"This tool needs the scope {needed}"), scope=needed)
         return None
 
     def _challenge(self, status: int, error: tuple[str, str] | None, *, scope: str | None = None) -> Response:

@@ -469,3 +469,14 @@ async def test_sse_serves_the_same_gate_metadata_and_scopes() -> None:
     assert "list_contacts" in listed
     assert not {"create_contact", "update_contact"} & listed
     assert not read.is_error, text_of(read)
+
+
+async def test_a_tool_name_built_to_break_the_challenge_header_stays_out_of_it() -> None:
+    name = 'create_contact" , scope="contacts:read'
+    async with running() as served, httpx.AsyncClient(timeout=30) as http:
+        headers = await session(http, served.url, WRITE_ONLY)
+        response = await http.post(served.url, json=call(name, {}), headers=headers)
+
+    assert response.status_code == 403
+    assert challenge(response)["scope"] == READ  # an unknown tool needs the read scope
+    assert name not in response.headers["WWW-Authenticate"]
