@@ -3,7 +3,8 @@
 ```
 connection ─> server.connections: a cap sized from the descriptor limit, deadlines for a request's head and body
 request ─> AuthGate ──/healthz──> "ok" (no token, nothing revealed)
-              ├──/.well-known/oauth-protected-resource[/mcp]──> RFC 9728 metadata (with OAuth; no token)
+              ├──/.well-known/oauth-protected-resource[/mcp]──> RFC 9728 metadata (with OAuth; no token;
+              │                                                  any other /.well-known/ path 404)
               │ Authorization: Bearer <CONTACTS_MCP_HTTP_TOKEN>, compared in constant time: every scope;
               │   or (OAuth) an access token the verifier accepts: its scopes; else 401 with the challenge,
               │   or 503 when the issuer cannot be reached for the key it needs
@@ -319,6 +320,7 @@ class SessionCap:
 
 STATIC_SUBJECT = "static-token"
 """The subject and client id of a caller holding CONTACTS_MCP_HTTP_TOKEN, as the audit line names it."""
+WELL_KNOWN = "/.well-known/"
 PRM_PATH = "/.well-known/oauth-protected-resource"
 RETRY_AFTER_SECONDS = 30
 """What a 503 tells a client to wait when the issuer cannot be reached for a key the token needs."""
@@ -386,7 +388,9 @@ class AuthGate:
         if scope["path"] == HEALTH_PATH:
             await _health(scope, receive, send)
             return
-        if self._metadata is not None and scope["path"].startswith(PRM_PATH):
+        if self._metadata is not None and scope["path"].startswith(WELL_KNOWN):
+            # No token for discovery; what is not this resource's metadata is 404, so a client probing
+            # for authorization server metadata here (2025-03-26 clients) moves on to the issuer.
             await self._metadata(scope, receive, send)
             return
         if self._digest is None and self._oauth is None:

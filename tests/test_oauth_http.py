@@ -202,12 +202,14 @@ async def test_the_resource_metadata_is_served_at_the_path_suffixed_and_the_root
     async with running() as served, httpx.AsyncClient() as http:
         suffixed = await http.get(served.root + "/.well-known/oauth-protected-resource/mcp")
         root = await http.get(served.root + "/.well-known/oauth-protected-resource")
+        elsewhere = await http.get(served.root + "/.well-known/oauth-authorization-server")
 
     for response in (suffixed, root):
         assert response.status_code == 200
         assert response.json()["resource"] == served.url
         assert response.json()["authorization_servers"] == [ISSUER]
         assert response.json()["scopes_supported"] == [READ, WRITE]
+    assert elsewhere.status_code == 404  # the issuer's metadata is the issuer's to serve
     assert served.verifier.asked == []
 
 
