@@ -17,16 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx
+import httpx2
 import pytest
 import respx
 from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
 from pydantic import SecretStr
 
 from contacts_mcp.server.app import build_server
 from contacts_mcp.server.results import REDACTED, RedactingFilter, Redactor, secrets_of
 from tests.conftest import COMETLY_KEY, make_settings, text_of
 from tests.http_support import ENTRY_POINT, local_http_server, server_environment
+from tests.test_oauth_http import DOWN, NEW_CONTACT, READER, TOKENS, WRITER, bearer, call, running, session
 
 pytestmark = pytest.mark.anyio
 
@@ -186,3 +190,24 @@ def test_the_secrets_are_every_key_the_tokens_and_the_redis_password() -> None:
         "hunter2-password",
         "oauth-client-secret-0123",
     }
+
+
+async def test_no_bearer_token_of_an_oauth_caller_reaches_a_log_line_or_a_result(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Over HTTP with OAuth, at DEBUG: accepted, refused, short-scoped and undecidable tokens are never written."""
+    caplog.set_level(logging.DEBUG)
+    async with running() as served, httpx.AsyncClient(timeout=30) as http:
+        headers = await session(http, served.url, READER)
+        refused = await http.post(served.url, json=call("create_contact", NEW_CONTACT), headers=headers)
+        invalid = await http.post(served.url, json=call("list_contacts", {}), headers=bearer("forged-" + WRITER))
+        down = await http.post(served.url, json=call("list_contacts", {}), headers=bearer(DOWN))
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": f"Bearer {WRITER}"}, timeout=30) as sdk_http,
+            Client(streamable_http_client(served.url, http_client=sdk_http)) as client,
+        ):
+            created = await client.call_tool("create_contact", NEW_CONTACT)
+
+    said = caplog.text + refused.text + invalid.text + down.text + text_of(created)
+    for token in [*TOKENS, DOWN, "forged-" + WRITER]:
+        assert token not in said
