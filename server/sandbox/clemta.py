@@ -1,8 +1,9 @@
 """Clemta's contacts endpoints, under `/clemta`.
 
 Every answer is the envelope `{"success", "message", "data"}`; errors set `data` to null and add
-`{"error": {"code", "details"}}`. Authentication is the `X-API-Key` header. Every sandbox contact
-belongs to one company, `COMPANY_ID`.
+`{"error": {"code", "details"}}`. Authentication is the `X-API-Key` header. Every contact of a
+sandbox belongs to one company, `COMPANY_ID` (each further account of a multi-account sandbox has
+its own company and key).
 
 Routes: get a contact, list a company's contacts (skip/limit paging, newest first by default) and
 create one. As the OpenAPI file documents, bad list parameters are a 400 `INVALID_REQUEST`, a create
@@ -71,9 +72,11 @@ _BILLING_COLUMNS = {
 collections; `country` is shown from `iso_code`)."""
 
 
-def build(sandbox: Sandbox, key: str) -> Vendor:
-    """Clemta's routes over the sandbox, accepting `key` as the API key."""
+def build(sandbox: Sandbox, key: str, *, company_id: str = COMPANY_ID) -> Vendor:
+    """Clemta's routes over the sandbox, accepting `key` as the API key of the company `company_id` (whose
+    contacts are the sandbox's; any other company is not found)."""
     rules = ClemtaRules(key)
+    ours = company_id  # the routes read the request's `company_id` into a local of that name
     store = sandbox.store
 
     async def get_contact(request: Request) -> Response:
@@ -92,7 +95,7 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         query = _list_query(request.query_params, problems)
         if problems or query is None:
             return error(400, "Invalid request", "INVALID_REQUEST", "; ".join(problems))
-        if company_id != COMPANY_ID:
+        if company_id != ours:
             return error(404, "Company not found", "COMPANY_NOT_FOUND")
         rows, total = await store.run(lambda: store.clemta_page(query))
         emails = await store.run(lambda: store.values([row.id for row in rows], "email"))
@@ -122,7 +125,7 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         billing = _billing(fields.get("billing"), problems)
         if problems or contact_type is None or full_name is None or email is None:
             return error(400, "Validation failed", "VALIDATION_FAILED", "; ".join(problems))
-        if company_id != COMPANY_ID:
+        if company_id != ours:
             return error(404, "Company not found", "COMPANY_NOT_FOUND")
         now = unix(sandbox.clock())
         first, _, last = full_name.partition(" ")
@@ -187,7 +190,7 @@ def build(sandbox: Sandbox, key: str) -> Vendor:
         billing = _billing(fields.get("billing"), problems)
         if problems or contact_type is None or full_name is None or email is None:
             return error(400, "Validation failed", "VALIDATION_FAILED", "; ".join(problems))
-        if company_id != COMPANY_ID:
+        if company_id != ours:
             return error(404, "Company not found", "COMPANY_NOT_FOUND")
         row = await store.run(lambda: store.contact_by_clemta_id(contact_id))
         if row is None:

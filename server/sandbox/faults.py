@@ -32,7 +32,7 @@ import socket
 import struct
 import threading
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -73,6 +73,10 @@ class Faults(BaseModel):
     """The probability that a matching request fails."""
     route: str | None = None
     """Only paths containing this text fail, e.g. `/highlevel/` or `/contacts/search`."""
+    account: str | None = None
+    """Only requests made as this account fail: its name, key, location id or company id as
+    `sandbox_accounts()` lists them (the name `default` is each vendor's first account: add `route`
+    for one vendor's). Requests with an unknown key never match. None: every account's."""
     times: int | None = Field(default=None, ge=0)
     """Fail only this many requests, then behave normally; None: no end."""
     retry_after: int = Field(default=1, ge=0)
@@ -149,11 +153,17 @@ class FaultPlan:
         """Inject nothing from the next request on."""
         self.set(Faults())
 
-    def pick(self, method: str, path: str) -> tuple[FaultKind, Faults] | None:
-        """The failure to answer this request with, and the faults it belongs to; None to answer it normally."""
+    def pick(self, method: str, path: str, account: Collection[str] = ()) -> tuple[FaultKind, Faults] | None:
+        """The failure to answer this request with, and the faults it belongs to; None to answer it normally.
+
+        `account` holds what names the request's account (its name, key, location or company id),
+        empty when it names none the sandbox serves.
+        """
         with self._lock:
             faults = self._faults
             if not faults.kinds or path == CONTROL_PATH or (faults.route and faults.route not in path):
+                return None
+            if faults.account is not None and faults.account not in account:
                 return None
             if self._left == 0 or (faults.rate < 1.0 and self._random.random() >= faults.rate):
                 return None

@@ -228,14 +228,18 @@ _ADS = _ads()
 _PAGES = ("/", "/pricing", "/features", "/blog/attribution-101", "/demo", "/signup", "/checkout", "/docs")
 
 
-def generate(*, count: int, seed: int, now: datetime, span_days: int = 90) -> list[NewContact]:
-    """Make `count` contacts, the same ones for the same (count, seed, now, span_days).
+def generate(
+    *, count: int, seed: int, now: datetime, span_days: int = 90, first_id: int = FIRST_ID
+) -> list[NewContact]:
+    """Make `count` contacts, the same ones for the same (count, seed, now, span_days, first_id).
 
     Args:
         count: How many contacts (merged profiles come on top, as gaps in the ids).
         seed: Seeds the pseudo-random choices.
         now: The aware "today"; creation times fall in the `span_days` days before it.
         span_days: How far back creation times go (at least 1).
+        first_id: The first contact's id (`FIRST_ID`; another account of a multi-account sandbox
+            starts elsewhere, so its ids are not another account's).
 
     Returns:
         The contacts, ids ascending with creation time.
@@ -249,7 +253,8 @@ def generate(*, count: int, seed: int, now: datetime, span_days: int = 90) -> li
         raise ValueError("count must be 0 or more")
     if span_days < 1:
         raise ValueError("span_days must be 1 or more")
-    return _Generator(random.Random(seed), unix(now.astimezone(UTC)), span=span_days * _DAY).run(count)
+    generator = _Generator(random.Random(seed), unix(now.astimezone(UTC)), span=span_days * _DAY)
+    return generator.run(count, first_id=first_id)
 
 
 class _Generator:
@@ -259,13 +264,13 @@ class _Generator:
         self.span = span
         self.next_event_id = 1
 
-    def run(self, count: int) -> list[NewContact]:
+    def run(self, count: int, *, first_id: int = FIRST_ID) -> list[NewContact]:
         rng = self.rng
         # At least a minute old, so a list ending at `now` holds every generated contact and
         # contacts created afterwards are the only ones after it.
         times = sorted(self.now - rng.randint(60, max(60, self.span)) for _ in range(count))
         contacts: list[NewContact] = []
-        next_id = FIRST_ID
+        next_id = first_id
         for index, created_at in enumerate(times):
             if contacts and rng.random() < 0.03:
                 # A duplicate profile that was later merged into an earlier contact: its id is a gap

@@ -2,9 +2,10 @@
 
 HighLevel is a NestJS service: errors are `{"statusCode", "message"}` (a 401 adds `"error"`, a 422
 has a list of messages), and every call needs `Authorization: Bearer <token>` and
-`Version: 2021-07-28`. All sandbox contacts belong to one sub-account, `LOCATION_ID`, which keeps
-HighLevel's default of not allowing duplicate contacts (by email, then phone). Every route also
-spends the token's day budget (`highlevel.daily`).
+`Version: 2021-07-28`. All of a sandbox's contacts belong to one sub-account, `LOCATION_ID` (each
+further account of a multi-account sandbox has its own), which keeps HighLevel's default of not
+allowing duplicate contacts (by email, then phone). Every route also spends the token's day budget
+(`highlevel.daily`).
 
 Routes: get a contact, create one (`POST /contacts/`, with or without the slash), find one by
 email or phone (`GET /contacts/search/duplicate`) and search them (`POST /contacts/search`: `query`
@@ -130,10 +131,12 @@ _MAX_PHONE_DIGITS = 15
 _LOCATION_DENIED = "The token does not have access to this location."
 
 
-def build(sandbox: Sandbox, token: str) -> Vendor:
-    """HighLevel's routes over the sandbox, accepting `token` as the sub-account's bearer token."""
+def build(sandbox: Sandbox, token: str, *, location_id: str = LOCATION_ID) -> Vendor:
+    """HighLevel's routes over the sandbox, accepting `token` as the bearer token of the sub-account `location_id`
+    (whose contacts are the sandbox's; any other `locationId` is refused as another sub-account's)."""
     rules = HighLevelRules(token)
     store = sandbox.store
+    ours = location_id  # `create_contact` reads the body's `locationId` into a local of that name
 
     def route(path: str, endpoint: str, handler: Handler, method: str) -> Route:
         return Route(
@@ -148,21 +151,21 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         row = await store.run(lambda: store.contact_by_highlevel_id(contact_id))
         if row is None:
             return _error(404, "Contact not found")
-        return JSONResponse({"contact": _contact(row, store.labels)})
+        return JSONResponse({"contact": _contact(row, store.labels, location_id)})
 
     async def custom_fields(request: Request) -> Response:
-        refusal = _location_refusal(request.path_params["locationId"])
+        refusal = _location_refusal(request.path_params["locationId"], location_id)
         if refusal is not None:
             return refusal
         model = request.query_params.get("model", "")
         if model not in ("", "contact", "opportunity", "all"):
             return _error(422, ["model must be one of the following values: contact, opportunity, all"])
-        fields = [] if model == "opportunity" else _field_definitions(store.labels)
+        fields = [] if model == "opportunity" else _field_definitions(store.labels, location_id)
         return JSONResponse({"customFields": fields})
 
     async def find_contact(request: Request) -> Response:
         params = request.query_params
-        refusal = _location_refusal(params.get("locationId"), missing=400)
+        refusal = _location_refusal(params.get("locationId"), location_id, missing=400)
         if refusal is not None:
             return refusal
         email = params.get("email", "").strip() or None
@@ -172,7 +175,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         found = await store.run(lambda: store.find_duplicate(email=email, phone=None))
         if found is None and number is not None:
             found = await store.run(lambda: store.find_duplicate(email=None, phone=number))
-        return JSONResponse({"contact": None if found is None else _contact(found.row, store.labels)})
+        return JSONResponse({"contact": None if found is None else _contact(found.row, store.labels, location_id)})
 
     async def search_contacts(request: Request) -> Response:
         try:
@@ -184,7 +187,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         search = _search_body(cast("dict[str, object]", payload))
         if isinstance(search, str):
             return _error(400, search)
-        refusal = _location_refusal(search.location_id, missing=400)
+        refusal = _location_refusal(search.location_id, location_id, missing=400)
         if refusal is not None:
             return refusal
         rows, total = await store.run(
@@ -192,7 +195,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
                 search.query, limit=search.page_limit, offset=(search.page - 1) * search.page_limit
             )
         )
-        return JSONResponse({"contacts": [_contact(row, store.labels) for row in rows], "total": total})
+        return JSONResponse({"contacts": [_contact(row, store.labels, location_id) for row in rows], "total": total})
 
     async def create_contact(request: Request) -> Response:
         try:
@@ -215,7 +218,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
             dnd = False
         if messages:
             return _error(422, messages, error="Unprocessable Entity")
-        refusal = _location_refusal(cast("str", location_id))
+        refusal = _location_refusal(cast("str", location_id), ours)
         if refusal is not None:
             return refusal
         now = unix(sandbox.clock())
@@ -267,7 +270,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
                 },
                 status_code=400,
             )
-        return JSONResponse({"contact": _created_contact(created, store.labels)}, status_code=201)
+        return JSONResponse({"contact": _created_contact(created, store.labels, ours)}, status_code=201)
 
     async def update_contact(request: Request) -> Response:
         contact_id: str = request.path_params["contactId"]
@@ -310,7 +313,7 @@ def build(sandbox: Sandbox, token: str) -> Vendor:
         updated = await store.run(
             lambda: store.update(row.id, now=now, collections=collections, slots=custom, profile=profile)
         )
-        return JSONResponse({"succeded": True, "contact": _contact(updated, store.labels)})
+        return JSONResponse({"succeded": True, "contact": _contact(updated, store.labels, location_id)})
 
     def tagging(adding: bool) -> Handler:
         async def tags(request: Request) -> Response:
@@ -362,14 +365,14 @@ def _error(status_code: int, message: str | list[str], **extra: str) -> JSONResp
     return JSONResponse({"statusCode": status_code, "message": message, **extra}, status_code=status_code)
 
 
-def _location_refusal(location_id: str | None, *, missing: int = 422) -> Response | None:
+def _location_refusal(location_id: str | None, ours: str, *, missing: int = 422) -> Response | None:
     """HighLevel's refusal of a missing `locationId` (a 422, or a 400 where the route documents no 422), its 403
     for another sub-account's, None for ours."""
     if not location_id:
         if missing == 400:
             return _error(400, "locationId should not be empty")
         return _error(422, ["locationId should not be empty"], error="Unprocessable Entity")
-    if location_id != LOCATION_ID:
+    if location_id != ours:
         return _error(403, _LOCATION_DENIED)
     return None
 
@@ -604,7 +607,7 @@ def _attribution(item: Attribution) -> dict[str, object]:
     )
 
 
-def _common(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+def _common(row: ContactRow, labels: Mapping[int, str], location_id: str) -> dict[str, object]:
     """The keys the get and create answers share."""
     profile = row.profile
     status = "active" if profile.dnd else "inactive"
@@ -612,7 +615,7 @@ def _common(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
     return _present(
         {
             "id": row.highlevel_id,
-            "locationId": LOCATION_ID,
+            "locationId": location_id,
             "firstName": profile.first_name,
             "firstNameLowerCase": profile.first_name.lower() if profile.first_name else None,
             "lastName": profile.last_name,
@@ -641,10 +644,10 @@ def _common(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
     )
 
 
-def _contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+def _contact(row: ContactRow, labels: Mapping[int, str], location_id: str) -> dict[str, object]:
     """A contact as `GET /contacts/{contactId}` shows it (`GetContectByIdSchema`)."""
     profile = row.profile
-    contact = _common(row, labels)
+    contact = _common(row, labels, location_id)
     extra = _present(
         {
             "name": row.name,
@@ -657,7 +660,7 @@ def _contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
     return {**contact, **extra}
 
 
-def _created_contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, object]:
+def _created_contact(row: ContactRow, labels: Mapping[int, str], location_id: str) -> dict[str, object]:
     """A contact as `POST /contacts/` answers it (`CreateContactSchema`): no name or attribution, more flags."""
     birth = row.profile.date_of_birth
     extra = _present(
@@ -672,13 +675,13 @@ def _created_contact(row: ContactRow, labels: Mapping[int, str]) -> dict[str, ob
             "products": [],
         }
     )
-    return {**_common(row, labels), **extra}
+    return {**_common(row, labels, location_id), **extra}
 
 
 _DATA_TYPES = {SlotType.TEXT: "TEXT", SlotType.NUMBER: "NUMERICAL", SlotType.DATE: "DATE"}
 
 
-def _field_definitions(labels: Mapping[int, str]) -> list[dict[str, object]]:
+def _field_definitions(labels: Mapping[int, str], location_id: str) -> list[dict[str, object]]:
     """The location's contact fields, as `GET /locations/{locationId}/customFields` lists them."""
     definitions: list[dict[str, object]] = []
     for position, (slot, label) in enumerate((slot, label) for slot, label in labels.items() if slot != COMPANY_SLOT):
@@ -696,7 +699,7 @@ def _field_definitions(labels: Mapping[int, str]) -> list[dict[str, object]]:
                 "isAllowedCustomOption": False,
                 "isMultiFileAllowed": False,
                 "maxFileLimit": 0,
-                "locationId": LOCATION_ID,
+                "locationId": location_id,
                 "model": "contact",
             }
         )

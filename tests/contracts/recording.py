@@ -248,8 +248,8 @@ def install(patch: pytest.MonkeyPatch) -> None:
 
     pick = FaultPlan.pick
 
-    def noted_pick(self: FaultPlan, method: str, path: str) -> Any:
-        picked = pick(self, method, path)
+    def noted_pick(self: FaultPlan, method: str, path: str, *account: Any) -> Any:
+        picked = pick(self, method, path, *account)
         _faulted.set(picked is not None)
         return picked
 
