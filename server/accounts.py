@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ast
 import bisect
+import contextlib
 import difflib
 import json
 import re
@@ -68,7 +69,7 @@ _MODELS: dict[str, type[ProviderSettings]] = {
 }
 _REQUIRED: dict[str, frozenset[str]] = {"highlevel": frozenset({"location_id"})}
 """Scope keys a provider cannot run without (HighLevel's creates, lookups and limits are per location)."""
-_SCOPE_KEYS = ("location_id", "company_id", "timezone")
+_PROVIDER_KEYS = ("location_id", "company_id", "timezone")
 _COMMON_KEYS = ("provider", "description", "api_key_env", "api_key_file", "base_url", "rate_limits")
 _SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "credential", "bearer")
 _VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -81,7 +82,7 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 def _accepted_keys(provider: str) -> tuple[str, ...]:
     """The keys an account of `provider` takes: the common ones and its settings model's scope fields."""
     fields = _MODELS[provider].model_fields
-    return (*_COMMON_KEYS, *(key for key in _SCOPE_KEYS if key in fields))
+    return (*_COMMON_KEYS, *(key for key in _PROVIDER_KEYS if key in fields))
 
 
 @dataclass(frozen=True, repr=False, kw_only=True)
@@ -127,7 +128,7 @@ class Account:
         """This account as its provider's settings model (`CometlySettings`, ...), for the provider to run on."""
         model = _MODELS[self.provider]
         values: dict[str, Any] = {"api_key": self.key, "base_url": self.base_url} | {
-            name: getattr(self, name) for name in _SCOPE_KEYS if name in model.model_fields
+            name: getattr(self, name) for name in _PROVIDER_KEYS if name in model.model_fields
         }
         return model.model_construct(**values)  # checked when the account was read; reads no environment
 
@@ -229,7 +230,7 @@ def _syntax_error(path: Path, text: str, exc: tomllib.TOMLDecodeError) -> Config
     """tomllib's complaint, at its line (it names keys, never values)."""
     message = str(exc)
     where = _WHERE.search(message)
-    line = text.count("\n") + 1
+    line = text.rstrip().count("\n") + 1  # "at end of document": the last line with text
     column = ""
     if where is not None:
         message = message[: where.start()]
@@ -367,7 +368,7 @@ class _Reader:
             )
         key = self._key(name, table, label)
         scope: dict[str, str | None] = {}
-        for field_name in _SCOPE_KEYS:
+        for field_name in _PROVIDER_KEYS:
             if field_name in accepted:
                 required = f"(the {label} {field_name.removesuffix('_id')} this key belongs to)"
                 scope[field_name] = self._text(
@@ -570,7 +571,8 @@ class _Locator:
         self._newlines = [index for index, character in enumerate(text) if character == "\n"]
         self._first: dict[tuple[str, ...], int] = {}
         self._headers: dict[tuple[str, ...], int] = {}
-        self._scan()
+        with contextlib.suppress(IndexError):  # a construct this scanner misreads: the lines found so far stand
+            self._scan()
 
     def line(self, path: tuple[str, ...]) -> int:
         """The line of `path`, or of its longest prefix found; 1 when none is."""
