@@ -20,24 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import MappingProxyType
-from typing import Any, Literal, TypedDict, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import SecretStr, ValidationError
 from pydantic_settings import BaseSettings
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, QueryParams
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ..settings import ClemtaSettings, CometlySettings, HighLevelSettings
 from . import clemta, cometly, highlevel
@@ -86,6 +87,9 @@ class SandboxAccount:
     """Its IANA timezone: a Cometly Space reads its list dates in it; for the others it is what
     `sandbox_accounts` reports (their contact APIs report none)."""
     description: str = ""
+    key: str | None = None
+    """Clemta only: the key it answers to, when it shares one with other companies (a partner key
+    linked to several, e.g. `SANDBOX_KEYS["clemta"]`); its budget is then theirs too. None: its own key."""
 
 
 @dataclass(frozen=True)
@@ -155,7 +159,8 @@ def _served(account: SandboxAccount, number: int) -> ServedAccount:
     return ServedAccount(
         name=account.name,
         provider=account.provider,
-        key=_KEY_PREFIXES[account.provider] + stable_base62(f"sandbox:{account.provider}:key:{account.name}", 16),
+        key=account.key
+        or _KEY_PREFIXES[account.provider] + stable_base62(f"sandbox:{account.provider}:key:{account.name}", 16),
         timezone=account.timezone,
         description=account.description,
         location_id=stable_base62(f"highlevel:location:{account.name}") if account.provider == "highlevel" else None,
@@ -323,8 +328,8 @@ def create_app(
         clemta.build(sandbox, SANDBOX_KEYS["clemta"]),
     ]
     route_error = _route_errors(vendors)
-    routes: dict[tuple[str, str], tuple[ServedAccount, ASGIApp | None]] = {
-        (account.provider, account.key): (account, None) for account in _default_accounts(timezone)
+    routes: dict[tuple[str, str], list[AccountRoute]] = {
+        (account.provider, account.key): [AccountRoute(account, None, store)] for account in _default_accounts(timezone)
     }
     sandboxes: dict[str, Sandbox] = {}
     try:
@@ -348,7 +353,7 @@ def create_app(
             sub_app = Starlette(
                 routes=vendor.routes, exception_handlers=dict.fromkeys((404, 405), _route_errors([vendor]))
             )
-            routes[(account.provider, account.key)] = (account, sub_app)
+            routes.setdefault((account.provider, account.key), []).append(AccountRoute(account, sub_app, extra_store))
     except BaseException:
         for extra in sandboxes.values():
             extra.store.close()
@@ -391,7 +396,7 @@ def create_app(
     )
     app.state.sandbox = sandbox
     app.state.sandboxes = MappingProxyType(sandboxes)
-    app.state.accounts = tuple(account for account, _ in routes.values())
+    app.state.accounts = (*_default_accounts(timezone), *served)
     return app
 
 
@@ -421,6 +426,10 @@ def _check_accounts(accounts: Sequence[SandboxAccount]) -> list[ServedAccount]:
             raise ValueError(f"account {name!r}: unknown provider {account.provider!r}; known: {', '.join(_PROVIDERS)}")
         if account.contacts < 0:
             raise ValueError(f"account {name!r}: contacts must be 0 or more")
+        if account.key is not None and account.provider != "clemta":
+            raise ValueError(
+                f"account {name!r}: only Clemta companies share a key ({account.provider} has one per account)"
+            )
         _zone(account.timezone)
         seen.add(name)
         served.append(_served(account, number))
@@ -501,10 +510,10 @@ class SandboxApp(Starlette):
     def __init__(
         self,
         faults: FaultPlan,
-        accounts: Mapping[tuple[str, str], tuple[ServedAccount, ASGIApp | None]] | None = None,
+        accounts: Mapping[tuple[str, str], Sequence[AccountRoute]] | None = None,
         **options: Any,
     ) -> None:
-        """`accounts` maps (vendor, key) to the account and the app serving it (None: this one); default: none."""
+        """`accounts` maps (vendor, key) to the accounts that key opens, the vendor's first account first."""
         super().__init__(**options)
         self._faults = faults
         self._accounts = accounts or {}
@@ -513,29 +522,82 @@ class SandboxApp(Starlette):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        found = self._account_of(scope)
-        target: ASGIApp = super().__call__ if found is None or found[1] is None else found[1]
+        candidates = self._accounts_of(scope)
+        found = candidates[0] if candidates else None
+        if len(candidates) > 1:
+            receive, body = await _buffered(receive)
+            found = await _company_account(scope, candidates, body)
+        target: ASGIApp = super().__call__ if found is None or found.app is None else found.app
         # Here rather than in a middleware, so `send` is still the server's own (see `faults.inject`'s reset).
-        picked = self._faults.pick(scope["method"], scope["path"], found[0].aliases if found else ())
+        picked = self._faults.pick(scope["method"], scope["path"], found.account.aliases if found else ())
         if picked is None:
             await target(scope, receive, send)
         else:
             kind, faults = picked
             await inject(kind, faults, scope, receive, send, target)
 
-    def _account_of(self, scope: Scope) -> tuple[ServedAccount, ASGIApp | None] | None:
-        """The account a request's key names, as its vendor reads the key; None for none the sandbox serves."""
+    def _accounts_of(self, scope: Scope) -> Sequence[AccountRoute]:
+        """The accounts a request's key opens, as its vendor reads the key; none for a key the sandbox does not know."""
         path: str = scope["path"]
         provider = next((name for name in _PROVIDERS if path.startswith(f"/{name}/")), None)
         if provider is None:
-            return None
+            return ()
         headers = Headers(scope=scope)
         if provider == "clemta":
             key = headers.get("x-api-key", "")
         else:
             scheme, _, key = headers.get("authorization", "").partition(" ")
             key = key.strip() if scheme.lower() == "bearer" else ""
-        return self._accounts.get((provider, key)) if key else None
+        return self._accounts.get((provider, key), ()) if key else ()
+
+
+@dataclass(frozen=True)
+class AccountRoute:
+    """Where a request of one account goes."""
+
+    account: ServedAccount
+    app: ASGIApp | None
+    """The app with its routes; None: the `SandboxApp`'s own (the default accounts')."""
+    store: Store
+
+
+async def _buffered(receive: Receive) -> tuple[Receive, bytes]:
+    """The request's body, read whole, and a `receive` that hands the app the same messages again."""
+    messages: list[Message] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            break
+    body = b"".join(message.get("body", b"") for message in messages if message["type"] == "http.request")
+
+    async def replay() -> Message:
+        return messages.pop(0) if messages else await receive()
+
+    return replay, body
+
+
+async def _company_account(scope: Scope, candidates: Sequence[AccountRoute], body: bytes) -> AccountRoute:
+    """Which of the Clemta companies a partner key opens a request is for: the `company_id` of its query or body,
+    else the one holding the contact its path names; the first when none matches (it answers the vendor's 404)."""
+    company = QueryParams(scope.get("query_string", b"")).get("company_id")
+    if company is None and body:
+        try:
+            payload: object = json.loads(body)
+        except ValueError:
+            payload = None
+        given = cast("dict[str, object]", payload).get("company_id") if isinstance(payload, dict) else None
+        company = given if isinstance(given, str) else None
+    if company is not None:
+        return next((item for item in candidates if item.account.company_id == company.lower()), candidates[0])
+    path: str = scope["path"]
+    contact_id = path.removeprefix("/clemta/contacts/")
+    if contact_id != path and contact_id and "/" not in contact_id:
+        for item in candidates:
+            store = item.store
+            if await store.run(lambda store=store: store.contact_by_clemta_id(contact_id)) is not None:
+                return item
+    return candidates[0]
 
 
 def sandbox_of(app: Starlette, account: str = DEFAULT_ACCOUNT) -> Sandbox:

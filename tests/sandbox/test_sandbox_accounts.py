@@ -15,6 +15,7 @@ from mcp import Client
 from starlette.applications import Starlette
 
 from contacts_mcp.server.sandbox import (
+    CLEMTA_COMPANY_ID,
     HIGHLEVEL_LOCATION_ID,
     SANDBOX_KEYS,
     Faults,
@@ -90,7 +91,7 @@ async def test_the_default_accounts_answer_as_without_further_accounts(http: htt
             for path, params, headers in (
                 (CONTACTS_PATH, {**EVERYTHING, "per_page": 5000, "include_custom_fields": 1}, COMETLY),
                 (f"{CONTACTS_PATH}/10001", {"include_events": 1}, COMETLY),
-                ("/clemta/contacts", {"company_id": "64b8f1a2e4b0c8d9f0c0ffee", "limit": 100}, CLEMTA),
+                ("/clemta/contacts", {"company_id": CLEMTA_COMPANY_ID, "limit": 100}, CLEMTA),
             ):
                 mine, theirs = (
                     (await alone.get(path, params=params, headers=headers)),
@@ -167,9 +168,7 @@ async def test_two_clemta_companies_answer_their_own_contacts(app: Starlette, ht
     headers = {"X-API-Key": other.key}
     theirs = await http.get("/clemta/contacts", params={"company_id": other.company_id, "limit": 1}, headers=headers)
     assert theirs.json()["data"]["total"] == 300
-    foreign = await http.get(
-        "/clemta/contacts", params={"company_id": "64b8f1a2e4b0c8d9f0c0ffee", "limit": 1}, headers=headers
-    )
+    foreign = await http.get("/clemta/contacts", params={"company_id": CLEMTA_COMPANY_ID, "limit": 1}, headers=headers)
     assert (foreign.status_code, foreign.json()["error"]["code"]) == (404, "COMPANY_NOT_FOUND")
     contact_id = theirs.json()["data"]["contacts"][0]["id"]
     assert (await http.get(f"/clemta/contacts/{contact_id}", headers=headers)).status_code == 200
@@ -267,3 +266,35 @@ async def test_the_real_provider_reaches_a_further_account_through_its_settings(
 def test_accounts_that_cannot_be_served_are_refused(accounts: list[SandboxAccount], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         create_app(contacts=1, now=NOW, accounts=accounts)
+
+
+async def test_a_clemta_partner_key_opens_each_of_its_companies_by_company_id() -> None:
+    shared = create_app(
+        contacts=5,
+        seed=SEED,
+        now=NOW,
+        rate_limits={"clemta.api_key": (4, 60.0)},
+        accounts=[SandboxAccount(name="second-co", provider="clemta", contacts=7, key=SANDBOX_KEYS["clemta"])],
+    )
+    try:
+        second = account(shared, "second-co")
+        assert second.key == SANDBOX_KEYS["clemta"]
+        async with client_for(shared) as http:
+            listed = await http.get("/clemta/contacts", params={"company_id": second.company_id}, headers=CLEMTA)
+            assert listed.json()["data"]["total"] == 7
+            contact_id = listed.json()["data"]["contacts"][0]["id"]
+            assert (await http.get(f"/clemta/contacts/{contact_id}", headers=CLEMTA)).status_code == 200
+            body = {
+                "type": "customer",
+                "full_name": "New Co",
+                "email": "new@example.com",
+                "company_id": second.company_id,
+            }
+            created = await http.post("/clemta/contacts", json=body, headers=CLEMTA)
+            assert created.status_code == 200
+            assert sandbox_of(shared, second.name).store.contact_by_clemta_id(created.json()["data"]["id"]) is not None
+            # One key, one budget: the fourth request of the key is its last, whichever company it is for.
+            default = await http.get("/clemta/contacts", params={"company_id": CLEMTA_COMPANY_ID}, headers=CLEMTA)
+            assert (default.json()["data"]["total"], default.headers["X-RateLimit-Remaining"]) == (5, "0")
+    finally:
+        close(shared)
