@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -39,9 +40,10 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Tool as MCPTool
 from pydantic import AnyUrl, BaseModel, ValidationError
 
-from ..tools.contacts import WRITE_TOOLS, register_contact_tools
+from ..tools.contacts import WRITE_TOOLS, register_contact_tools, settle_account
 from ..tools.server import About, register_server_tools
-from .budgets import BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
+from .accounts import Account, default_accounts, load_accounts
+from .budgets import Budget, Budgets, BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
 from .errors import (
     ConfigurationError,
     ContactsError,
@@ -96,6 +98,30 @@ class ToolScopes:
 def configured_providers(settings: Settings) -> list[type[Provider]]:
     """The providers whose credentials are set, in the order of `PROVIDERS`."""
     return [provider for provider in PROVIDERS.values() if provider.configured(settings)]
+
+
+def configured_accounts(settings: Settings, environ: Mapping[str, str] | None = None) -> list[Account] | None:
+    """The accounts to serve: None without `CONTACTS_MCP_ACCOUNTS_FILE` (one account per provider, as ever);
+    else the environment's `default` account of each configured provider, then the file's, in its order.
+
+    Args:
+        settings: The loaded settings.
+        environ: Where the file's `api_key_env` variables are looked up; default: `os.environ`.
+
+    Raises:
+        ConfigurationError: One line naming the file and line of its first mistake (`load_accounts`).
+    """
+    if settings.accounts_file is None:
+        return None
+    loaded = load_accounts(settings.accounts_file, os.environ if environ is None else environ)
+    return [*default_accounts(settings), *loaded]
+
+
+def with_accounts(settings: Settings, accounts: Sequence[Account] | None) -> Settings:
+    """`settings` holding every account's key as a secret to redact (each account's own settings carry one)."""
+    if not accounts:
+        return settings
+    return settings.with_account_keys([*settings.account_keys, *(account.key for account in accounts)])
 
 
 def missing_provider_message() -> str:
@@ -172,10 +198,13 @@ class ContactsServer(MCPServer[AppState]):
         max_result_chars: int = 80_000,
         hidden: Mapping[str, str] | None = None,
         scopes: ToolScopes | None = None,
+        accounts: Mapping[str, frozenset[str]] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(lifespan=state, **kwargs)
         self.state = state
+        self.accounts = dict(accounts or {})
+        """The providers each account name is an account of (`default` may be several's); empty without a file."""
         self.scopes = scopes or ToolScopes()
         """The scope each tool needs from a caller whose token is known (HTTP); stdio and in-memory have none."""
         self.hidden = dict(hidden or {})
@@ -263,6 +292,12 @@ class ContactsServer(MCPServer[AppState]):
             return self._failure(shown[:80], unknown)
         if self.redactor.found_in(arguments):
             return self._failure(name, _holding_secrets(self.redactor, arguments))
+        tool = self._tool_manager.get_tool(name)
+        if self.accounts and tool is not None and "account" in tool.parameters.get("properties", {}):
+            try:
+                arguments = settle_account(arguments, self.accounts)
+            except ValidationFailed as exc:
+                return self._failure(name, exc)
         reporting = wait_reporter.set(context.report_progress if context is not None else None)
         try:
             result = await super().call_tool(name, arguments, context)
@@ -341,6 +376,38 @@ def budget_specs(settings: Settings, providers: Sequence[type[Provider]]) -> dic
     return specs
 
 
+def account_budget_specs(
+    settings: Settings, providers: Sequence[type[Provider]], accounts: Sequence[Account]
+) -> dict[str, dict[str, BudgetSpec]]:
+    """The budgets of `accounts`, by the fingerprint of whom the upstream counts them against.
+
+    Accounts on one key (and scope) share one set of budgets, the first such account's limits; two keys never
+    share. The environment's overrides (`CONTACTS_MCP_RATE_LIMITS`) must name budgets of `providers`.
+
+    Raises:
+        ConfigurationError: If an environment override names a budget that does not exist.
+    """
+    groups: dict[str, dict[str, BudgetSpec]] = {}
+    for account in accounts:
+        limits = account.apply(settings).rate_limits
+        group = groups.setdefault(account.fingerprint, {})
+        for name, rates in PROVIDERS[account.provider].default_budgets.items():
+            if name in group:
+                continue
+            override = limits.get(name)
+            group[name] = BudgetSpec(
+                rates=rates if override is None else override, account=account.fingerprint, may_rise=override is None
+            )
+    known = {name: None for provider in providers for name in provider.default_budgets}
+    check_overrides(known, settings.rate_limits)
+    return groups
+
+
+def _clock_given(clock: Callable[[], datetime] | None) -> dict[str, Any]:
+    """`AppState`'s clock argument when one is given (else its own default, the system clock)."""
+    return {"clock": clock} if clock is not None else {}
+
+
 def _lifespan(
     settings: Settings,
     providers: Sequence[type[Provider]],
@@ -348,7 +415,10 @@ def _lifespan(
     clock: Callable[[], datetime] | None,
     *,
     sandbox: bool = False,
+    accounts: Sequence[Account] | None = None,
 ) -> SharedState:
+    if accounts is not None:
+        return _accounts_lifespan(settings, providers, accounts, transport, clock, sandbox=sandbox)
     specs = budget_specs(settings, providers)
     redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
 
@@ -373,7 +443,63 @@ def _lifespan(
                 providers=opened,
                 budgets=budgets,
                 max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
-                **({"clock": clock} if clock is not None else {}),
+                **_clock_given(clock),
+            )
+
+    return SharedState(open_state)
+
+
+def _accounts_lifespan(
+    settings: Settings,
+    providers: Sequence[type[Provider]],
+    accounts: Sequence[Account],
+    transport: TransportFactory | None,
+    clock: Callable[[], datetime] | None,
+    *,
+    sandbox: bool,
+) -> SharedState:
+    """The lifespan of a server with named accounts: one provider instance, index and budget set per account.
+
+    Instances are opened in the order of `accounts`; `AppState.providers` holds each provider's first
+    account (what a call naming only `provider` reaches), `AppState.accounts` every account by name.
+    """
+    groups = account_budget_specs(settings, providers, accounts)
+    redis_url = settings.redis_url.get_secret_value() if settings.redis_url else None
+
+    @asynccontextmanager
+    async def open_state() -> AsyncGenerator[AppState]:
+        async with AsyncExitStack() as stack:
+            opened_budgets: dict[str, Budgets] = {}
+            every: dict[str, Budget] = {}
+            for key, specs in groups.items():
+                budgets = await stack.enter_async_context(open_budgets(specs, redis_url=redis_url))
+                opened_budgets[key] = budgets
+                every |= {f"{key}/{budget.name}": budget for budget in budgets}
+            by_name: dict[tuple[str, str], Provider] = {}
+            own_budgets: dict[tuple[str, str], Budgets] = {}
+            for account in accounts:
+                cls = PROVIDERS[account.provider]
+                applied = account.apply(settings)
+                budgets = opened_budgets[account.fingerprint]
+                instance = cls.from_settings(applied, budgets=budgets, transport=transport and transport(), clock=clock)
+                stack.push_async_callback(instance.aclose)
+                if isinstance(instance, Cometly):
+                    index = await stack.enter_async_context(
+                        open_index(applied, instance, account=account.fingerprint, sandbox=sandbox)
+                    )
+                    instance.attach_index(index)
+                by_name[account.provider, account.name] = instance
+                own_budgets[account.provider, account.name] = budgets
+            first: dict[str, Provider] = {}
+            for instance in by_name.values():
+                first.setdefault(instance.name, instance)
+            yield AppState(
+                providers=first,
+                budgets=Budgets(every),
+                max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
+                accounts=by_name,
+                account_budgets=own_budgets,
+                **_clock_given(clock),
             )
 
     return SharedState(open_state)
@@ -400,6 +526,7 @@ def build_server(
     sandbox: bool = False,
     providers: Sequence[type[Provider]] | None = None,
     clock: Callable[[], datetime] | None = None,
+    accounts: Sequence[Account] | None = None,
 ) -> ContactsServer:
     """The MCP server for `settings`: tools for every configured provider.
 
@@ -409,10 +536,20 @@ def build_server(
         sandbox: Mark every result as sandbox data.
         providers: Serve these instead of the configured ones (to describe the tools without credentials).
         clock: The current moment (aware) that date words are resolved against; default: the system clock.
+        accounts: Serve these named accounts; default: the environment's and `CONTACTS_MCP_ACCOUNTS_FILE`'s
+            when that is set (`configured_accounts`), else one account per configured provider.
 
     Raises:
-        ConfigurationError: If no provider is configured or a budget override names an unknown budget.
+        ConfigurationError: If no provider is configured, a budget override names an unknown budget, or the
+            accounts file has a mistake.
     """
+    accounts = configured_accounts(settings) if accounts is None else accounts
+    if accounts is not None:
+        settings = with_accounts(settings, accounts)
+        if providers is None:
+            providers = [
+                provider for provider in PROVIDERS.values() if any(a.provider == provider.name for a in accounts)
+            ]
     providers = configured_providers(settings) if providers is None else providers
     if not providers:
         raise ConfigurationError(missing_provider_message())
@@ -424,18 +561,29 @@ def build_server(
                 f"configured: {', '.join(provider.name for provider in providers)}"
             )
         providers = sorted(providers, key=lambda provider: provider.name != default)
+    if accounts is not None:
+        order = [provider.name for provider in providers]
+        accounts = sorted(
+            (account for account in accounts if account.provider in order), key=lambda a: order.index(a.provider)
+        )
     server = ContactsServer(
         name="contacts-mcp",
         version=VERSION,
         instructions=INSTRUCTIONS,
-        state=_lifespan(settings, providers, transport, clock, sandbox=sandbox),
+        state=_lifespan(settings, providers, transport, clock, sandbox=sandbox, accounts=accounts),
         redactor=Redactor(secrets_of(settings)),
         sandbox=sandbox,
         max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
         hidden=_hidden_tools(settings),
         scopes=ToolScopes(read=settings.oauth_read_scope, write=settings.oauth_write_scope),
+        accounts={
+            name: frozenset(account.provider for account in accounts or () if account.name == name)
+            for name in {account.name for account in accounts or ()}
+        },
     )
-    register_contact_tools(server, providers, read_only=settings.read_only, only=settings.tools)
+    register_contact_tools(
+        server, providers, read_only=settings.read_only, only=settings.tools, accounts=accounts or ()
+    )
     register_server_tools(
         server,
         providers,
@@ -449,5 +597,6 @@ def build_server(
         ),
         redact=server.redactor.text,
         only=settings.tools,
+        accounts=accounts or (),
     )
     return server

@@ -240,6 +240,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pass
         sandbox: bool = getattr(args, "sandbox", False)
         settings = _sandbox_settings() if sandbox else load_settings()
+        if settings.accounts_file is not None:  # read here too, so every account's key is kept out of the logs
+            from .accounts import load_accounts
+
+            settings = settings.with_account_keys(
+                [account.key for account in load_accounts(settings.accounts_file, os.environ)]
+            )
         redact_logs(Redactor(secrets_of(settings)))
         match args.command:
             case "index":
@@ -288,14 +294,15 @@ def _sandbox_settings() -> Settings:
     read the same everywhere); `CONTACTS_MCP_REDIS_URL`, since every process embeds a sandbox
     of its own whose limits no other process shares, so its budgets stay in the process; and
     `CONTACTS_MCP_INDEX_URL`, since the sandbox's contacts are generated afresh by each process: its
-    contact index is a temporary file, deleted at exit (`CONTACTS_MCP_INDEX=off` still turns it off).
+    contact index is a temporary file, deleted at exit (`CONTACTS_MCP_INDEX=off` still turns it off);
+    and `CONTACTS_MCP_ACCOUNTS_FILE`, whose accounts are real ones, not the sandbox's.
 
     Raises:
         ConfigurationError: If a setting it reads is invalid, naming it and where it came from.
     """
     from .sandbox import sandbox_settings
 
-    return load_settings(providers=sandbox_settings(SANDBOX_ROOT), unread=("redis_url", "index_url"))
+    return load_settings(providers=sandbox_settings(SANDBOX_ROOT), unread=("redis_url", "index_url", "accounts_file"))
 
 
 def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:

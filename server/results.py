@@ -504,11 +504,13 @@ def _pair(character: str) -> str:
 
 
 def secrets_of(settings: Settings) -> list[str]:
-    """Every secret `settings` hold: provider keys, the HTTP token, the OAuth client secret, Redis and index passwords.
+    """Every secret `settings` hold: provider and account keys, the HTTP token, the OAuth client secret, Redis and
+    index passwords.
 
     The password is given as written in the URL and percent-decoded, as a client library may echo either.
     """
     found = [provider.key() for provider in (settings.cometly, settings.highlevel, settings.clemta)]
+    found += [key.get_secret_value() for key in settings.account_keys]
     tokens = (settings.http_token, settings.oauth_client_secret)
     found += [secret.get_secret_value() for secret in tokens if secret is not None]
     for url in (settings.redis_url, settings.index_url):

@@ -21,7 +21,7 @@ from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from dotenv import dotenv_values
-from pydantic import AfterValidator, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import AfterValidator, Field, PrivateAttr, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from .errors import ConfigurationError
@@ -292,6 +292,20 @@ class Settings(BaseSettings):
     """This server's client id at the issuer's introspection endpoint (RFC 7662), for opaque tokens."""
     oauth_client_secret: SecretStr | None = None
     """This server's client secret at the issuer's introspection endpoint."""
+    accounts_file: Path | None = None
+    """The TOML file of named accounts (`server.accounts`), served beside the environment's account `default`."""
+    _account_keys: tuple[SecretStr, ...] = PrivateAttr(default=())
+
+    @property
+    def account_keys(self) -> tuple[SecretStr, ...]:
+        """The keys of the accounts file's accounts: secrets to redact besides those of the fields."""
+        return self._account_keys
+
+    def with_account_keys(self, keys: Collection[SecretStr]) -> Settings:
+        """These settings also holding `keys` as secrets; a `model_copy` of them (`Account.apply`) keeps them."""
+        copy = self.model_copy()
+        copy._account_keys = tuple(keys)
+        return copy
 
     @field_validator("redis_url")
     @classmethod

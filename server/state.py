@@ -25,6 +25,11 @@ class AppState:
     """The ceiling for one result's text (`CONTACTS_MCP_MAX_RESULT_TOKENS` x 4)."""
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     """The current moment, aware; date words ("today", "last week") are resolved against it."""
+    accounts: Mapping[tuple[str, str], Provider] = field(default_factory=dict[tuple[str, str], Provider])
+    """With an accounts file: each named account's provider instance by (provider, name), `default` ones first
+    (each provider's environment account is named `default`); else empty."""
+    account_budgets: Mapping[tuple[str, str], Budgets] = field(default_factory=dict[tuple[str, str], Budgets])
+    """With an accounts file: each named account's budgets by (provider, name), shared by accounts on one key."""
 
     def provider(self, name: str) -> Provider:
         """The provider called `name`.

@@ -5,15 +5,17 @@ configured on it. This module must not use `from __future__ import annotations`:
 signatures at registration, and the `provider` annotation is a local of `register_contact_tools`.
 """
 
+import inspect
 import logging
-from collections.abc import Callable, Sequence
-from typing import Annotated, Any, Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Annotated, Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, JsonValue
 from pydantic_core import PydanticCustomError
 
+from ..server.accounts import Account
 from ..server.errors import ConfigurationError, ValidationFailed
 from ..server.paging import MAX_RESULTS, list_query, read_contacts, sort_of, sorted_query
 from ..server.providers import PROVIDERS
@@ -160,12 +162,109 @@ def provider_argument(tool: str, names: Sequence[str]) -> Any:
     ]
 
 
+def account_argument(tool: str, accounts: Sequence[Account]) -> Any:
+    """The `account` argument's annotation: a string enum of the named accounts whose provider offers `tool`,
+    each described so a model can pick (`acme-hl: Acme Dental's HighLevel location (highlevel)`)."""
+    names = list(dict.fromkeys(account.name for account in accounts))  # `default` is each provider's
+    listed = "; ".join(f"{account.name}: {account.description} ({account.provider})" for account in accounts)
+
+    def known(name: str) -> str:
+        if name in names:
+            return name
+        raise ValueError(f"account must be one of: {', '.join(names)}")
+
+    return Annotated[
+        str,
+        Field(
+            description=f"Which named account to use: {listed}. Left out, {names[0]}; given alone, it implies its "
+            "provider (a `provider` given too must be that account's).",
+            json_schema_extra={"enum": list[JsonValue](names)},
+        ),
+        AfterValidator(known),
+    ]
+
+
+def with_account_argument(fn: Callable[..., Any], tool: str, accounts: Sequence[Account]) -> None:
+    """Give `fn` its `account` argument when more than one of `accounts` serves `tool`, else hide it.
+
+    Hidden, the argument is absent from the schema (a server with one account per provider lists the tools it
+    always has) and the function gets None: the provider's only account.
+    """
+    signature = inspect.signature(fn)
+    parameters = list(signature.parameters.values())
+    if len(accounts) > 1:
+        parameters = [
+            parameter.replace(annotation=account_argument(tool, accounts), default=accounts[0].name)
+            if parameter.name == "account"
+            else parameter
+            for parameter in parameters
+        ]
+    else:
+        parameters = [parameter for parameter in parameters if parameter.name != "account"]
+    setattr(fn, "__signature__", signature.replace(parameters=parameters))  # noqa: B010 - read by the SDK
+
+
+def settle_account(arguments: Mapping[str, Any], accounts: Mapping[str, frozenset[str]]) -> dict[str, Any]:
+    """The arguments of a call naming an `account`, with the provider it implies when `provider` is left out.
+
+    Args:
+        arguments: The call's arguments, as the client sent them.
+        accounts: The providers each account name is an account of (`default` may be several's).
+
+    Raises:
+        ValidationFailed: If `provider` is given too and that account is not one of its.
+    """
+    account, provider = arguments.get("account"), arguments.get("provider")
+    if not isinstance(account, str) or account not in accounts:
+        return dict(arguments)  # none given, or one the tool's own validation refuses
+    owners = accounts[account]
+    if provider is None:
+        return {**arguments, "provider": next(iter(owners))} if len(owners) == 1 else dict(arguments)
+    if provider not in owners:
+        raise ValidationFailed(
+            f"Invalid arguments: account {account} is a {' and '.join(sorted(owners))} account, but provider is "
+            f"{str(provider)[:40]!r}. Leave provider out (the account implies it) or name an account of that "
+            "provider; nothing was sent."
+        )
+    return dict(arguments)
+
+
+def source(ctx: ToolContext, provider: str, account: str | None) -> tuple[Provider, str | None]:
+    """The provider instance a call goes to and the named account it is (None without an accounts file).
+
+    `account` wins when it is one of `provider`'s (the server has made sure a named account agrees with a given
+    provider); else the provider's first account.
+
+    Raises:
+        NotSupported: If `provider` is not configured on this server.
+    """
+    app = ctx.request_context.lifespan_context
+    if not app.accounts:
+        return app.provider(provider), None
+    chosen = app.accounts.get((provider, account)) if account is not None else None
+    if chosen is not None:
+        return chosen, account
+    for (owner, name), instance in app.accounts.items():
+        if owner == provider:
+            return instance, name
+    return app.provider(provider), None
+
+
+Result = TypeVar("Result", bound=BaseModel)
+
+
+def answered_by(result: Result, account: str | None) -> Result:
+    """`result` saying which named account answered; unchanged without an accounts file."""
+    return result if account is None else result.model_copy(update={"account": account})
+
+
 def register_contact_tools(
     server: MCPServer[AppState],
     providers: Sequence[type[Provider]],
     *,
     read_only: bool,
     only: Sequence[str] | None = None,
+    accounts: Sequence[Account] = (),
 ) -> None:
     """Add the contact tools that at least one of `providers` serves.
 
@@ -174,6 +273,8 @@ def register_contact_tools(
         providers: The configured providers.
         read_only: Leave out the tools that change upstream data.
         only: Add only these tools (the operator's allow-list, `CONTACTS_MCP_TOOLS`).
+        accounts: The named accounts (an accounts file's, `default` ones included); a tool two or more of them
+            serve takes an `account` argument.
 
     Raises:
         ConfigurationError: If `only` names a tool that does not exist, or a write tool while `read_only`.
@@ -204,6 +305,7 @@ def register_contact_tools(
             return
         fn = build(names[0])
         fn.__annotations__["provider"] = provider_argument(tool, names)
+        with_account_argument(fn, tool, [account for account in accounts if account.provider in names])
         title, description = _DESCRIPTIONS[tool]
         server.add_tool(fn, name=tool, title=title, description=description, annotations=annotations)
 
@@ -260,6 +362,7 @@ def _get_contact(default: str) -> Callable[..., Any]:
             ),
         ] = False,
         provider: str = default,
+        account: str | None = None,
     ) -> Contact:
         query = GetContactQuery(
             contact_id=contact_id,
@@ -270,8 +373,9 @@ def _get_contact(default: str) -> Callable[..., Any]:
             use_custom_field_labels=use_custom_field_labels,
             exact_created_at=exact_created_at,
         )
-        contact = await ctx.request_context.lifespan_context.provider(provider).get_contact(query)
-        return contact.limited(limit)
+        upstream, named = source(ctx, provider, account)
+        contact = await upstream.get_contact(query)
+        return answered_by(contact.limited(limit), named)
 
     return get_contact
 
@@ -294,10 +398,12 @@ def _list_contacts(default: str) -> Callable[..., Any]:
             bool, Field(description="Key custom fields by their label instead of slot.")
         ] = True,
         provider: str = default,
+        account: str | None = None,
     ) -> ContactPage:
         return await _read_range(
             ctx,
             provider,
+            account,
             max_results=max_results,
             count_only=count_only,
             sort_by=sort_by,
@@ -335,10 +441,12 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
             bool, Field(description="Key custom fields by their label instead of slot.")
         ] = True,
         provider: str = default,
+        account: str | None = None,
     ) -> ContactPage:
         return await _read_range(
             ctx,
             provider,
+            account,
             max_results=max_results,
             count_only=count_only,
             sort_by=sort_by,
@@ -358,6 +466,7 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
 async def _read_range(
     ctx: ToolContext,
     provider: str,
+    account: str | None,
     *,
     max_results: int | None,
     count_only: bool,
@@ -368,11 +477,11 @@ async def _read_range(
     """The contacts of a date range (`query` holds list_query's arguments): a page, many, or their count, sorted
     when asked."""
     app = ctx.request_context.lifespan_context
-    source = app.provider(provider)
-    listed = list_query(source, now=app.clock(), **query)  # bad dates are refused before sort_by reads labels
-    sort = None if count_only else await sort_of(source, sort_by, order)
-    return await read_contacts(
-        source,
+    upstream, named = source(ctx, provider, account)
+    listed = list_query(upstream, now=app.clock(), **query)  # bad dates are refused before sort_by reads labels
+    sort = None if count_only else await sort_of(upstream, sort_by, order)
+    page = await read_contacts(
+        upstream,
         sorted_query(listed, sort),
         max_results=max_results,
         count_only=count_only,
@@ -380,6 +489,7 @@ async def _read_range(
         progress=ctx.report_progress,
         sort=sort,
     )
+    return answered_by(page, named)
 
 
 def _find_contact(default: str) -> Callable[..., Any]:
@@ -409,14 +519,16 @@ def _find_contact(default: str) -> Callable[..., Any]:
         ] = None,
         limit: Annotated[int, Field(ge=1, le=MAX_MATCHES, description="Show at most this many matches.")] = 5,
         provider: str = default,
+        account: str | None = None,
     ) -> ContactMatches:
         lookup = Lookup(email=_given(email), phone=_given(phone), name=_given(name), query=_given(query))
         if lookup.email is None and lookup.phone is None and lookup.name is None and lookup.query is None:
             raise ValidationFailed(
                 "Give what to look for: email, phone, name (any part) or query (anything, e.g. a domain)."
             )
-        found = await ctx.request_context.lifespan_context.provider(provider).find_contacts(lookup, limit=limit)
-        return found.model_copy(update={"contacts": found.contacts[:limit]})
+        upstream, named = source(ctx, provider, account)
+        found = await upstream.find_contacts(lookup, limit=limit)
+        return answered_by(found.model_copy(update={"contacts": found.contacts[:limit]}), named)
 
     return find_contact
 
@@ -468,6 +580,7 @@ def _create_contact(default: str) -> Callable[..., Any]:
             ),
         ] = False,
         provider: str = default,
+        account: str | None = None,
     ) -> Contact:
         contact = NewContact(
             emails=emails,
@@ -481,7 +594,8 @@ def _create_contact(default: str) -> Callable[..., Any]:
             fields=fields or ContactFields(),
             allow_duplicate=allow_duplicate,
         )
-        return await ctx.request_context.lifespan_context.provider(provider).create(contact)
+        upstream, named = source(ctx, provider, account)
+        return answered_by(await upstream.create(contact), named)
 
     return create_contact
 
@@ -554,6 +668,7 @@ def _update_contact(default: str) -> Callable[..., Any]:
             ),
         ] = None,
         provider: str = default,
+        account: str | None = None,
     ) -> ContactUpdate:
         lists: dict[Collection, tuple[list[str], list[str]]] = {
             "emails": (add_emails, remove_emails),
@@ -569,7 +684,9 @@ def _update_contact(default: str) -> Callable[..., Any]:
             remove={key: removed for key, (_, removed) in lists.items() if removed},
             fields=fields or UpdateFields(),
         )
-        return await ctx.request_context.lifespan_context.provider(provider).update(changes)
+        upstream, named = source(ctx, provider, account)
+        updated = await upstream.update(changes)
+        return updated if named is None else updated.model_copy(update={"contact": answered_by(updated.contact, named)})
 
     return update_contact
 

@@ -22,12 +22,18 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from ..server.errors import ValidationFailed
 from .dates import DateRange, names_period, period
 from .journey import Journey
 
 # --- Results -------------------------------------------------------------------------------------------------------
+
+AccountName = SkipJsonSchema[str | None]
+"""Which named account answered: set only on a server with an accounts file, so it stays out of the output
+schemas (and every result) of a server with one account per provider, which is what they always were."""
+ACCOUNT_HELP = "The named account that answered (server_info lists them); present only when accounts are configured."
 
 
 class HighLevelDetails(BaseModel):
@@ -132,6 +138,7 @@ class Contact(BaseModel):
 
     id: str = Field(description="The contact's id at its provider; pass it to get_contact.")
     provider: str = Field(description="The provider the contact lives in.")
+    account: AccountName = Field(default=None, description=ACCOUNT_HELP)
     created_at: str | None = Field(
         default=None,
         description="When the contact was created (ISO 8601 UTC): HighLevel's dateAdded, Clemta's created_at. "
@@ -253,6 +260,7 @@ class Sorted(BaseModel):
 class ContactPage(BaseModel):
     """Contacts of a date range (one page, or several when max_results is given) and how to read on."""
 
+    account: AccountName = Field(default=None, description=ACCOUNT_HELP)
     contacts: list[Contact] = Field(
         description="The contacts, newest first unless sort_by says otherwise; empty with count_only."
     )
@@ -282,6 +290,7 @@ class ContactPage(BaseModel):
 class ContactMatches(BaseModel):
     """find_contact's answer: the best matches, best first, how many matched, and how fresh it is."""
 
+    account: AccountName = Field(default=None, description=ACCOUNT_HELP)
     contacts: list[Contact] = Field(description="The matching contacts, best match first (at most `limit`).")
     total: int = Field(description="How many contacts matched in all; more than shown means: narrow the query.")
     matched_on: Literal["email", "phone", "name", "query"] = Field(description="What the contacts were matched on.")
@@ -678,6 +687,7 @@ class CustomFields(BaseModel):
     """The custom fields of one provider's account, as the server found them."""
 
     provider: str = Field(description="The provider they belong to.")
+    account: AccountName = Field(default=None, description=ACCOUNT_HELP)
     filterable: bool = Field(description="Whether filter_by_custom_field can filter this provider's contacts.")
     fields: list[CustomField] = Field(
         default_factory=list[CustomField],

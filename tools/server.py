@@ -16,18 +16,22 @@ from mcp.server.mcpserver.exceptions import ResourceError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp_types import ToolAnnotations
 from pydantic import BaseModel, Field
+from pydantic.json_schema import SkipJsonSchema
 
+from ..server.accounts import Account
+from ..server.budgets import Budgets
 from ..server.budgets.base import limits_text
 from ..server.errors import ContactsError
 from ..server.providers.base import Provider
 from ..server.providers.cometly import Cometly
 from ..server.state import AppState, SharedState
-from .contacts import READ, SERVER_TOOLS, ToolContext, provider_argument
+from .contacts import READ, SERVER_TOOLS, ToolContext, answered_by, provider_argument, source, with_account_argument
 from .models import CustomFields, iso_utc
 
 logger = logging.getLogger(__name__)
 
 CUSTOM_FIELDS_URI = "contacts://custom-fields"
+ACCOUNTS_URI = "contacts://accounts"
 LOCAL_READ = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 """server_info reads only the server's own state: no upstream is asked."""
 
@@ -54,6 +58,17 @@ class ProviderInfo(BaseModel):
     )
     timezone: str | None = Field(
         default=None, description="The timezone its date ranges and date words are read in (list providers)."
+    )
+
+
+class AccountInfo(BaseModel):
+    """One named account (an accounts file's, or the environment's `default`)."""
+
+    name: str = Field(description="The value of the tools' `account` argument.")
+    provider: str = Field(description="Its provider.")
+    description: str = Field(description="Whose account it is.")
+    budgets: list[BudgetLeft] = Field(
+        description="Its rate budgets and what is left; accounts on one API key share them."
     )
 
 
@@ -85,6 +100,10 @@ class ServerInfo(BaseModel):
     budgets: list[BudgetLeft]
     index: IndexInfo | None = Field(
         default=None, description="Cometly's contact index; absent when it is off or Cometly is not configured."
+    )
+    accounts: SkipJsonSchema[list[AccountInfo] | None] = Field(
+        default=None,
+        description="The named accounts, with their own budgets; present only when accounts are configured.",
     )
 
 
@@ -133,22 +152,30 @@ def register_server_tools(
     about: About,
     redact: Callable[[str], str],
     only: Sequence[str] | None = None,
+    accounts: Sequence[Account] = (),
 ) -> None:
     """Add describe_custom_fields (and its resource) and server_info, unless the allow-list leaves them out.
 
     `redact` takes every secret out of the text of a failed resource read, as the server does for tools.
+    With `accounts` (an accounts file's), describe_custom_fields takes an `account` argument when two or
+    more serve it, server_info lists them, and so does the resource `contacts://accounts`.
     """
     names = [provider.name for provider in providers]
     if only is None or "describe_custom_fields" in only:
         fn = _describe_custom_fields(names[0])
         fn.__annotations__["provider"] = provider_argument("describe_custom_fields", names)
+        with_account_argument(
+            fn, "describe_custom_fields", [account for account in accounts if account.provider in names]
+        )
         title, description = _DESCRIPTIONS["describe_custom_fields"]
         server.add_tool(fn, name="describe_custom_fields", title=title, description=description, annotations=READ)
         server.add_resource(_custom_fields_resource(state, names, redact))
     if only is None or "server_info" in only:
         title, description = _DESCRIPTIONS["server_info"]
-        info = _server_info(providers, about, only)
+        info = _server_info(providers, about, only, accounts)
         server.add_tool(info, name="server_info", title=title, description=description, annotations=LOCAL_READ)
+    if accounts:
+        server.add_resource(_accounts_resource(state, accounts))
 
 
 def _describe_custom_fields(default: str) -> Any:
@@ -158,8 +185,10 @@ def _describe_custom_fields(default: str) -> Any:
             bool, Field(description="Read the labels from the provider again instead of reusing them.")
         ] = False,
         provider: str = default,
+        account: str | None = None,
     ) -> CustomFields:
-        return await ctx.request_context.lifespan_context.provider(provider).custom_fields(refresh=refresh)
+        upstream, named = source(ctx, provider, account)
+        return answered_by(await upstream.custom_fields(refresh=refresh), named)
 
     return describe_custom_fields
 
@@ -184,7 +213,55 @@ def _custom_fields_resource(state: SharedState, names: Sequence[str], redact: Ca
     )
 
 
-def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequence[str] | None) -> Any:
+async def _budgets_left(budgets: Budgets) -> list[BudgetLeft]:
+    """Each budget's limits, as the upstream's headers have moved them, and what is left of it now."""
+    left: list[BudgetLeft] = []
+    for budget in budgets:
+        rates = budget.rates
+        try:
+            remaining: int | None = await budget.remaining()
+            rates = await budget.current_rates()  # as the upstream's headers have moved them
+        except ContactsError:  # the shared store is down: the calls themselves will say so
+            logger.info("could not read budget %s", budget.name, exc_info=True)
+            remaining = None
+        left.append(BudgetLeft(name=budget.name, limits=limits_text(rates), remaining=remaining))
+    return left
+
+
+async def _accounts_info(app: AppState, accounts: Sequence[Account]) -> list[AccountInfo]:
+    return [
+        AccountInfo(
+            name=account.name,
+            provider=account.provider,
+            description=account.description,
+            budgets=await _budgets_left(app.account_budgets[account.provider, account.name])
+            if (account.provider, account.name) in app.account_budgets
+            else [],
+        )
+        for account in accounts
+    ]
+
+
+def _accounts_resource(state: SharedState, accounts: Sequence[Account]) -> FunctionResource:
+    async def listed() -> str:
+        async with state.hold() as app:
+            found = await _accounts_info(app, accounts)
+        return "[" + ",".join(info.model_dump_json(exclude_none=True) for info in found) + "]"
+
+    return FunctionResource.from_function(
+        listed,
+        uri=ACCOUNTS_URI,
+        name="accounts",
+        title="Accounts",
+        description="The named accounts the tools' `account` argument takes: name, provider, description and "
+        "their rate budgets with what is left (what server_info's `accounts` lists), as a JSON array.",
+        mime_type="application/json",
+    )
+
+
+def _server_info(
+    providers: Sequence[type[Provider]], about: About, only: Sequence[str] | None, accounts: Sequence[Account] = ()
+) -> Any:
     def served(provider: type[Provider]) -> list[str]:
         tools = [tool for tool in provider.capabilities if only is None or tool in only]
         if about.read_only:
@@ -193,16 +270,7 @@ def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequen
 
     async def server_info(ctx: ToolContext) -> ServerInfo:
         app = ctx.request_context.lifespan_context
-        budgets: list[BudgetLeft] = []
-        for budget in app.budgets:
-            rates = budget.rates
-            try:
-                remaining: int | None = await budget.remaining()
-                rates = await budget.current_rates()  # as the upstream's headers have moved them
-            except ContactsError:  # the shared store is down: the calls themselves will say so
-                logger.info("could not read budget %s", budget.name, exc_info=True)
-                remaining = None
-            budgets.append(BudgetLeft(name=budget.name, limits=limits_text(rates), remaining=remaining))
+        budgets = await _budgets_left(app.budgets)
         return ServerInfo(
             name="contacts-mcp",
             version=about.version,
@@ -221,6 +289,7 @@ def _server_info(providers: Sequence[type[Provider]], about: About, only: Sequen
             shared_budgets=about.shared_budgets,
             budgets=budgets,
             index=await _index_info(app),
+            accounts=await _accounts_info(app, accounts) if accounts else None,
         )
 
     return server_info
