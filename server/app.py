@@ -272,6 +272,9 @@ class ContactsServer(MCPServer[AppState]):
         given = arguments.get("provider")
         if isinstance(given, str):
             return _short(given, 40)
+        owners = self.accounts.get(str(arguments.get("account")), frozenset[str]())
+        if len(owners) == 1:  # a named account alone implies its provider
+            return next(iter(owners))
         tool = self._tool_manager.get_tool(name)
         schema: Any = tool.parameters.get("properties", {}).get("provider", {}) if tool is not None else {}
         default: Any = cast(dict[str, Any], schema).get("default") if isinstance(schema, dict) else None

@@ -29,9 +29,9 @@ from contacts_mcp.server.sandbox import (
     sandbox_of,
     sandbox_settings,
 )
-from contacts_mcp.server.settings import parse_rate_limits
+from contacts_mcp.server.settings import Settings, parse_rate_limits
 from tests.conftest import make_settings
-from tests.sandbox.support import NOW, SEED, UNLIMITED
+from tests.sandbox.support import CONTACTS_PATH, NOW, SEED, UNLIMITED, client_for
 from tests.startup_support import assert_refused_in_one_line, run_entry_point
 
 pytestmark = pytest.mark.anyio
@@ -293,6 +293,50 @@ async def test_no_accounts_key_appears_in_a_result_an_error_or_a_log_line(
     for key in keys:
         assert key not in seen
         assert key[:12] not in seen
+
+
+async def test_an_accounts_file_alone_configures_the_server_and_a_tool_one_account_serves_takes_no_account(
+    app: Starlette, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chosen = [served(app, "cometly-2"), served(app, "highlevel-2")]
+    tables = [
+        f'[accounts.{account.name}]\nprovider = "{account.provider}"\ndescription = "{account.description}"\n'
+        f'api_key_env = "{key_variable(account.name)}"\nbase_url = "{account.base_url(ROOT)}"\n'
+        + (f'location_id = "{account.location_id}"\n' if account.location_id else "")
+        for account in chosen
+    ]
+    path = tmp_path / "accounts.toml"
+    path.write_text("\n".join(tables), encoding="utf-8")
+    for account in chosen:
+        monkeypatch.setenv(key_variable(account.name), account.key)
+    settings = Settings.model_validate({"index": "off", "accounts_file": path})
+    server = build_server(settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
+    async with Client(server) as client:
+        tools = {tool.name: tool for tool in (await client.list_tools()).tools}
+        assert "account" not in tools["list_contacts"].input_schema["properties"]
+        assert tools["find_contact"].input_schema["properties"]["account"]["enum"] == ["cometly-2", "highlevel-2"]
+        page = await call(client, "list_contacts", {"per_page": 1})
+        assert page["account"] == "cometly-2"
+        found = await call(client, "find_contact", {"name": "a", "account": "highlevel-2"})
+        assert found["account"] == "highlevel-2"
+
+
+async def test_an_upstream_answer_holding_another_accounts_key_is_redacted_in_the_result(
+    app: Starlette, client: Client
+) -> None:
+    space, other = served(app, "cometly-2"), served(app, "highlevel-2").key
+    async with client_for(app) as http:
+        made = await http.post(
+            CONTACTS_PATH,
+            json={"emails": ["echo@example.com"], "names": [f"Echo {other}"]},
+            headers={"Authorization": f"Bearer {space.key}"},
+        )
+    assert made.status_code in (200, 201), made.text
+    result = await client.call_tool("get_contact", {"contact_id": str(made.json()["id"]), "account": "cometly-2"})
+    assert not result.is_error
+    seen = "".join(getattr(block, "text", "") for block in result.content) + json.dumps(result.structured_content)
+    assert "echo@example.com" in seen
+    assert other[:12] not in seen
 
 
 def test_a_bad_accounts_file_stops_the_start_in_one_line(tmp_path: Path) -> None:
