@@ -99,6 +99,14 @@ def _parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
     _sandbox_data_arguments(sandbox)
     sandbox.add_argument(
+        "--accounts",
+        type=_account_count,
+        default=0,
+        metavar="N",
+        help="serve N further accounts of each vendor beside the default ones (own contacts, key and timezone), "
+        "each printed at start with what an accounts file (CONTACTS_MCP_ACCOUNTS_FILE) needs (default 0)",
+    )
+    sandbox.add_argument(
         "--rate-limit",
         action="append",
         default=[],
@@ -193,6 +201,13 @@ def _port(text: str) -> int:
         value = -1
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"{text!r} is not a port from 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def _account_count(text: str) -> int:
+    value = int(text) if text.isdigit() else -1
+    if not 0 <= value <= 20:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of further accounts from 0 to 20, e.g. 2")
     return value
 
 
@@ -574,7 +589,7 @@ def _control_token(host: str, allow_remote: bool) -> tuple[str | None, bool]:
 
 def _run_sandbox(args: argparse.Namespace) -> int:
     from .binds import bind_host
-    from .sandbox import sandbox_environment
+    from .sandbox import extra_accounts, sandbox_accounts, sandbox_environment
     from .sandbox.faults import Faults
 
     token, generated = _control_token(args.host, args.allow_remote)
@@ -598,6 +613,7 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         rate_limits={name: (rates[0].count, rates[0].seconds) for name, rates in limits.items()},
         faults=faults,
         control_token=token,
+        accounts=extra_accounts(args.accounts),
     )
 
     def announce(root: str) -> None:
@@ -606,6 +622,15 @@ def _run_sandbox(args: argparse.Namespace) -> int:
         for vendor in ("COMETLY_", "HIGHLEVEL_", "CLEMTA_"):
             shown = "  ".join(f"{name}={value}" for name, value in env.items() if name.startswith(vendor))
             print(f"  {shown}", flush=True)
+        for account in (item for item in sandbox_accounts(app) if item.name != "default"):
+            scope = account.location_id or account.company_id
+            named = f" {'location_id' if account.location_id else 'company_id'}={scope}" if scope else ""
+            zone = f" timezone={account.timezone}" if account.provider != "highlevel" else ""
+            print(
+                f"  [accounts.{account.name}] provider={account.provider} key={account.key} "
+                f"base_url={account.base_url(root)}{named}{zone}",
+                flush=True,
+            )
         if faults.kinds:
             where = f" on paths containing {faults.route!r}" if faults.route else ""
             print(

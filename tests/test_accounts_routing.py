@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncGenerator, Generator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ import pytest
 from mcp import Client
 from starlette.applications import Starlette
 
+from contacts_mcp.server import cli
 from contacts_mcp.server.app import ContactsServer, build_server
 from contacts_mcp.server.sandbox import (
     SANDBOX_KEYS,
@@ -337,6 +339,40 @@ async def test_an_upstream_answer_holding_another_accounts_key_is_redacted_in_th
     seen = "".join(getattr(block, "text", "") for block in result.content) + json.dumps(result.structured_content)
     assert "echo@example.com" in seen
     assert other[:12] not in seen
+
+
+async def test_the_sandbox_command_serves_further_accounts_and_prints_what_an_accounts_file_needs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    served_apps: list[Starlette] = []
+
+    def run_uvicorn(app: Starlette, **options: Any) -> None:
+        served_apps.append(app)
+        options["announce"](ROOT)
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_run_uvicorn", run_uvicorn)
+    assert cli.main(["sandbox", "--port", "0", "--contacts", "20", "--accounts", "1"]) == 0
+    [sandbox] = served_apps
+    try:
+        printed = re.findall(r"\[accounts\.([a-z0-9-]+)\] (.*)", capsys.readouterr().out)
+        assert [name for name, _ in printed] == ["cometly-2", "highlevel-2", "clemta-2"]
+        tables: list[str] = []
+        for name, rest in printed:
+            values = dict(item.split("=", 1) for item in rest.split())
+            monkeypatch.setenv(key_variable(name), values.pop("key"))
+            lines = "".join(f'{key} = "{value}"\n' for key, value in values.items())
+            tables.append(f'[accounts.{name}]\ndescription = "{name}"\napi_key_env = "{key_variable(name)}"\n{lines}')
+        path = tmp_path / "accounts.toml"
+        path.write_text("\n".join(tables), encoding="utf-8")
+        async with Client(server_for(sandbox, path)) as client:
+            page = await call(client, "list_contacts", {"per_page": 1, "account": "clemta-2"})
+            found = await call(client, "find_contact", {"name": "a", "account": "highlevel-2"})
+        assert (page["account"], found["account"]) == ("clemta-2", "highlevel-2")
+        assert page["contacts"]
+    finally:
+        for account in sandbox_accounts(sandbox):
+            sandbox_of(sandbox, account.name).store.close()
 
 
 def test_a_bad_accounts_file_stops_the_start_in_one_line(tmp_path: Path) -> None:
