@@ -167,7 +167,9 @@ async def test_the_account_argument_lists_the_accounts_of_the_tools_providers_de
 ) -> None:
     tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     argument = tools["list_contacts"].input_schema["properties"]["account"]
-    assert argument["enum"] == ["default", "cometly-2", ALIAS, "clemta-2"]  # HighLevel lists no contacts
+    one, several = argument["anyOf"]  # list_contacts also counts across accounts (tests/test_accounts_fanout.py)
+    assert one["enum"] == ["default", "cometly-2", ALIAS, "clemta-2", "*"]  # HighLevel lists no contacts
+    assert several["items"]["enum"] == ["default", "cometly-2", ALIAS, "clemta-2"]
     assert argument["default"] == "default"
     assert "cometly-2: sandbox cometly account 2 (cometly)" in argument["description"]
     assert "clemta-2: sandbox clemta account 2 (clemta)" in argument["description"]
@@ -176,7 +178,7 @@ async def test_the_account_argument_lists_the_accounts_of_the_tools_providers_de
     assert "highlevel-2: sandbox highlevel account 2 (highlevel)" in located["description"]
     # filter_by_custom_field is Cometly's alone: only Cometly's accounts are offered.
     only_cometly = tools["filter_by_custom_field"].input_schema["properties"]["account"]
-    assert set(only_cometly["enum"]) == {"default", "cometly-2", ALIAS}
+    assert set(only_cometly["anyOf"][1]["items"]["enum"]) == {"default", "cometly-2", ALIAS}
     assert "account" not in tools["server_info"].input_schema.get("properties", {})
 
 

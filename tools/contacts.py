@@ -10,25 +10,28 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Literal, TypeVar
 
+import anyio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp_types import ToolAnnotations
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, JsonValue
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, JsonValue, ValidationError
 from pydantic_core import PydanticCustomError
 
 from ..server.accounts import Account
-from ..server.errors import ConfigurationError, ValidationFailed
-from ..server.paging import MAX_RESULTS, list_query, read_contacts, sort_of, sorted_query
+from ..server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from ..server.paging import MAX_RESULTS, Progress, list_query, read_contacts, sort_of, sorted_query
 from ..server.providers import PROVIDERS
 from ..server.providers.base import ID_SOURCES, Capability, Provider
 from ..server.state import AppState
 from .dates import DATE_FORMATS_HELP
 from .models import (
     MAX_JOURNEY_ITEMS,
+    AccountCount,
     Address,
     Contact,
     ContactFields,
     ContactMatches,
     ContactPage,
+    FanOut,
     FilterCondition,
     GetContactQuery,
     Lookup,
@@ -184,6 +187,56 @@ def account_argument(tool: str, accounts: Sequence[Account]) -> Any:
     ]
 
 
+FAN_OUT_TOOLS = ("list_contacts", "filter_by_custom_field")
+"""The tools whose count_only takes `account: "*"` or a list: one row per account."""
+ALL_ACCOUNTS = "*"
+MAX_FAN_OUT = 50
+"""The most account names one fan-out call may list."""
+
+
+def fan_out_argument(tool: str, accounts: Sequence[Account]) -> Any:
+    """The `account` annotation of a fan-out tool: one name, `"*"` (every account) or a list of names."""
+    names = list(dict.fromkeys(account.name for account in accounts))
+    listed = "; ".join(f"{account.name}: {account.description} ({account.provider})" for account in accounts)
+
+    def known(value: str | list[str]) -> str | list[str]:
+        given = [value] if isinstance(value, str) else value
+        unknown = [name for name in given if name not in names and not (name == ALL_ACCOUNTS and given == [name])]
+        if unknown or not given or len(given) > MAX_FAN_OUT:
+            raise ValueError(f'account must be one of: {", ".join(names)}; or "*", or a list of them')
+        return value
+
+    return Annotated[
+        str | list[str],
+        Field(
+            description=f"Which named account to use: {listed}. Left out, {names[0]}; given alone, it implies its "
+            'provider (a `provider` given too must be that account\'s). With count_only, "*" (every account) '
+            "or a list of names counts each account apart: one row per account in `accounts`, for questions "
+            "across accounts ('which account got the most leads last week?').",
+            json_schema_extra=_fan_out_schema(names),
+        ),
+        AfterValidator(known),
+    ]
+
+
+def _fan_out_schema(names: list[str]) -> Callable[[dict[str, Any]], None]:
+    """Pydantic's `str | list[str]` schema with each branch's names (and `"*"`) as its enum."""
+    alternatives: list[JsonValue] = [
+        {"type": "string", "enum": [*names, ALL_ACCOUNTS]},
+        {
+            "type": "array",
+            "items": {"type": "string", "enum": list[JsonValue](names)},
+            "minItems": 1,
+            "maxItems": MAX_FAN_OUT,
+        },
+    ]
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema["anyOf"] = alternatives
+
+    return edit
+
+
 def with_account_argument(fn: Callable[..., Any], tool: str, accounts: Sequence[Account]) -> None:
     """Give `fn` its `account` argument when more than one of `accounts` serves `tool`, else hide it.
 
@@ -194,7 +247,10 @@ def with_account_argument(fn: Callable[..., Any], tool: str, accounts: Sequence[
     parameters = list(signature.parameters.values())
     if len(accounts) > 1:
         parameters = [
-            parameter.replace(annotation=account_argument(tool, accounts), default=accounts[0].name)
+            parameter.replace(
+                annotation=(fan_out_argument if tool in FAN_OUT_TOOLS else account_argument)(tool, accounts),
+                default=accounts[0].name,
+            )
             if parameter.name == "account"
             else parameter
             for parameter in parameters
@@ -398,10 +454,11 @@ def _list_contacts(default: str) -> Callable[..., Any]:
             bool, Field(description="Key custom fields by their label instead of slot.")
         ] = True,
         provider: str = default,
-        account: str | None = None,
+        account: str | list[str] | None = None,
     ) -> ContactPage:
         return await _read_range(
             ctx,
+            "list_contacts",
             provider,
             account,
             max_results=max_results,
@@ -441,10 +498,11 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
             bool, Field(description="Key custom fields by their label instead of slot.")
         ] = True,
         provider: str = default,
-        account: str | None = None,
+        account: str | list[str] | None = None,
     ) -> ContactPage:
         return await _read_range(
             ctx,
+            "filter_by_custom_field",
             provider,
             account,
             max_results=max_results,
@@ -465,8 +523,9 @@ def _filter_by_custom_field(default: str) -> Callable[..., Any]:
 
 async def _read_range(
     ctx: ToolContext,
+    tool: Capability,
     provider: str,
-    account: str | None,
+    account: str | list[str] | None,
     *,
     max_results: int | None,
     count_only: bool,
@@ -475,21 +534,127 @@ async def _read_range(
     **query: Any,
 ) -> ContactPage:
     """The contacts of a date range (`query` holds list_query's arguments): a page, many, or their count, sorted
-    when asked."""
+    when asked; with `account` "*" or a list, each account's count (`_count_accounts`)."""
     app = ctx.request_context.lifespan_context
+    if isinstance(account, list) or account == ALL_ACCOUNTS:
+        if not count_only:
+            raise ValidationFailed(
+                'Invalid arguments: account "*" or a list counts several '
+                "accounts: add count_only: true, or name one account to list its contacts; nothing was sent."
+            )
+        return await _count_accounts(ctx, tool, account, max_results=max_results, query=query)
     upstream, named = source(ctx, provider, account)
+    page = await _read_one(
+        upstream,
+        app,
+        max_results=max_results,
+        count_only=count_only,
+        sort_by=sort_by,
+        order=order,
+        progress=ctx.report_progress,
+        query=query,
+    )
+    return answered_by(page, named)
+
+
+async def _read_one(
+    upstream: Provider,
+    app: AppState,
+    *,
+    max_results: int | None,
+    count_only: bool,
+    sort_by: str | None,
+    order: Literal["asc", "desc"] | None,
+    progress: Progress | None,
+    query: Mapping[str, Any],
+) -> ContactPage:
     listed = list_query(upstream, now=app.clock(), **query)  # bad dates are refused before sort_by reads labels
     sort = None if count_only else await sort_of(upstream, sort_by, order)
-    page = await read_contacts(
+    return await read_contacts(
         upstream,
         sorted_query(listed, sort),
         max_results=max_results,
         count_only=count_only,
         max_chars=app.max_result_chars,
-        progress=ctx.report_progress,
+        progress=progress,
         sort=sort,
     )
-    return answered_by(page, named)
+
+
+async def _count_accounts(
+    ctx: ToolContext,
+    tool: Capability,
+    account: str | list[str],
+    *,
+    max_results: int | None,
+    query: Mapping[str, Any],
+) -> ContactPage:
+    """Each named account's count, concurrently, each within its own budget; an account that fails gives its
+    row's error, never the call's, and one that is slow holds only its own row.
+
+    Raises:
+        ValidationFailed: Without an accounts file.
+        NotSupported: If an account named explicitly has no provider that offers `tool`.
+    """
+    app = ctx.request_context.lifespan_context
+    if not app.accounts:
+        raise ValidationFailed(
+            'Invalid arguments: account "*" or a list needs named accounts (an accounts file); nothing was sent.'
+        )
+    wanted = None if account == ALL_ACCOUNTS else set(account)
+    chosen = [(key, instance) for key, instance in app.accounts.items() if wanted is None or key[1] in wanted]
+    serving = [(key, instance) for key, instance in chosen if tool in type(instance).capabilities]
+    served = {key for key, _ in serving}
+    skipped = [f"{name} ({owner})" for (owner, name), _ in chosen if (owner, name) not in served]
+    if wanted is not None:
+        refused = sorted(name for name in wanted if all(key[1] != name for key in served))
+        if refused:
+            raise NotSupported(
+                f"{', '.join(refused)}: no provider of that account offers {tool}; name accounts whose provider "
+                'does (the account argument lists them), or use "*"; nothing was sent.'
+            )
+    rows = [AccountCount(account=name, provider=owner) for (owner, name), _ in serving]
+
+    async def count(row: AccountCount, upstream: Provider) -> None:
+        try:
+            page = await _read_one(
+                upstream,
+                app,
+                max_results=max_results,
+                count_only=True,
+                sort_by=None,
+                order=None,
+                progress=None,  # several accounts' progress would interleave into nonsense
+                query=query,
+            )
+        except ContactsError as exc:
+            row.error = exc.render()
+        except ValidationError as exc:
+            row.error = ValidationFailed(f"Invalid arguments for this account: {exc.errors()[0]['msg']}").render()
+        except Exception:
+            logger.exception("counting account %s (%s) failed", row.account, row.provider)
+            row.error = InternalError(
+                "Counting this account failed unexpectedly; the details are in the server's log."
+            ).render()
+        else:
+            row.total, row.total_at_least, row.has_more, row.range = (
+                page.total,
+                page.total_at_least,
+                page.has_more,
+                page.range,
+            )
+
+    async with anyio.create_task_group() as group:
+        for row, (_, upstream) in zip(rows, serving, strict=True):
+            group.start_soon(count, row, upstream)
+    note = f"Left out, their provider does not offer {tool}: {', '.join(skipped)}." if skipped else None
+    exact = all(row.total is not None for row in rows)
+    return ContactPage(
+        contacts=[],
+        total=sum(row.total or 0 for row in rows) if exact else None,
+        has_more=any(row.has_more or row.error is not None for row in rows),
+        accounts=FanOut(rows=rows, note=note),
+    )
 
 
 def _find_contact(default: str) -> Callable[..., Any]:

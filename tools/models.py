@@ -257,6 +257,30 @@ class Sorted(BaseModel):
     note: str | None = Field(default=None, description="What the order leaves out, and how to cover it.")
 
 
+class AccountCount(BaseModel):
+    """One account's row of a fan-out count (`account: "*"` or a list, with count_only)."""
+
+    account: str = Field(description="The named account counted.")
+    provider: str = Field(description="Its provider.")
+    total: int | None = Field(default=None, description="How many contacts match in this account, when exact.")
+    total_at_least: int | None = Field(
+        default=None, description="When counting stopped at max_results (or 100,000): at least this many match."
+    )
+    has_more: bool = Field(default=False, description="Whether more contacts match than were counted.")
+    range: Range | None = Field(default=None, description="The range used, in this account's timezone.")
+    error: str | None = Field(
+        default=None,
+        description="Why this account has no count ('[kind] message'); the other rows are unaffected.",
+    )
+
+
+class FanOut(BaseModel):
+    """Counts of several accounts, one row each, each counted within its own budget."""
+
+    rows: list[AccountCount] = Field(description="One row per account, in the accounts file's order.")
+    note: str | None = Field(default=None, description="Accounts left out, and why.")
+
+
 class ContactPage(BaseModel):
     """Contacts of a date range (one page, or several when max_results is given) and how to read on."""
 
@@ -285,6 +309,10 @@ class ContactPage(BaseModel):
         default=None, description="The conditions as sent, labels resolved to slots and date words to dates."
     )
     truncated: Truncated | None = Field(default=None, description="Present when something was cut.")
+    accounts: SkipJsonSchema[FanOut | None] = Field(
+        default=None,
+        description='With `account: "*"` or a list and count_only: each account\'s count; present only then.',
+    )
 
 
 class ContactMatches(BaseModel):
