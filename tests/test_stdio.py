@@ -176,7 +176,7 @@ async def raw_stdio(tmp_path: Path) -> AsyncGenerator[RawStdio]:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the child's memory from /proc")
 async def test_a_burst_of_pipelined_tools_list_is_all_answered_and_memory_comes_back(tmp_path: Path) -> None:
-    burst = 2000
+    burst = 1000
     async with raw_stdio(tmp_path) as child:
         with anyio.fail_after(60):
             await child.send(request(0, "tools/list"))
@@ -196,7 +196,8 @@ async def test_a_burst_of_pipelined_tools_list_is_all_answered_and_memory_comes_
             peak, after = child.memory("VmHWM"), child.memory("VmRSS")
 
     assert answered == set(range(1, burst + 1))
-    # The SDK alone: 80 MiB at the start, 428 at the peak, 288 after 2,000 (1,111 and 661 after 5,000).
+    # The SDK alone: 80 MiB at the start, 428 at the peak, 288 after 2,000 (1,111 and 661 after 5,000); 1,000
+    # pipelined requests keep the growth visible at half the time.
     assert peak < baseline + 64, (baseline, peak, after)
     assert after < 1.5 * baseline, (baseline, peak, after)
 
