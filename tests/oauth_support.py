@@ -39,7 +39,8 @@ from urllib.parse import parse_qs, urlencode, urljoin, urlsplit, urlunsplit
 import anyio.to_thread
 import httpx
 import pytest
-from mcp.shared.auth import AuthorizationCodeResult
+from mcp.client.auth import TokenStorage
+from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthToken
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "tests" / "oauth" / "issuer.mjs"
@@ -55,6 +56,26 @@ START_SECONDS = 30.0
 COMMAND_SECONDS = 15.0
 _MARK = "@@issuer "
 _MINIMUM_NODE = (20, 18)
+
+
+class MemoryTokenStorage(TokenStorage):
+    """The SDK client's token storage, in memory: one client registration and its tokens."""
+
+    def __init__(self) -> None:
+        self.tokens: OAuthToken | None = None
+        self.client: OAuthClientInformationFull | None = None
+
+    async def get_tokens(self) -> OAuthToken | None:
+        return self.tokens
+
+    async def set_tokens(self, tokens: OAuthToken) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self) -> OAuthClientInformationFull | None:
+        return self.client
+
+    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
+        self.client = client_info
 
 
 class AuthorizationRefused(Exception):

@@ -5,7 +5,7 @@ holds only its own row.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator
 from pathlib import Path
 from typing import Any
 
@@ -18,17 +18,14 @@ from starlette.types import Message, Receive, Scope, Send
 
 from contacts_mcp.server.app import ContactsServer, build_server
 from contacts_mcp.server.sandbox import (
-    SANDBOX_KEYS,
     Faults,
-    create_app,
-    extra_accounts,
     sandbox_accounts,
     sandbox_of,
     sandbox_settings,
 )
+from tests import test_accounts_routing as routing
 from tests.conftest import make_settings
-from tests.sandbox.support import NOW, SEED, UNLIMITED
-from tests.test_accounts_routing import ALIAS, ROOT, accounts_toml, call, error, key_variable, server_for
+from tests.test_accounts_routing import ALIAS, ROOT, call, error, server_for
 
 pytestmark = pytest.mark.anyio
 
@@ -42,22 +39,8 @@ EVERY = [
 """The accounts whose provider lists contacts (HighLevel does not), in the accounts' order."""
 
 
-@pytest.fixture(scope="module")
-def app() -> Generator[Starlette]:
-    made = create_app(contacts=60, seed=SEED, now=NOW, rate_limits=UNLIMITED, accounts=extra_accounts(1))
-    yield made
-    for account in sandbox_accounts(made):
-        sandbox_of(made, account.name).store.close()
-
-
-@pytest.fixture
-def accounts_file(app: Starlette, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "accounts.toml"
-    path.write_text(accounts_toml(app), encoding="utf-8")
-    for account in sandbox_accounts(app):
-        monkeypatch.setenv(key_variable(account.name), account.key)
-    monkeypatch.setenv(key_variable(ALIAS), SANDBOX_KEYS["cometly"])
-    return path
+app = routing.app
+accounts_file = routing.accounts_file
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
-from mcp.client.auth import OAuthClientProvider, TokenStorage
+from mcp.client.auth import OAuthClientProvider
 from mcp.client.streamable_http import streamable_http_client
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl, SecretStr
 
 from contacts_mcp.server.app import build_server
@@ -43,7 +43,7 @@ from contacts_mcp.server.sandbox import create_app, sandbox_settings
 from contacts_mcp.server.web import HttpOptions, http_app
 from tests.conftest import make_settings, text_of
 from tests.http_support import ENTRY_POINT, TOKEN, server_environment
-from tests.oauth_support import REDIRECT_URI, RunningIssuer, running_issuer
+from tests.oauth_support import REDIRECT_URI, MemoryTokenStorage, RunningIssuer, running_issuer
 from tests.test_oauth_http import INITIALIZE, MCP_HEADERS, NEW_CONTACT, Counted, bearer, call, challenge, sse_result
 
 pytestmark = pytest.mark.anyio
@@ -120,25 +120,7 @@ async def serving(site: Site) -> AsyncGenerator[Served]:
         listener.close()
 
 
-class MemoryStorage(TokenStorage):
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
-def oauth_client(site: Site, storage: MemoryStorage) -> OAuthClientProvider:
+def oauth_client(site: Site, storage: MemoryTokenStorage) -> OAuthClientProvider:
     redirect_handler, callback_handler = site.issuer.sdk_handlers()
     metadata = OAuthClientMetadata(
         client_name="contacts-mcp e2e",
@@ -160,7 +142,7 @@ async def test_the_sdk_client_discovers_registers_signs_in_calls_tools_and_refre
     site: Site, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    storage = MemoryStorage()
+    storage = MemoryTokenStorage()
     provider = oauth_client(site, storage)
     with anyio.fail_after(60):
         async with (

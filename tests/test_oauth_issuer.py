@@ -11,14 +11,21 @@ import httpx2
 import jwt
 import pytest
 from mcp.client.auth import OAuthClientProvider
-from mcp.shared.auth import OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
+from mcp.shared.auth import OAuthClientMetadata
 from pydantic import AnyUrl
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.oauth_support import DEFAULT_SUBJECT, AuthorizationRefused, RunningIssuer, new_pkce, running_issuer
+from tests.oauth_support import (
+    DEFAULT_SUBJECT,
+    AuthorizationRefused,
+    MemoryTokenStorage,
+    RunningIssuer,
+    new_pkce,
+    running_issuer,
+)
 
 RESOURCE = "https://contacts.example.com/mcp"
 OTHER_RESOURCE = "https://other.example.com/mcp"
@@ -175,26 +182,6 @@ def test_a_refresh_token_gives_a_new_access_token_for_the_resource(issuer: Runni
     assert set(str(claims["scope"]).split()) == {"contacts:read", "contacts:write"}
 
 
-class _MemoryStorage:
-    """The SDK client's token storage, in memory."""
-
-    def __init__(self) -> None:
-        self.tokens: OAuthToken | None = None
-        self.client: OAuthClientInformationFull | None = None
-
-    async def get_tokens(self) -> OAuthToken | None:
-        return self.tokens
-
-    async def set_tokens(self, tokens: OAuthToken) -> None:
-        self.tokens = tokens
-
-    async def get_client_info(self) -> OAuthClientInformationFull | None:
-        return self.client
-
-    async def set_client_info(self, client_info: OAuthClientInformationFull) -> None:
-        self.client = client_info
-
-
 @pytest.mark.anyio
 async def test_the_mcp_sdks_oauth_client_signs_in_from_a_401_with_the_automated_consent(issuer: RunningIssuer) -> None:
     """Discovery from a 401, registration, code + PKCE, token: the SDK's client against this issuer.
@@ -226,7 +213,7 @@ async def test_the_mcp_sdks_oauth_client_signs_in_from_a_401_with_the_automated_
         ]
     )
     redirect_handler, callback_handler = issuer.sdk_handlers(scopes="contacts:read", subject="bob")
-    storage = _MemoryStorage()
+    storage = MemoryTokenStorage()
     auth = OAuthClientProvider(
         resource,
         OAuthClientMetadata(redirect_uris=[AnyUrl("http://localhost:3030/callback")]),
