@@ -1,6 +1,7 @@
 """The `contacts-mcp` command: parse, build, run. stdout belongs to the MCP protocol under stdio.
 
-    contacts-mcp [serve] [--sandbox]          the MCP server over stdio (what MCP clients start)
+    contacts-mcp [serve] [--sandbox]          the MCP server over stdio (what MCP clients start); with
+                                              --sandbox --accounts N, N further sandbox accounts of each vendor
     contacts-mcp serve --transport http       the MCP server over streamable HTTP at /mcp (sse: /sse)
     contacts-mcp tools [--json] [--sandbox]   the tools this configuration serves
     contacts-mcp call TOOL [JSON] [--sandbox] one tool call through the real MCP path, for debugging a setup
@@ -25,9 +26,11 @@ import sys
 import textwrap
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import anyio
+from pydantic import SecretStr
 
 from .errors import ConfigurationError
 from .results import Redactor, redact_logs, secrets_of
@@ -36,6 +39,7 @@ from .settings import MIN_TOKEN_CHARS, Rate, Settings, load_settings, parse_rate
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
+    from .accounts import Account
     from .app import ContactsServer
 
 logger = logging.getLogger("contacts_mcp")
@@ -77,6 +81,13 @@ def _parser() -> argparse.ArgumentParser:
             "--sandbox", action="store_true", help="use the built-in sandbox (generated contacts) instead of real APIs"
         )
         _sandbox_data_arguments(command)
+        command.add_argument(
+            "--accounts",
+            metavar="N",
+            help="with --sandbox: also serve N further sandbox accounts of each vendor (cometly-2, highlevel-2, "
+            "clemta-2, ..., as `contacts-mcp sandbox --accounts N` prints them), named by the tools' account "
+            "argument (default 0: one account per vendor, as without it)",
+        )
     sandbox = commands.add_parser(
         "sandbox",
         help="run the sandbox contact APIs alone on 127.0.0.1",
@@ -204,11 +215,48 @@ def _port(text: str) -> int:
     return value
 
 
-def _account_count(text: str) -> int:
-    value = int(text) if text.isdigit() else -1
-    if not 0 <= value <= 20:
-        raise argparse.ArgumentTypeError(f"{text[:40]!r} is not a number of further accounts from 0 to 20, e.g. 2")
+MAX_FURTHER_ACCOUNTS = 20
+
+
+def _further_accounts(text: str) -> int:
+    """`--accounts`'s number of further sandbox accounts of each vendor.
+
+    Raises:
+        ValueError: If `text` is not a whole number from 0 to `MAX_FURTHER_ACCOUNTS`, saying so.
+    """
+    value = int(text) if text.isascii() and text.isdigit() else -1
+    if not 0 <= value <= MAX_FURTHER_ACCOUNTS:
+        raise ValueError(f"{text[:40]!r} is not a number of further accounts from 0 to {MAX_FURTHER_ACCOUNTS}, e.g. 2")
     return value
+
+
+def _account_count(text: str) -> int:
+    try:
+        return _further_accounts(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _sandbox_account_count(args: argparse.Namespace) -> int:
+    """How many further sandbox accounts `serve`, `tools` or `call` were asked for (`--accounts`; 0 without it).
+
+    Checked here rather than by argparse, so a mistake is one line (argparse adds its usage).
+
+    Raises:
+        ConfigurationError: If the number is not one, or `--accounts` is given without `--sandbox`.
+    """
+    text: str | None = getattr(args, "accounts", None)
+    if text is None:
+        return 0
+    if not getattr(args, "sandbox", False):
+        raise ConfigurationError(
+            "contacts-mcp: --accounts serves further sandbox accounts and needs --sandbox; the accounts of real "
+            "providers come from the accounts file (CONTACTS_MCP_ACCOUNTS_FILE)"
+        )
+    try:
+        return _further_accounts(text)
+    except ValueError as exc:
+        raise ConfigurationError(f"contacts-mcp: --accounts {exc}") from None
 
 
 def _contact_count(text: str) -> int:
@@ -248,12 +296,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "sandbox":
                 return _run_sandbox(args)
             case "demo":
-                from .demo import run_demo
+                from .demo import run_demo, server_command
 
-                return anyio.run(run_demo, [sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"])
+                return anyio.run(run_demo, server_command())
             case _:
                 pass
         sandbox: bool = getattr(args, "sandbox", False)
+        _sandbox_account_count(args)  # a mistake stops here, before any setting is read
         settings = _sandbox_settings() if sandbox else load_settings()
         if settings.accounts_file is not None:  # read here too, so every account's key is kept out of the logs
             from .accounts import load_accounts
@@ -324,16 +373,50 @@ def _sandboxed(settings: Settings, args: argparse.Namespace) -> ContactsServer:
     """The MCP server backed by an in-process sandbox (no port, no network, no real credentials).
 
     Its providers are the sandbox's and its budgets stay in the process, whatever `settings` hold
-    (`_sandbox_settings()` has never read the others).
+    (`_sandbox_settings()` has never read the others). With `--accounts N` the sandbox serves
+    `extra_accounts(N)` too, and the server each vendor's accounts by name (`_named_sandbox_accounts`).
     """
     import httpx
 
     from .app import build_server
-    from .sandbox import sandbox_settings
+    from .sandbox import extra_accounts, sandbox_settings
 
-    app = _sandbox_app(args, "contacts-mcp")
+    count = _sandbox_account_count(args)
+    app = _sandbox_app(args, "contacts-mcp", accounts=extra_accounts(count))
     sandboxed = settings.model_copy(update={**sandbox_settings(SANDBOX_ROOT), "redis_url": None, "index_url": None})
-    return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
+    accounts = _named_sandbox_accounts(sandboxed, app) if count else None
+    return build_server(sandboxed, transport=lambda: httpx.ASGITransport(app=app), sandbox=True, accounts=accounts)
+
+
+_SANDBOX_UNITS = {"cometly": "Cometly Spaces", "highlevel": "HighLevel locations", "clemta": "Clemta companies"}
+
+
+def _named_sandbox_accounts(settings: Settings, app: Starlette) -> list[Account]:
+    """The accounts of a sandbox serving further ones, as an accounts file would name them: each vendor's
+    `default` (the settings' own, so `CONTACTS_MCP_RATE_LIMITS` still applies), then the further ones, with
+    descriptions the model can choose by."""
+    from .accounts import Account, default_accounts
+    from .sandbox import DEFAULT_ACCOUNT, sandbox_accounts
+
+    served = sandbox_accounts(app)
+    described = {account.provider: account.description for account in served if account.name == DEFAULT_ACCOUNT}
+    defaults = [replace(account, description=described[account.provider]) for account in default_accounts(settings)]
+    further = [
+        Account(
+            name=account.name,
+            provider=account.provider,
+            description=f"another of the sandbox's {_SANDBOX_UNITS[account.provider]}, with its own generated "
+            f"contacts" + ("" if account.provider == "highlevel" else f"; dates in {account.timezone}"),
+            key=SecretStr(account.key),
+            base_url=account.base_url(SANDBOX_ROOT),
+            location_id=account.location_id,
+            company_id=account.company_id,
+            timezone=None if account.provider == "highlevel" else account.timezone,
+        )
+        for account in served
+        if account.name != DEFAULT_ACCOUNT
+    ]
+    return [*defaults, *further]
 
 
 def _serve(server: ContactsServer | None, settings: Settings, args: argparse.Namespace) -> int:

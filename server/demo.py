@@ -1,8 +1,9 @@
 """`contacts-mcp demo`: a guided tour of the server against the sandbox, over real stdio.
 
-It starts `contacts-mcp serve --sandbox` as a subprocess, connects the SDK's stdio client, and makes
-the calls an agent would make for the README's questions, printing each call and a compact result.
-It exits 0 only if every step worked, so it doubles as an end-to-end check of an installation.
+It starts `contacts-mcp serve --sandbox --accounts 2` as a subprocess (the sandbox with two further
+accounts of each vendor), connects the SDK's stdio client, and makes the calls an agent would make
+for the README's questions, printing each call and a compact result. It exits 0 only if every step
+worked, so it doubles as an end-to-end check of an installation.
 """
 
 from __future__ import annotations
@@ -21,6 +22,13 @@ from mcp_types import CallToolResult, TextContent
 from .app import SANDBOX_NOTE
 
 RESULT_CHARS = 400
+FURTHER_ACCOUNTS = 2
+"""Further sandbox accounts of each vendor the demo's server serves, for its question across accounts."""
+
+
+def server_command() -> list[str]:
+    """The server the demo starts: this Python's `contacts-mcp serve --sandbox --accounts 2`."""
+    return [sys.executable, "-m", "contacts_mcp", "serve", "--sandbox", "--accounts", str(FURTHER_ACCOUNTS)]
 
 
 class DemoFailed(Exception):
@@ -176,3 +184,37 @@ async def _steps(tour: _Tour, client: Client, today: datetime) -> None:
     fetched = await tour.call("Read the new lead back", "get_contact", {"contact_id": created["id"]})
     if fetched.get("emails") != ["demo.lead@example.com"]:
         raise DemoFailed(f"the new contact came back as {fetched}")
+
+    await _most_leads(tour)
+
+
+async def _most_leads(tour: _Tour) -> None:
+    """Which account got the most leads last week: one count per account, each in its own timezone (whose
+    "last week" is another one than UTC's for a few hours each Monday)."""
+    counted = await tour.call(
+        "Which account got the most leads last week? (one count per account, each in its own timezone)",
+        "list_contacts",
+        {"account": "*", "start_date": "last week", "count_only": True},
+    )
+    rows: list[dict[str, Any]] = counted.get("accounts", {}).get("rows", [])
+    if len(rows) < 2:
+        raise DemoFailed(f"the count across accounts answered {len(rows)} rows: {counted}")
+    totals: dict[str, int] = {}
+    for row in rows:
+        name = f"{row.get('account')} ({row.get('provider')})"
+        if not isinstance(row.get("total"), int):
+            raise DemoFailed(f"{name} was not counted: {row.get('error') or row}")
+        window: dict[str, Any] = row.get("range") or {}
+        today = str(window.get("today", ""))
+        if not today or not str(window.get("start", "")).startswith(last_week(datetime.fromisoformat(today))[0]):
+            raise DemoFailed(f"{name}'s 'last week' resolved to {window}, not the week before its today")
+        totals[name] = row["total"]
+        tour.say(f"   {name:<22} {row['total']:>4}   (last week in {window.get('timezone')})")
+    if counted.get("accounts", {}).get("note"):
+        tour.say(f"   ({counted['accounts']['note']})")
+    most = max(totals.values())
+    leaders = [name for name, total in totals.items() if total == most]
+    if len(leaders) == 1:
+        tour.say(f"   Answer: {leaders[0]} got the most leads last week, {most} of the {sum(totals.values())} counted.")
+    else:
+        tour.say(f"   Answer: {' and '.join(leaders)} tied for the most leads last week, {most} each.")

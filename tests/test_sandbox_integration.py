@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import socket
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +15,7 @@ from mcp import Client
 from pydantic import SecretStr
 
 from contacts_mcp.server.app import SANDBOX_NOTE, build_server
-from contacts_mcp.server.demo import run_demo
+from contacts_mcp.server.demo import run_demo, server_command
 from contacts_mcp.server.sandbox import (
     COMETLY_INACTIVE_KEY,
     SANDBOX_KEYS,
@@ -153,10 +152,10 @@ async def test_a_429_caused_by_someone_else_on_the_key_is_waited_out() -> None:
 async def test_the_demo_runs_the_tour_over_stdio_and_exits_0() -> None:
     out = io.StringIO()
 
-    status = await run_demo([sys.executable, "-m", "contacts_mcp", "serve", "--sandbox"], out=out)
+    status = await run_demo(server_command(), out=out)
 
     assert status == 0, out.getvalue()
-    assert "All 10 steps worked" in out.getvalue()
+    assert "All 11 steps worked" in out.getvalue()
 
 
 async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
