@@ -40,7 +40,14 @@ from mcp_types import CallToolResult, InputRequiredResult, TextContent
 from mcp_types import Tool as MCPTool
 from pydantic import AnyUrl, BaseModel, ValidationError
 
-from ..tools.contacts import WRITE_TOOLS, register_contact_tools, settle_account
+from ..tools.contacts import (
+    ALL_ACCOUNTS,
+    WRITE_TOOLS,
+    caller_accounts,
+    narrowed_schema,
+    register_contact_tools,
+    settle_account,
+)
 from ..tools.server import About, register_server_tools
 from .accounts import Account, default_accounts, load_accounts
 from .budgets import Budget, Budgets, BudgetSpec, check_overrides, fingerprint, open_budgets, wait_reporter
@@ -80,10 +87,19 @@ _ERROR_CLASS = re.compile(r"\[([a-z_]+)\]")
 
 @dataclass(frozen=True)
 class ToolScopes:
-    """The OAuth scope each tool needs: `write` for the tools that change contacts, `read` for every other."""
+    """The OAuth scope each tool needs (`write` for the tools that change contacts, `read` for every other) and,
+    with named accounts, the scope each account needs: `account_prefix` + its name (`account_prefix` + `*`: all).
+
+    Account scopes apply only with an accounts file, and then a token without one may use no account.
+    """
 
     read: str = "contacts:read"
     write: str = "contacts:write"
+    account_prefix: str = "contacts:account:"
+    accounts: tuple[str, ...] = ()
+    """The named accounts, in order; empty without an accounts file (no account scopes)."""
+    static_accounts: tuple[str, ...] | None = None
+    """The accounts the static token may use (`CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS`); None: every one."""
 
     def needed(self, tool: str) -> str:
         """The scope a token must hold to list or call `tool`."""
@@ -91,8 +107,37 @@ class ToolScopes:
 
     @property
     def all(self) -> list[str]:
-        """Every scope, read first: what the static token holds and what the server's metadata advertises."""
+        """The tool scopes, read first: a token needs one of them to reach any tool."""
         return [self.read, self.write]
+
+    def account(self, name: str) -> str:
+        """The scope that lets a token use the account `name` (`*`: every account)."""
+        return self.account_prefix + name
+
+    def usable(self, granted: Iterable[str]) -> frozenset[str] | None:
+        """The accounts a token holding `granted` may use; None when it may use every one (or no accounts file)."""
+        if not self.accounts:
+            return None
+        held = set(granted)
+        if self.account(ALL_ACCOUNTS) in held:
+            return None
+        return frozenset(name for name in self.accounts if self.account(name) in held)
+
+    @property
+    def static(self) -> list[str]:
+        """What the static token holds: both tool scopes and its accounts' scopes."""
+        if not self.accounts:
+            return self.all
+        names = [ALL_ACCOUNTS] if self.static_accounts is None else self.static_accounts
+        return [*self.all, *(self.account(name) for name in names)]
+
+    @property
+    def advertised(self) -> list[str]:
+        """What the resource metadata lists (and so what clients ask for): the tool scopes, then each account's
+        and the every-account scope; an issuer grants a user the ones it may have."""
+        if not self.accounts:
+            return self.all
+        return [*self.all, *(self.account(name) for name in self.accounts), self.account(ALL_ACCOUNTS)]
 
 
 def configured_providers(settings: Settings) -> list[type[Provider]]:
@@ -207,24 +252,54 @@ class ContactsServer(MCPServer[AppState]):
         """The providers each account name is an account of (`default` may be several's); empty without a file."""
         self.scopes = scopes or ToolScopes()
         """The scope each tool needs from a caller whose token is known (HTTP); stdio and in-memory have none."""
+        self.serving: dict[str, list[Account]] = {}
+        """With an accounts file, the accounts each tool with a `provider` serves, in order (`bind_accounts`)."""
         self.hidden = dict(hidden or {})
         """Tools this server has but does not serve, each with why (read-only mode, the allow-list)."""
         self.redactor = redactor
         self.sandbox = sandbox
         self.max_result_chars = max_result_chars
 
+    def bind_accounts(self, accounts: Sequence[Account]) -> None:
+        """Note which of `accounts` serve each registered tool: those of the providers its `provider` lists, and
+        for server_info every one."""
+        self.serving = {}
+        for tool in self._tool_manager.list_tools():
+            provider: Any = tool.parameters.get("properties", {}).get("provider", {})
+            offered: Any = cast(dict[str, Any], provider).get("enum") if isinstance(provider, dict) else None
+            if isinstance(offered, list) and accounts:
+                self.serving[tool.name] = [account for account in accounts if account.provider in offered]
+        if accounts and self._tool_manager.get_tool("server_info") is not None:
+            self.serving["server_info"] = list(accounts)  # it describes every account: a caller needs one
+
     async def list_tools(self) -> list[MCPTool]:
-        """Every tool, or over HTTP only those the caller's token has the scope for."""
+        """Every tool, or over HTTP those the caller's token has the scope for, each offering only the accounts
+        the token may use (a tool none of them serves is left out)."""
         tools = await super().list_tools()
         token = get_access_token()
         if token is None:
             return tools
-        return [tool for tool in tools if self.scopes.needed(tool.name) in token.scopes]
+        usable = self.scopes.usable(token.scopes)
+        shown: list[MCPTool] = []
+        for tool in tools:
+            if self.scopes.needed(tool.name) not in token.scopes:
+                continue
+            serving = self.serving.get(tool.name)
+            if usable is None or serving is None:
+                shown.append(tool)
+                continue
+            mine = [account for account in serving if account.name in usable]
+            if len(mine) < len(serving) and mine:
+                tool = tool.model_copy(update={"input_schema": narrowed_schema(tool.name, tool.input_schema, mine)})
+            if mine or tool.name == "server_info":  # kept, so a caller with no account learns why from its call
+                shown.append(tool)
+        return shown
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         token = get_access_token()
+        usable = self.scopes.usable(token.scopes) if token is not None else None
         over_http = context is not None and context.request_context.request is not None
         if token is not None and self.scopes.needed(name) not in token.scopes:
             # The HTTP gate answers 403 before this; kept so no path around it reaches a tool.
@@ -236,7 +311,11 @@ class ContactsServer(MCPServer[AppState]):
                 ),
             )
         else:
-            result = await self._call_tool(name, arguments, context)
+            restricted = caller_accounts.set(usable)
+            try:
+                result = await self._call_tool(name, arguments, context, usable)
+            finally:
+                caller_accounts.reset(restricted)
         if over_http or token is not None:
             self._audit(token, name, arguments, result)
         return result
@@ -263,6 +342,11 @@ class ContactsServer(MCPServer[AppState]):
             "provider": self._provider_of(name, arguments),
             "outcome": outcome,
         }
+        if self.accounts:  # with an accounts file: which account it used (or asked for)
+            answered: Any = result.structured_content if isinstance(result, CallToolResult) else None
+            used: Any = cast(dict[str, Any], answered).get("account") if isinstance(answered, dict) else None
+            given: Any = arguments.get("account")
+            line["account"] = _short(str(used or given), 80) if (used or given) is not None else None
         if name in WRITE_TOOLS:
             line["contact_id"] = None if contact_id is None else _short(str(contact_id), 200)
         audit_logger.info("%s", self.redactor.text(json.dumps(line, ensure_ascii=False)))
@@ -281,7 +365,11 @@ class ContactsServer(MCPServer[AppState]):
         return default if isinstance(default, str) else None
 
     async def _call_tool(
-        self, name: str, arguments: dict[str, Any], context: Context[AppState, Any] | None
+        self,
+        name: str,
+        arguments: dict[str, Any],
+        context: Context[AppState, Any] | None,
+        usable: frozenset[str] | None = None,
     ) -> CallToolResult | InputRequiredResult:
         if self._tool_manager.get_tool(name) is None:
             shown = self.redactor.text(name)  # whole, before it is cut for the message
@@ -296,6 +384,11 @@ class ContactsServer(MCPServer[AppState]):
         if self.redactor.found_in(arguments):
             return self._failure(name, _holding_secrets(self.redactor, arguments))
         tool = self._tool_manager.get_tool(name)
+        if tool is not None and usable is not None:
+            try:
+                arguments = self._within(tool, arguments, usable)
+            except ContactsError as exc:
+                return self._failure(name, exc)
         if self.accounts and tool is not None and "account" in tool.parameters.get("properties", {}):
             try:
                 arguments = settle_account(arguments, self.accounts)
@@ -340,10 +433,62 @@ class ContactsServer(MCPServer[AppState]):
         structured = None if result.structured_content is None else self.redactor.value(result.structured_content)
         return result.model_copy(update={"content": content, "structured_content": structured})
 
+    def _within(self, tool: Tool, arguments: Mapping[str, Any], usable: frozenset[str]) -> dict[str, Any]:
+        """The arguments of a call by a caller who may use only the accounts `usable`: its account (and provider)
+        filled in when left out, so the call goes to one of them, never to another's default.
+
+        Raises:
+            PermissionDenied: If the caller may use none of the accounts that serve the tool (or the provider).
+            ValidationFailed: If it names an account it may not use; the message lists only those it may.
+        """
+        serving = self.serving.get(tool.name)
+        if serving is None:
+            return dict(arguments)
+        mine = [each for each in serving if each.name in usable]
+        if not mine:
+            raise PermissionDenied(
+                f"This sign-in may use none of the accounts {tool.name} serves; ask the user to sign in again with "
+                f"access to one (a scope such as {self.scopes.account('NAME')}, granted by the operator). Nothing "
+                "was sent."
+            )
+        properties = tool.parameters.get("properties", {})
+        account, provider = arguments.get("account"), arguments.get("provider")
+        if account is None:
+            if provider is not None and provider not in {each.provider for each in serving}:
+                return dict(arguments)  # the tool's own validation refuses it, listing the providers
+            pick = next((each for each in mine if provider is None or each.provider == provider), None)
+            if pick is None:
+                others = ", ".join(dict.fromkeys(each.provider for each in mine))
+                raise PermissionDenied(
+                    f"This sign-in may use no {provider} account for {tool.name}; use provider {others} (or leave "
+                    "provider out). Nothing was sent."
+                )
+            filled = dict(arguments)
+            if "provider" in properties:
+                filled["provider"] = pick.provider
+            if "account" in properties:
+                filled["account"] = pick.name
+            return filled
+        if account == ALL_ACCOUNTS:
+            return dict(arguments)  # the fan-out counts only the caller's (`caller_accounts`)
+        names = list(dict.fromkeys(each.name for each in mine))
+        given = cast(list[Any], account) if isinstance(account, list) else [account]
+        if any(isinstance(name, str) and name not in names for name in given):
+            either = '; or "*", or a list of them' if "anyOf" in properties.get("account", {}) else ""
+            raise ValidationFailed(
+                f"Invalid arguments: account must be one of: {', '.join(names)}{either}; nothing was sent."
+            )
+        return dict(arguments)
+
     async def read_resource(
         self, uri: AnyUrl | str, context: Context[AppState, Any] | None = None
     ) -> Iterable[ReadResourceContents] | InputRequiredResult:
-        contents = await super().read_resource(uri, context)
+        token = get_access_token()
+        restricted = caller_accounts.set(self.scopes.usable(token.scopes) if token is not None else None)
+        try:
+            contents = await super().read_resource(uri, context)
+        finally:
+            caller_accounts.reset(restricted)
         if isinstance(contents, InputRequiredResult):
             return contents
         return [
@@ -578,7 +723,13 @@ def build_server(
         sandbox=sandbox,
         max_result_chars=settings.max_result_tokens * CHARS_PER_TOKEN,
         hidden=_hidden_tools(settings),
-        scopes=ToolScopes(read=settings.oauth_read_scope, write=settings.oauth_write_scope),
+        scopes=ToolScopes(
+            read=settings.oauth_read_scope,
+            write=settings.oauth_write_scope,
+            account_prefix=settings.oauth_account_scope_prefix,
+            accounts=tuple(dict.fromkeys(account.name for account in accounts or ())),
+            static_accounts=static_token_accounts(settings, accounts),
+        ),
         accounts={
             name: frozenset(account.provider for account in accounts or () if account.name == name)
             for name in {account.name for account in accounts or ()}
@@ -602,4 +753,35 @@ def build_server(
         only=settings.tools,
         accounts=accounts or (),
     )
+    server.bind_accounts(accounts or ())
     return server
+
+
+def static_token_accounts(settings: Settings, accounts: Sequence[Account] | None) -> tuple[str, ...] | None:
+    """The accounts the static token may use (`CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS`); None: every one.
+
+    Raises:
+        ConfigurationError: If the setting names an account there is not, or there is no token or accounts file.
+    """
+    given = settings.http_token_accounts
+    if given is None or given == [ALL_ACCOUNTS]:
+        return None
+    if settings.http_token is None:
+        raise ConfigurationError(
+            "CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS names the accounts the static token may use, but "
+            "CONTACTS_MCP_HTTP_TOKEN is not set; set both, or remove CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS"
+        )
+    names = list(dict.fromkeys(account.name for account in accounts or ()))
+    if not names:
+        raise ConfigurationError(
+            "CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS names accounts of an accounts file, but CONTACTS_MCP_ACCOUNTS_FILE is "
+            "not set; set it, or remove CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS"
+        )
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        shown = ", ".join(name[:40] for name in unknown[:5])
+        raise ConfigurationError(
+            f"CONTACTS_MCP_HTTP_TOKEN_ACCOUNTS names accounts there are not: {shown}; the accounts are: "
+            f"{', '.join(names)} (or * for every one)"
+        )
+    return tuple(dict.fromkeys(given))

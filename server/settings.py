@@ -288,6 +288,10 @@ class Settings(BaseSettings):
     """The scope a token needs for the read tools."""
     oauth_write_scope: str = "contacts:write"
     """The scope a token needs for create_contact and update_contact."""
+    oauth_account_scope_prefix: str = "contacts:account:"
+    """With an accounts file, a token may use the account NAME when it holds the scope PREFIX+NAME (PREFIX+`*`: all)."""
+    http_token_accounts: Annotated[list[str] | None, NoDecode] = None
+    """The accounts (comma-separated names) the static token may use; default: every account."""
     oauth_client_id: str | None = None
     """This server's client id at the issuer's introspection endpoint (RFC 7662), for opaque tokens."""
     oauth_client_secret: SecretStr | None = None
@@ -378,7 +382,7 @@ class Settings(BaseSettings):
         # falling back to the public URL.
         return value.strip() if value is not None else None
 
-    @field_validator("oauth_read_scope", "oauth_write_scope")
+    @field_validator("oauth_read_scope", "oauth_write_scope", "oauth_account_scope_prefix")
     @classmethod
     def _oauth_scope(cls, value: str) -> str:
         scope = value.strip()
@@ -401,7 +405,7 @@ class Settings(BaseSettings):
             return None
         return SecretStr(value.get_secret_value().strip())
 
-    @field_validator("tools", mode="before")
+    @field_validator("tools", "http_token_accounts", mode="before")
     @classmethod
     def _tools(cls, value: Any) -> Any:
         if isinstance(value, str):

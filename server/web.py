@@ -344,7 +344,7 @@ class OAuthGuard:
             {
                 "resource": self.config.resource,
                 "authorization_servers": [self.config.issuer],  # as given: RFC 8414 compares issuers exactly
-                "scopes_supported": scopes.all,
+                "scopes_supported": scopes.advertised,
                 "resource_name": "contacts-mcp",
             }
         )
@@ -431,7 +431,7 @@ class AuthGate:
         """Who holds `given`, or the 401/503 to answer."""
         if self._digest is not None and hmac.compare_digest(hashlib.sha256(given.encode()).digest(), self._digest):
             return AccessToken(
-                token="static", client_id=STATIC_SUBJECT, subject=STATIC_SUBJECT, scopes=self._scopes.all
+                token="static", client_id=STATIC_SUBJECT, subject=STATIC_SUBJECT, scopes=self._scopes.static
             )
         if self._oauth is None:
             return _unauthorized(given != "")

@@ -8,6 +8,8 @@ signatures at registration, and the `provider` annotation is a local of `registe
 import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
+from copy import deepcopy
 from typing import Annotated, Any, Literal, TypeVar
 
 import anyio
@@ -17,7 +19,14 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, JsonValu
 from pydantic_core import PydanticCustomError
 
 from ..server.accounts import Account
-from ..server.errors import ConfigurationError, ContactsError, InternalError, NotSupported, ValidationFailed
+from ..server.errors import (
+    ConfigurationError,
+    ContactsError,
+    InternalError,
+    NotSupported,
+    PermissionDenied,
+    ValidationFailed,
+)
 from ..server.paging import MAX_RESULTS, Progress, list_query, read_contacts, sort_of, sorted_query
 from ..server.providers import PROVIDERS
 from ..server.providers.base import ID_SOURCES, Capability, Provider
@@ -156,20 +165,37 @@ def provider_argument(tool: str, names: Sequence[str]) -> Any:
 
     return Annotated[
         str,
-        Field(
-            description=f"Which contact API to use: {' or '.join(names)}. Left out, {names[0]}"
-            + (f" (the first configured provider that offers {tool})." if len(names) > 1 else "."),
-            json_schema_extra={"enum": list(names)},
-        ),
+        Field(description=provider_description(tool, names), json_schema_extra={"enum": list(names)}),
         AfterValidator(configured),
     ]
+
+
+def provider_description(tool: str, names: Sequence[str]) -> str:
+    """What the `provider` argument of `tool` says, served by `names` (the first is the default)."""
+    return f"Which contact API to use: {' or '.join(names)}. Left out, {names[0]}" + (
+        f" (the first configured provider that offers {tool})." if len(names) > 1 else "."
+    )
+
+
+def account_description(accounts: Sequence[Account], *, fan_out: bool) -> str:
+    """What the `account` argument says: each of `accounts` described for the model, the first the default."""
+    listed = "; ".join(f"{account.name}: {account.description} ({account.provider})" for account in accounts)
+    text = (
+        f"Which named account to use: {listed}. Left out, {accounts[0].name}; given alone, it implies its "
+        "provider (a `provider` given too must be that account's)."
+    )
+    if fan_out:
+        text += (
+            ' With count_only, "*" (every account) or a list of names counts each account apart: one row per '
+            "account in `accounts`, for questions across accounts ('which account got the most leads last week?')."
+        )
+    return text
 
 
 def account_argument(tool: str, accounts: Sequence[Account]) -> Any:
     """The `account` argument's annotation: a string enum of the named accounts whose provider offers `tool`,
     each described so a model can pick (`acme-hl: Acme Dental's HighLevel location (highlevel)`)."""
     names = list(dict.fromkeys(account.name for account in accounts))  # `default` is each provider's
-    listed = "; ".join(f"{account.name}: {account.description} ({account.provider})" for account in accounts)
 
     def known(name: str) -> str:
         if name in names:
@@ -179,9 +205,7 @@ def account_argument(tool: str, accounts: Sequence[Account]) -> Any:
     return Annotated[
         str,
         Field(
-            description=f"Which named account to use: {listed}. Left out, {names[0]}; given alone, it implies its "
-            "provider (a `provider` given too must be that account's).",
-            json_schema_extra={"enum": list[JsonValue](names)},
+            description=account_description(accounts, fan_out=False), json_schema_extra={"enum": list[JsonValue](names)}
         ),
         AfterValidator(known),
     ]
@@ -197,7 +221,6 @@ MAX_FAN_OUT = 50
 def fan_out_argument(tool: str, accounts: Sequence[Account]) -> Any:
     """The `account` annotation of a fan-out tool: one name, `"*"` (every account) or a list of names."""
     names = list(dict.fromkeys(account.name for account in accounts))
-    listed = "; ".join(f"{account.name}: {account.description} ({account.provider})" for account in accounts)
 
     def known(value: str | list[str]) -> str | list[str]:
         given = [value] if isinstance(value, str) else value
@@ -208,20 +231,14 @@ def fan_out_argument(tool: str, accounts: Sequence[Account]) -> Any:
 
     return Annotated[
         str | list[str],
-        Field(
-            description=f"Which named account to use: {listed}. Left out, {names[0]}; given alone, it implies its "
-            'provider (a `provider` given too must be that account\'s). With count_only, "*" (every account) '
-            "or a list of names counts each account apart: one row per account in `accounts`, for questions "
-            "across accounts ('which account got the most leads last week?').",
-            json_schema_extra=_fan_out_schema(names),
-        ),
+        Field(description=account_description(accounts, fan_out=True), json_schema_extra=_fan_out_schema(names)),
         AfterValidator(known),
     ]
 
 
-def _fan_out_schema(names: list[str]) -> Callable[[dict[str, Any]], None]:
-    """Pydantic's `str | list[str]` schema with each branch's names (and `"*"`) as its enum."""
-    alternatives: list[JsonValue] = [
+def _fan_out_alternatives(names: Sequence[str]) -> list[JsonValue]:
+    """The `anyOf` of a fan-out `account`: one of `names` or `"*"`, or a list of `names`."""
+    return [
         {"type": "string", "enum": [*names, ALL_ACCOUNTS]},
         {
             "type": "array",
@@ -231,10 +248,44 @@ def _fan_out_schema(names: list[str]) -> Callable[[dict[str, Any]], None]:
         },
     ]
 
+
+def _fan_out_schema(names: list[str]) -> Callable[[dict[str, Any]], None]:
+    """Pydantic's `str | list[str]` schema with each branch's names (and `"*"`) as its enum."""
+    alternatives = _fan_out_alternatives(names)
+
     def edit(schema: dict[str, Any]) -> None:
         schema["anyOf"] = alternatives
 
     return edit
+
+
+caller_accounts: ContextVar[frozenset[str] | None] = ContextVar("caller_accounts", default=None)
+"""The named accounts the caller of this request may use (its token's account scopes); None: every one.
+
+Set by the server for each call and resource read; the tools read it where they pick an account (`source`,
+the fan-out), so no path reaches an account the caller may not use.
+"""
+
+
+def narrowed_schema(tool: str, schema: Mapping[str, Any], accounts: Sequence[Account]) -> dict[str, Any]:
+    """`schema`, a tool's input schema, offering only `accounts` (those of its accounts a caller may use, in
+    order): its `account` and `provider` enums, defaults and descriptions name no other."""
+    narrowed = deepcopy(dict(schema))
+    properties: dict[str, Any] = narrowed.get("properties", {})
+    providers = list(dict.fromkeys(account.provider for account in accounts))
+    names = list(dict.fromkeys(account.name for account in accounts))
+    if isinstance(properties.get("provider"), dict):
+        properties["provider"].update(
+            enum=providers, default=providers[0], description=provider_description(tool, providers)
+        )
+    if isinstance(properties.get("account"), dict):
+        account: dict[str, Any] = properties["account"]
+        account.update(default=names[0], description=account_description(accounts, fan_out=tool in FAN_OUT_TOOLS))
+        if "anyOf" in account:
+            account["anyOf"] = _fan_out_alternatives(names)
+        else:
+            account["enum"] = names
+    return narrowed
 
 
 def with_account_argument(fn: Callable[..., Any], tool: str, accounts: Sequence[Account]) -> None:
@@ -297,12 +348,19 @@ def source(ctx: ToolContext, provider: str, account: str | None) -> tuple[Provid
     app = ctx.request_context.lifespan_context
     if not app.accounts:
         return app.provider(provider), None
+    usable = caller_accounts.get()
+    if account is not None and usable is not None and account not in usable:
+        # The server fills in and checks a restricted caller's account before the tool runs; kept so no
+        # path around that reaches an account the caller may not use.
+        raise PermissionDenied(f"This sign-in may not use the account {account[:40]}; nothing was sent.")
     chosen = app.accounts.get((provider, account)) if account is not None else None
     if chosen is not None:
         return chosen, account
     for (owner, name), instance in app.accounts.items():
-        if owner == provider:
+        if owner == provider and (usable is None or name in usable):
             return instance, name
+    if usable is not None:
+        raise PermissionDenied(f"This sign-in may use no {provider[:40]} account; nothing was sent.")
     return app.provider(provider), None
 
 
@@ -602,7 +660,16 @@ async def _count_accounts(
             'Invalid arguments: account "*" or a list needs named accounts (an accounts file); nothing was sent.'
         )
     wanted = None if account == ALL_ACCOUNTS else set(account)
-    chosen = [(key, instance) for key, instance in app.accounts.items() if wanted is None or key[1] in wanted]
+    usable = caller_accounts.get()
+    if wanted is not None and usable is not None and not wanted <= usable:  # the server refuses these first
+        raise PermissionDenied("This sign-in may not use every account named; nothing was sent.")
+    chosen = [
+        (key, instance)
+        for key, instance in app.accounts.items()
+        if (wanted is None or key[1] in wanted) and (usable is None or key[1] in usable)
+    ]
+    if not chosen:
+        raise PermissionDenied("This sign-in may use none of this server's accounts; nothing was sent.")
     serving = [(key, instance) for key, instance in chosen if tool in type(instance).capabilities]
     served = {key for key, _ in serving}
     skipped = [f"{name} ({owner})" for (owner, name), _ in chosen if (owner, name) not in served]

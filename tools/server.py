@@ -7,7 +7,7 @@ use `from __future__ import annotations`: the SDK reads the signatures at regist
 """
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -19,13 +19,22 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from ..server.accounts import Account
-from ..server.budgets import Budgets
+from ..server.budgets import Budget
 from ..server.budgets.base import limits_text
 from ..server.errors import ContactsError
 from ..server.providers.base import Provider
 from ..server.providers.cometly import Cometly
 from ..server.state import AppState, SharedState
-from .contacts import READ, SERVER_TOOLS, ToolContext, answered_by, provider_argument, source, with_account_argument
+from .contacts import (
+    READ,
+    SERVER_TOOLS,
+    ToolContext,
+    answered_by,
+    caller_accounts,
+    provider_argument,
+    source,
+    with_account_argument,
+)
 from .models import CustomFields, iso_utc
 
 logger = logging.getLogger(__name__)
@@ -104,6 +113,9 @@ class ServerInfo(BaseModel):
     accounts: SkipJsonSchema[list[AccountInfo] | None] = Field(
         default=None,
         description="The named accounts, with their own budgets; present only when accounts are configured.",
+    )
+    account_access: SkipJsonSchema[str | None] = Field(
+        default=None, description="Present when this caller may use only some of the accounts: which, and why."
     )
 
 
@@ -197,7 +209,7 @@ def _custom_fields_resource(state: SharedState, names: Sequence[str], redact: Ca
     async def custom_fields() -> str:
         try:
             async with state.hold() as app:
-                found = [await app.provider(name).custom_fields() for name in names]
+                found = [await upstream.custom_fields() for upstream in _first_usable(app, names)]
         except ContactsError as exc:
             raise ResourceError(redact(exc.render())) from None
         return "[" + ",".join(fields.model_dump_json(exclude_none=True) for fields in found) + "]"
@@ -213,7 +225,26 @@ def _custom_fields_resource(state: SharedState, names: Sequence[str], redact: Ca
     )
 
 
-async def _budgets_left(budgets: Budgets) -> list[BudgetLeft]:
+def _first_usable(app: AppState, names: Sequence[str]) -> list[Provider]:
+    """Each provider of `names`'s first account the caller may use (`caller_accounts`); a provider without one
+    is left out. Every caller may use every account without an accounts file or account scopes."""
+    usable = caller_accounts.get()
+    if usable is None or not app.accounts:
+        return [app.provider(name) for name in names]
+    first: dict[str, Provider] = {}
+    for (owner, account), instance in app.accounts.items():
+        if owner in names and account in usable:
+            first.setdefault(owner, instance)
+    return [first[name] for name in names if name in first]
+
+
+def _usable(accounts: Sequence[Account]) -> list[Account]:
+    """The accounts of `accounts` the caller may use (`caller_accounts`)."""
+    usable = caller_accounts.get()
+    return [account for account in accounts if usable is None or account.name in usable]
+
+
+async def _budgets_left(budgets: Iterable[Budget]) -> list[BudgetLeft]:
     """Each budget's limits, as the upstream's headers have moved them, and what is left of it now."""
     left: list[BudgetLeft] = []
     for budget in budgets:
@@ -245,7 +276,7 @@ async def _accounts_info(app: AppState, accounts: Sequence[Account]) -> list[Acc
 def _accounts_resource(state: SharedState, accounts: Sequence[Account]) -> FunctionResource:
     async def listed() -> str:
         async with state.hold() as app:
-            found = await _accounts_info(app, accounts)
+            found = await _accounts_info(app, _usable(accounts))
         return "[" + ",".join(info.model_dump_json(exclude_none=True) for info in found) + "]"
 
     return FunctionResource.from_function(
@@ -270,34 +301,47 @@ def _server_info(
 
     async def server_info(ctx: ToolContext) -> ServerInfo:
         app = ctx.request_context.lifespan_context
-        budgets = await _budgets_left(app.budgets)
+        restricted = caller_accounts.get() is not None and bool(accounts)
+        reachable = _first_usable(app, [provider.name for provider in providers])
+        by_name = {upstream.name: upstream for upstream in reachable}
+        shown = [provider for provider in providers if provider.name in by_name]
+        mine = _usable(accounts)
+        if restricted:  # only the budgets of the accounts this caller may use, each set once
+            sets = [app.account_budgets.get((account.provider, account.name)) for account in mine]
+            budgets = await _budgets_left({id(b): b for found in sets if found is not None for b in found}.values())
+        else:
+            budgets = await _budgets_left(app.budgets)
+        cometly = by_name.get("cometly")
         return ServerInfo(
             name="contacts-mcp",
             version=about.version,
-            default_provider=providers[0].name,
+            default_provider=(shown or providers)[0].name,
             providers=[
                 ProviderInfo(
                     name=provider.name,
                     tools=served(provider),
-                    timezone=app.provider(provider.name).zone.key if "list_contacts" in provider.capabilities else None,
+                    timezone=by_name[provider.name].zone.key if "list_contacts" in provider.capabilities else None,
                 )
-                for provider in providers
+                for provider in shown
             ],
             read_only=about.read_only,
             sandbox=about.sandbox,
             max_result_tokens=about.max_result_tokens,
             shared_budgets=about.shared_budgets,
             budgets=budgets,
-            index=await _index_info(app),
-            accounts=await _accounts_info(app, accounts) if accounts else None,
+            index=await _index_info(cometly) if isinstance(cometly, Cometly) else None,
+            accounts=await _accounts_info(app, mine) if accounts else None,
+            account_access=f"This sign-in may use {len(mine)} of the server's {len(accounts)} accounts, those "
+            "listed in accounts; another needs the operator to grant it."
+            if restricted
+            else None,
         )
 
     return server_info
 
 
-async def _index_info(app: AppState) -> IndexInfo | None:
-    cometly = app.providers.get("cometly")
-    index = cometly.index if isinstance(cometly, Cometly) else None
+async def _index_info(cometly: Cometly) -> IndexInfo | None:
+    index = cometly.index
     if index is None:
         return None
     try:
