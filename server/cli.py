@@ -157,8 +157,15 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also date every contact to the day (about one list request per day of history)",
     )
-    actions.add_parser("status", help="where the index is, how many contacts it holds, how far it is synced")
-    actions.add_parser("forget", help="delete the index (it is built again by the next sync)")
+    status = actions.add_parser("status", help="where the index is, how many contacts it holds, how far it is synced")
+    for action in (sync, status):
+        action.add_argument(
+            "--account",
+            metavar="NAME",
+            help="the Cometly account to sync or show, by its name in the accounts file (CONTACTS_MCP_ACCOUNTS_FILE); "
+            "default: the environment's (COMETLY_API_KEY), named default",
+        )
+    actions.add_parser("forget", help="delete the index, every account's (it is built again by the next sync)")
     return parser
 
 
@@ -304,19 +311,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         sandbox: bool = getattr(args, "sandbox", False)
         _sandbox_account_count(args)  # a mistake stops here, before any setting is read
         settings = _sandbox_settings() if sandbox else load_settings()
+        loaded: list[Account] = []
         if settings.accounts_file is not None:  # read here too, so every account's key is kept out of the logs
             from .accounts import load_accounts
 
-            settings = settings.with_account_keys(
-                [account.key for account in load_accounts(settings.accounts_file, os.environ)]
-            )
+            loaded = load_accounts(settings.accounts_file, os.environ)
+            settings = settings.with_account_keys([account.key for account in loaded])
         redact_logs(Redactor(secrets_of(settings)))
         match args.command:
             case "index":
                 from .index import commands
 
+                indexed = _indexed_account(settings, getattr(args, "account", None), loaded)
                 action = {"sync": commands.sync, "status": commands.status, "forget": commands.forget}[args.action]
-                return anyio.run(action, settings, *((args.dates,) if args.action == "sync" else ()))
+                return anyio.run(action, indexed, *((args.dates,) if args.action == "sync" else ()))
             case "tools":
                 return anyio.run(_print_tools, settings, args.json, _sandboxed(settings, args) if sandbox else None)
             case "call":
@@ -335,6 +343,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIGURATION
     except KeyboardInterrupt:
         return 130
+
+
+def _indexed_account(settings: Settings, name: str | None, loaded: Sequence[Account]) -> Settings:
+    """The settings `index sync|status --account NAME` run on: `settings` themselves without `--account` or
+    for `default`, else as if the accounts file's Cometly account `name` were the one Space (`Account.apply`),
+    so the index entry and budgets are the ones a server with that file keeps for it (its key's fingerprint).
+
+    Raises:
+        ConfigurationError: If no Cometly account is named `name`, listing the ones there are.
+    """
+    from .accounts import default_account
+
+    if name is None:
+        return settings
+    environment = default_account(settings, "cometly")
+    cometly = [account for account in (environment, *loaded) if account is not None and account.provider == "cometly"]
+    found = next((account for account in cometly if account.name == name), None)
+    if found is not None:
+        return settings if found is environment else found.apply(settings)
+    other = next((account for account in loaded if account.name == name), None)
+    what = f"is a {other.provider} account; the index is Cometly's" if other else "names no Cometly account"
+    known = ", ".join(account.name for account in cometly) or "none"
+    where = "" if settings.accounts_file else " (no accounts file: CONTACTS_MCP_ACCOUNTS_FILE is not set)"
+    raise ConfigurationError(
+        f"contacts-mcp: index --account {name[:40]!r} {what}; the Cometly accounts: {known}{where}"
+    )
 
 
 def _leaves(group: BaseExceptionGroup[ConfigurationError]) -> list[ConfigurationError]:

@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import io
+import os
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
+from starlette.applications import Starlette
 
+from contacts_mcp.server.accounts import load_accounts
 from contacts_mcp.server.cli import main
 from contacts_mcp.server.index import commands
-from contacts_mcp.server.sandbox import SANDBOX_KEYS, sandbox_environment, sandbox_of
+from contacts_mcp.server.index.base import Store
+from contacts_mcp.server.index.service import open_store
+from contacts_mcp.server.sandbox import (
+    SANDBOX_KEYS,
+    SandboxAccount,
+    create_app,
+    sandbox_accounts,
+    sandbox_environment,
+    sandbox_of,
+)
 from contacts_mcp.server.settings import load_settings
-from tests.index.sync_support import space
+from tests.index.sync_support import NOW, UNLIMITED, space
 from tests.sandbox.serving import serve
 
 LIFTED = "cometly.list_contacts=100000/60,cometly.get_contact=100000/60"
@@ -144,3 +156,108 @@ def test_sync_on_a_terminal_draws_a_progress_bar(index_file: Path) -> None:
     assert status == 0
     assert "\r[" in err.getvalue()
     assert "ranges" in err.getvalue()
+
+
+# --- --account: any Cometly account of the accounts file ----------------------------------------------------------
+
+SPACES = [
+    SandboxAccount("eu-space", "cometly", contacts=40, timezone="Europe/Berlin"),
+    SandboxAccount("hl", "highlevel"),
+]
+"""A second Space, and a HighLevel location, besides the sandbox's default accounts."""
+
+
+@pytest.fixture(scope="module")
+def several() -> Iterator[tuple[str, Starlette]]:
+    app = create_app(contacts=30, now=NOW, rate_limits=UNLIMITED, accounts=SPACES)
+    try:
+        yield from ((root, app) for root in serve(app))
+    finally:
+        for account in sandbox_accounts(app):
+            sandbox_of(app, account.name).store.close()
+
+
+@pytest.fixture
+def accounts_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, several: tuple[str, Starlette], index_file: Path
+) -> Path:
+    """The environment's Space (the default one) and an accounts file naming the second Space and the location."""
+    root, app = several
+    for name, value in sandbox_environment(root).items():
+        if name.startswith("COMETLY_"):
+            monkeypatch.setenv(name, value)
+    space, location = (account for account in sandbox_accounts(app) if account.name != "default")
+    monkeypatch.setenv("BRAND_EU_KEY", space.key)
+    monkeypatch.setenv("ACME_HL_KEY", location.key)
+    path = tmp_path / "accounts.toml"
+    path.write_text(
+        f'[accounts.brand-eu]\nprovider = "cometly"\ndescription = "the EU brand"\napi_key_env = "BRAND_EU_KEY"\n'
+        f'base_url = "{space.base_url(root)}"\ntimezone = "Europe/Berlin"\n'
+        'rate_limits = { list_contacts = "100000/60", get_contact = "100000/60" }\n\n'
+        f'[accounts.acme-hl]\nprovider = "highlevel"\ndescription = "Acme"\napi_key_env = "ACME_HL_KEY"\n'
+        f'base_url = "{location.base_url(root)}"\nlocation_id = "{location.location_id}"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("CONTACTS_MCP_ACCOUNTS_FILE", str(path))
+    return path
+
+
+def test_sync_and_status_with_account_index_that_space_under_the_entry_a_server_keeps_for_it(
+    accounts_file: Path, several: tuple[str, Starlette], capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, app = several
+    held = len(sandbox_of(app, "eu-space").store.creation_times())
+
+    assert main(["index", "sync", "--account", "brand-eu"]) == 0
+    synced = capsys.readouterr().out
+    assert main(["index", "status", "--account", "brand-eu"]) == 0
+    theirs = capsys.readouterr().out
+    assert main(["index", "status"]) == 0
+    ours = capsys.readouterr().out
+
+    assert f"{held:,} contacts in the index" in synced
+    assert f"contacts:   {held:,}" in theirs
+    assert "backfill:   complete since" in theirs
+    assert "contacts:   0" in ours  # the environment's Space is not synced by it
+    [brand_eu] = [account for account in load_accounts(accounts_file, os.environ) if account.name == "brand-eu"]
+    assert anyio.run(_indexed_accounts, open_store(load_settings())) == [brand_eu.fingerprint]
+    assert os.environ["BRAND_EU_KEY"] not in synced + theirs
+
+
+async def _indexed_accounts(store: Store | None) -> list[str]:
+    assert store is not None
+    await store.open()
+    try:
+        return list(await store.accounts())
+    finally:
+        await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [("acme-hl", "is a highlevel account"), ("nobody", "names no Cometly account"), ("BRAND-EU", "names no")],
+)
+def test_account_that_is_not_a_cometly_one_is_refused_in_one_line_listing_those_there_are(
+    accounts_file: Path, name: str, said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for action in ("sync", "status"):
+        assert main(["index", action, "--account", name]) == 2
+
+        captured = capsys.readouterr()
+        [line] = captured.err.strip().splitlines()
+        assert said in line
+        assert line.endswith("the Cometly accounts: default, brand-eu")
+        assert captured.out == ""
+        assert os.environ["ACME_HL_KEY"] not in line
+
+
+def test_account_without_an_accounts_file_says_none_is_set(
+    index_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["index", "sync", "--account", "brand-eu"]) == 2
+
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == (
+        "contacts-mcp: index --account 'brand-eu' names no Cometly account; the Cometly accounts: default "
+        "(no accounts file: CONTACTS_MCP_ACCOUNTS_FILE is not set)"
+    )
