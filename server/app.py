@@ -356,7 +356,10 @@ class ContactsServer(MCPServer[AppState]):
         given = arguments.get("provider")
         if isinstance(given, str):
             return _short(given, 40)
-        owners = self.accounts.get(str(arguments.get("account")), frozenset[str]())
+        account = arguments.get("account")
+        if self.accounts and (account == ALL_ACCOUNTS or isinstance(account, list)):
+            return None  # several accounts, maybe of several providers: each row of the answer names its own
+        owners = self.accounts.get(str(account), frozenset[str]())
         if len(owners) == 1:  # a named account alone implies its provider
             return next(iter(owners))
         tool = self._tool_manager.get_tool(name)

@@ -220,7 +220,10 @@ async def test_a_call_leaving_the_account_out_goes_to_the_callers_first_account_
     ]
 
 
-async def test_counting_every_account_counts_only_the_callers(app: Starlette, accounts_file: Path) -> None:
+async def test_counting_every_account_counts_only_the_callers(
+    app: Starlette, accounts_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="contacts_mcp.audit")
     async with client_as(app, accounts_file, scopes_for("cometly-2", "clemta-2", "highlevel-2")) as (client, _):
         counted = await client.call_tool("list_contacts", {"account": "*", "count_only": True})
 
@@ -228,6 +231,8 @@ async def test_counting_every_account_counts_only_the_callers(app: Starlette, ac
     rows = counted.structured_content["accounts"]["rows"]
     assert [(row["account"], row["provider"]) for row in rows] == [("cometly-2", "cometly"), ("clemta-2", "clemta")]
     assert all(row.get("total") for row in rows)
+    [audited] = [json.loads(record.getMessage()) for record in caplog.records if record.name == "contacts_mcp.audit"]
+    assert (audited["account"], audited["provider"]) == ("*", None)  # each row names its own provider
     note = counted.structured_content["accounts"].get("note") or ""
     assert "default" not in note
     assert ALIAS not in note
