@@ -1,8 +1,10 @@
-"""The MCP server against the sandbox over real loopback HTTP: every tool, the error classes, the demo."""
+"""The MCP server against the sandbox over real loopback HTTP: every tool, the error classes.
+
+The demo's whole tour over stdio is tests/test_demo_accounts.py's.
+"""
 
 from __future__ import annotations
 
-import io
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,7 +17,6 @@ from mcp import Client
 from pydantic import SecretStr
 
 from contacts_mcp.server.app import SANDBOX_NOTE, build_server
-from contacts_mcp.server.demo import run_demo, server_command
 from contacts_mcp.server.sandbox import (
     COMETLY_INACTIVE_KEY,
     SANDBOX_KEYS,
@@ -147,15 +148,6 @@ async def test_a_429_caused_by_someone_else_on_the_key_is_waited_out() -> None:
 
         assert spent == [404, 404, 429]
         assert all(text_of(r).startswith("[not_found]") for r in results)
-
-
-async def test_the_demo_runs_the_tour_over_stdio_and_exits_0() -> None:
-    out = io.StringIO()
-
-    status = await run_demo(server_command(), out=out)
-
-    assert status == 0, out.getvalue()
-    assert "All 11 steps worked" in out.getvalue()
 
 
 async def test_sandbox_mode_marks_every_result_as_sandbox_data() -> None:
