@@ -30,7 +30,6 @@ from mcp.server.auth.provider import AccessToken
 from mcp_types import ReadResourceResult, TextResourceContents
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from contacts_mcp.server.app import build_server
 from contacts_mcp.server.errors import ConfigurationError
@@ -42,7 +41,7 @@ from tests.conftest import make_settings, text_of
 from tests.http_support import TOKEN
 from tests.startup_support import assert_refused_in_one_line, run_entry_point
 from tests.test_accounts_routing import ALIAS, ROOT
-from tests.test_oauth_http import ISSUER, free_socket
+from tests.test_oauth_http import ISSUER, Counted, free_socket
 
 pytestmark = pytest.mark.anyio
 
@@ -61,19 +60,6 @@ accounts_file = routing.accounts_file
 
 def scopes_for(*accounts: str) -> list[str]:
     return [READ, WRITE, *(f"contacts:account:{name}" for name in accounts)]
-
-
-class Counted:
-    """ASGI middleware counting the requests that reach the upstream (the sandbox)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        self.requests = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.requests += 1
-        await self.app(scope, receive, send)
 
 
 def settings_for(accounts_file: Path | None, **overrides: Any) -> Any:
