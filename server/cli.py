@@ -27,7 +27,7 @@ import textwrap
 from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import anyio
 from pydantic import SecretStr
@@ -51,8 +51,17 @@ SANDBOX_TOKEN_VARIABLE = "CONTACTS_MCP_SANDBOX_TOKEN"
 """The bearer token the sandbox's control routes require; without it one is generated when off loopback."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake on the command line is one line and exit 2, as every other start-up failure is:
+    what is wrong and where the help is, without argparse's usage block (the subcommands' parsers are of this
+    class too, `add_subparsers` makes them so)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_CONFIGURATION, f"{self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="contacts-mcp",
         description="An MCP server that gives AI agents typed tools over a company's contacts.",
     )

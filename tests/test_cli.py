@@ -173,3 +173,28 @@ def test_a_port_out_of_range_is_refused_before_anything_binds(command: str, caps
 
     assert exited.value.code == 2
     assert "99999" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["serve", "--transport", "bogus"], "invalid choice: 'bogus'"),
+        (["sandbox", "--accounts", "x"], "'x' is not a number of further accounts"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        (["index"], "the following arguments are required: ACTION"),
+        (["call"], "the following arguments are required: tool"),
+        (["serve", "--no-such-option"], "unrecognized arguments: --no-such-option"),
+    ],
+)
+def test_a_mistake_on_the_command_line_is_one_line_naming_it_and_the_help(
+    argv: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    assert exited.value.code == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()  # no usage block
+    assert named in line
+    assert line.endswith("--help`")
