@@ -308,7 +308,9 @@ def _server_info(
         mine = _usable(accounts)
         if restricted:  # only the budgets of the accounts this caller may use, each set once
             sets = [app.account_budgets.get((account.provider, account.name)) for account in mine]
-            budgets = await _budgets_left({id(b): b for found in sets if found is not None for b in found}.values())
+            budgets = await _budgets_left(
+                {id(budget): budget for found in sets if found is not None for budget in found}.values()
+            )
         else:
             budgets = await _budgets_left(app.budgets)
         cometly = by_name.get("cometly")
