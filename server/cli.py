@@ -331,7 +331,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             case "index":
                 from .index import commands
 
-                indexed = _indexed_account(settings, getattr(args, "account", None), loaded)
+                named: str | None = getattr(args, "account", None)
+                indexed = _indexed_account(settings, named, loaded)
+                if named is not None:
+                    print(f"account: {named} (cometly)", flush=True)  # whose index the lines below are
                 action = {"sync": commands.sync, "status": commands.status, "forget": commands.forget}[args.action]
                 return anyio.run(action, indexed, *((args.dates,) if args.action == "sync" else ()))
             case "tools":

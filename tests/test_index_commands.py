@@ -216,6 +216,9 @@ def test_sync_and_status_with_account_index_that_space_under_the_entry_a_server_
     ours = capsys.readouterr().out
 
     assert f"{held:,} contacts in the index" in synced
+    assert synced.startswith("account: brand-eu (cometly)\n")
+    assert theirs.startswith("account: brand-eu (cometly)\n")  # says whose index it shows
+    assert not ours.startswith("account:")
     assert f"contacts:   {held:,}" in theirs
     assert "backfill:   complete since" in theirs
     assert "contacts:   0" in ours  # the environment's Space is not synced by it
