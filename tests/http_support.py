@@ -5,14 +5,19 @@ from __future__ import annotations
 import os
 import re
 import resource
+import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Generator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+
+import anyio
+import uvicorn
+from starlette.types import ASGIApp
 
 ENTRY_POINT = Path(sys.executable).parent / "contacts-mcp"
 TOKEN = "test-token-0123456789abcdefghij"
@@ -33,6 +38,20 @@ class Served:
     @property
     def url(self) -> str:
         return self.root + self.path
+
+
+@asynccontextmanager
+async def uvicorn_on(app: ASGIApp, listener: socket.socket) -> AsyncGenerator[None]:
+    """`app` served in this process by uvicorn (its lifespan on) on `listener`, a bound, listening socket,
+    until the context exits; the listener is closed then. Connections made before it serves wait in the backlog."""
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on"))
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(server.serve, [listener])
+        try:
+            yield
+        finally:
+            server.should_exit = True
+    listener.close()
 
 
 def server_environment(extra: Mapping[str, str]) -> dict[str, str]:

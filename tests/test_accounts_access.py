@@ -17,11 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -34,13 +32,12 @@ from starlette.applications import Starlette
 from contacts_mcp.server.app import build_server
 from contacts_mcp.server.errors import ConfigurationError
 from contacts_mcp.server.oauth import OAuthConfig
-from contacts_mcp.server.sandbox import sandbox_settings
 from contacts_mcp.server.web import HttpOptions, http_app
 from tests import test_accounts_routing as routing
-from tests.conftest import make_settings, text_of
-from tests.http_support import TOKEN
+from tests.conftest import text_of
+from tests.http_support import TOKEN, uvicorn_on
 from tests.startup_support import assert_refused_in_one_line, run_entry_point
-from tests.test_accounts_routing import ALIAS, ROOT
+from tests.test_accounts_routing import ALIAS, settings_for
 from tests.test_oauth_http import ISSUER, Counted, free_socket
 
 pytestmark = pytest.mark.anyio
@@ -60,10 +57,6 @@ accounts_file = routing.accounts_file
 
 def scopes_for(*accounts: str) -> list[str]:
     return [READ, WRITE, *(f"contacts:account:{name}" for name in accounts)]
-
-
-def settings_for(accounts_file: Path | None, **overrides: Any) -> Any:
-    return make_settings(**{**sandbox_settings(ROOT), "index": "off", "accounts_file": accounts_file, **overrides})
 
 
 @contextmanager
@@ -286,16 +279,8 @@ async def serving_http(app: Starlette, accounts_file: Path, **overrides: Any) ->
     config = OAuthConfig.from_settings(settings)
     assert config is not None
     served = http_app(server, settings, HttpOptions(), verifier=TableVerifier(config))  # pyright: ignore[reportArgumentType]
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(served, log_config=None, log_level="warning", access_log=False, lifespan="on")
-    )
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(uvicorn_server.serve, [listener])
-        try:
-            yield url
-        finally:
-            uvicorn_server.should_exit = True
-    listener.close()
+    async with uvicorn_on(served, listener):
+        yield url
 
 
 async def http_tools(url: str, token: str) -> dict[str, Any]:

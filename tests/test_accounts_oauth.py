@@ -18,7 +18,6 @@ import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from starlette.applications import Starlette
@@ -28,9 +27,10 @@ from contacts_mcp.server.oauth import open_verifier
 from contacts_mcp.server.web import HttpOptions, http_app
 from tests import test_accounts_routing as routing
 from tests.conftest import text_of
+from tests.http_support import uvicorn_on
 from tests.oauth_support import MemoryTokenStorage, running_issuer
-from tests.test_accounts_access import account_names, settings_for
-from tests.test_accounts_routing import ALIAS
+from tests.test_accounts_access import account_names
+from tests.test_accounts_routing import ALIAS, settings_for
 from tests.test_oauth_e2e import Site, listen_on, oauth_client
 
 pytestmark = pytest.mark.anyio
@@ -63,17 +63,8 @@ async def serving(site: Site, app: Starlette, accounts_file: Path) -> AsyncGener
     server = build_server(settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
     async with open_verifier(settings) as verifier:
         served = http_app(server, settings, HttpOptions(), verifier=verifier)
-        listener = listen_on(site.port)
-        uvicorn_server = uvicorn.Server(
-            uvicorn.Config(served, log_config=None, log_level="warning", access_log=False, lifespan="on")
-        )
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(uvicorn_server.serve, [listener])
-            try:
-                yield site.url
-            finally:
-                uvicorn_server.should_exit = True
-        listener.close()
+        async with uvicorn_on(served, listen_on(site.port)):
+            yield site.url
 
 
 async def test_a_user_granted_one_account_sees_and_reaches_that_account_alone(

@@ -96,8 +96,13 @@ def accounts_file(app: Starlette, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     return path
 
 
+def settings_for(accounts_file: Path | None, **overrides: Any) -> Settings:
+    """The sandbox's settings (index off) with `accounts_file`, as the server reads them."""
+    return make_settings(**{**sandbox_settings(ROOT), "index": "off", "accounts_file": accounts_file, **overrides})
+
+
 def server_for(app: Starlette, accounts_file: Path | None, **overrides: Any) -> ContactsServer:
-    settings = make_settings(**{**sandbox_settings(ROOT), "index": "off", "accounts_file": accounts_file, **overrides})
+    settings = settings_for(accounts_file, **overrides)
     return build_server(settings, transport=lambda: httpx.ASGITransport(app=app), sandbox=True)
 
 

@@ -29,7 +29,6 @@ import httpx
 import httpx2
 import jwt
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric import rsa
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider
@@ -42,7 +41,7 @@ from contacts_mcp.server.oauth import open_verifier
 from contacts_mcp.server.sandbox import create_app, sandbox_settings
 from contacts_mcp.server.web import HttpOptions, http_app
 from tests.conftest import make_settings, text_of
-from tests.http_support import ENTRY_POINT, TOKEN, server_environment
+from tests.http_support import ENTRY_POINT, TOKEN, server_environment, uvicorn_on
 from tests.oauth_support import REDIRECT_URI, MemoryTokenStorage, RunningIssuer, running_issuer
 from tests.test_oauth_http import INITIALIZE, MCP_HEADERS, NEW_CONTACT, Counted, bearer, call, challenge, sse_result
 
@@ -107,17 +106,8 @@ async def serving(site: Site) -> AsyncGenerator[Served]:
     server = build_server(settings, transport=lambda: httpx.ASGITransport(app=upstream), sandbox=True)
     async with open_verifier(settings) as verifier:
         app = http_app(server, settings, HttpOptions(), verifier=verifier)
-        listener = listen_on(site.port)
-        uvicorn_server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
-        )
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(uvicorn_server.serve, [listener])
-            try:
-                yield Served(url=site.url, upstream=upstream)
-            finally:
-                uvicorn_server.should_exit = True
-        listener.close()
+        async with uvicorn_on(app, listen_on(site.port)):
+            yield Served(url=site.url, upstream=upstream)
 
 
 def oauth_client(site: Site, storage: MemoryTokenStorage) -> OAuthClientProvider:

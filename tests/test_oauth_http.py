@@ -16,11 +16,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import anyio
 import httpx
 import httpx2
 import pytest
-import uvicorn
 from mcp import Client
 from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
@@ -36,7 +34,7 @@ from contacts_mcp.server.oauth import IssuerUnavailable, OAuthConfig
 from contacts_mcp.server.sandbox import create_app, sandbox_settings
 from contacts_mcp.server.web import HttpOptions, allowed_authorities, http_app
 from tests.conftest import make_settings, text_of
-from tests.http_support import TOKEN
+from tests.http_support import TOKEN, uvicorn_on
 
 pytestmark = pytest.mark.anyio
 
@@ -141,16 +139,8 @@ async def running(options: HttpOptions | None = None, **overrides: Any) -> Async
     assert config is not None
     verifier = FakeVerifier(config)
     app = http_app(server, settings, options, verifier=verifier)  # pyright: ignore[reportArgumentType]
-    uvicorn_server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="on")
-    )
-    async with anyio.create_task_group() as tasks:
-        tasks.start_soon(uvicorn_server.serve, [listener])  # connections wait in the backlog until it serves
-        try:
-            yield Running(url=url, upstream=upstream, verifier=verifier)
-        finally:
-            uvicorn_server.should_exit = True
-    listener.close()
+    async with uvicorn_on(app, listener):
+        yield Running(url=url, upstream=upstream, verifier=verifier)
 
 
 def bearer(token: str) -> dict[str, str]:

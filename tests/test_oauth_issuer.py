@@ -88,14 +88,9 @@ def test_a_public_client_registers_dynamically_with_a_loopback_redirect(issuer: 
     assert "client_secret" not in registered
 
 
-def test_code_flow_with_pkce_and_a_resource_gives_a_jwt_for_that_resource_with_what_was_granted(
-    issuer: RunningIssuer,
-) -> None:
-    client_id = str(issuer.register_client(redirect_uris=[LOOPBACK_REDIRECT])["client_id"])
-    verifier, challenge = new_pkce()
-
-    code, state = issuer.authorize(authorization_url(issuer, client_id, challenge), subject="alice")
-    response = httpx.post(
+def redeem(issuer: RunningIssuer, client_id: str, code: str, verifier: str) -> httpx.Response:
+    """The token endpoint's answer to `code` with the PKCE `verifier`, for the resource server's resource."""
+    return httpx.post(
         issuer.endpoint("token"),
         data={
             "grant_type": "authorization_code",
@@ -106,6 +101,16 @@ def test_code_flow_with_pkce_and_a_resource_gives_a_jwt_for_that_resource_with_w
             "resource": RESOURCE,
         },
     )
+
+
+def test_code_flow_with_pkce_and_a_resource_gives_a_jwt_for_that_resource_with_what_was_granted(
+    issuer: RunningIssuer,
+) -> None:
+    client_id = str(issuer.register_client(redirect_uris=[LOOPBACK_REDIRECT])["client_id"])
+    verifier, challenge = new_pkce()
+
+    code, state = issuer.authorize(authorization_url(issuer, client_id, challenge), subject="alice")
+    response = redeem(issuer, client_id, code, verifier)
 
     assert state == "state-1"
     assert response.status_code == 200, response.text
@@ -133,17 +138,7 @@ def test_an_authorization_without_pkce_is_refused_and_a_wrong_verifier_gets_no_t
 
     _, challenge = new_pkce()
     code, _ = issuer.authorize(authorization_url(issuer, client_id, challenge))
-    response = httpx.post(
-        issuer.endpoint("token"),
-        data={
-            "grant_type": "authorization_code",
-            "code": code,
-            "redirect_uri": LOOPBACK_REDIRECT,
-            "client_id": client_id,
-            "code_verifier": new_pkce()[0],
-            "resource": RESOURCE,
-        },
-    )
+    response = redeem(issuer, client_id, code, new_pkce()[0])
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_grant"
 
