@@ -268,10 +268,10 @@ async def test_a_list_call_narrows_what_later_reads_say_about_its_contacts_sign_
     read = await served.call("get_contact", {"contact_id": first["id"]})
 
     assert read.structured_content is not None, text_of(read)
-    assert read.structured_content["created_between"] == {
-        "start": "2026-11-16T00:00:00Z",
-        "end": "2026-11-22T23:59:59Z",
-    }
+    between = read.structured_content["created_between"]
+    # Within the week listed: what the list proved is kept. The index's own sync, dating contacts to the day in
+    # the background, may have narrowed it further by the time of the read (seen on a loaded machine).
+    assert "2026-11-16T00:00:00Z" <= between["start"] <= between["end"] <= "2026-11-22T23:59:59Z", between
 
 
 async def test_tool_calls_keep_two_thirds_of_a_busy_budget_while_the_sync_runs(tmp_path: Path) -> None:
